@@ -1,0 +1,46 @@
+# Every target brings its own virtualenv, so a fresh clone needs nothing but python3.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
+
+.PHONY: run emulator test test-py test-js bench lint system-deps clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	$(PY) -m voicebridge serve --host $(HOST) --port $(PORT)
+
+emulator: $(VENV)/.runtime
+	$(PY) -m voicebridge emulator --host $(HOST) --port $${EMULATOR_PORT:-8765}
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: $(VENV)/.dev system-deps test-js test-py
+
+test-js:
+	@if [ -d tests/js ]; then node --test tests/js/; fi
+
+test-py: $(VENV)/.dev
+	$(PY) -m pytest
+
+bench: $(VENV)/.dev system-deps
+	$(PY) -m benchmarks
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -1,0 +1,202 @@
+"""Configuration: one typed, immutable object read once from the environment.
+
+The lab's variable names are kept (AZURE_VOICE_LIVE_*, VOICE_LIVE_*) so its users feel at home; the
+bridge's own knobs are VOICEBRIDGE_*. A bad value stops startup with a message that names the variable
+and what it accepts, instead of failing later inside a conversation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+# Voices the realtime models offer by name; anything with a dash is an Azure neural voice.
+OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse")
+_AZURE_VOICE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)+(:[A-Za-z0-9]+)?$")
+TELEMETRY_MODES = ("", "console", "none")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a helpful, friendly voice assistant. Keep answers short and conversational, "
+    "and stop talking as soon as the user interrupts."
+)
+
+# The browser contract caps a frame at 1 MiB (close 1009 beyond it).
+MAX_FRAME_BYTES = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; the message is meant for the operator."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Voice Live
+    endpoint: str | None = None
+    api_key: str | None = None
+    model: str = "gpt-realtime"
+    voice: str = "en-US-AvaNeural"
+    instructions: str = DEFAULT_INSTRUCTIONS
+    api_version: str | None = None
+    transcription_model: str = "azure-speech"
+    vad_threshold: float = 0.5
+    vad_prefix_padding_ms: int = 300
+    vad_silence_duration_ms: int = 500
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 256
+    max_sessions: int = 200
+    log_level: str = "INFO"
+
+    # Resilience
+    connect_timeout_s: float = 10.0
+    reconnect_window_s: float = 30.0
+    drain_timeout_s: float = 10.0
+
+    # Built-in emulator (used when no endpoint is configured)
+    emulator_port: int = 0
+
+    # Azure operations (Key Vault, managed identity, telemetry)
+    key_vault_endpoint: str | None = None
+    key_vault_secret_name: str = "voice-live-api-key"
+    client_id: str | None = None
+    appinsights_connection_string: str | None = None
+    telemetry: str = ""
+    telemetry_transcripts: bool = False
+
+    @property
+    def use_emulator(self) -> bool:
+        return not self.endpoint
+
+    @property
+    def voice_is_azure(self) -> bool:
+        return "-" in self.voice
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        env = _Env(environ)
+        settings = cls(
+            endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
+            api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
+            model=env.text("VOICE_LIVE_MODEL") or cls.model,
+            voice=env.choice_voice("VOICE_LIVE_VOICE", cls.voice),
+            instructions=env.text("VOICE_LIVE_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
+            api_version=env.text("VOICE_LIVE_API_VERSION"),
+            transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or cls.transcription_model,
+            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, cls.vad_threshold, 0.0, 1.0),
+            vad_prefix_padding_ms=env.number(
+                "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, cls.vad_prefix_padding_ms, 0, 5000
+            ),
+            vad_silence_duration_ms=env.number(
+                "VOICE_LIVE_VAD_SILENCE_DURATION_MS", int, cls.vad_silence_duration_ms, 50, 10000
+            ),
+            host=env.text("VOICEBRIDGE_HOST") or cls.host,
+            port=env.number("PORT", int, cls.port, 0, 65535),
+            threads=env.number("VOICEBRIDGE_THREADS", int, cls.threads, 4, 4096),
+            max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, cls.max_sessions, 1, 100000),
+            log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, cls.log_level, upper=True),
+            connect_timeout_s=env.number(
+                "VOICEBRIDGE_CONNECT_TIMEOUT_SECONDS", float, cls.connect_timeout_s, 0.5, 120.0
+            ),
+            reconnect_window_s=env.number(
+                "VOICEBRIDGE_RECONNECT_SECONDS", float, cls.reconnect_window_s, 0.0, 600.0
+            ),
+            drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, cls.drain_timeout_s, 0.5, 230.0),
+            emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, cls.emulator_port, 0, 65535),
+            key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
+            key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", cls.key_vault_secret_name),
+            client_id=env.text("AZURE_CLIENT_ID"),
+            appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, cls.telemetry),
+            telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", cls.telemetry_transcripts),
+        )
+        return settings
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+class _Env:
+    """Typed accessors that turn a bad value into a SettingsError naming the variable."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def url(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme not in ("https", "http") or not parsed.netloc:
+            raise SettingsError(name, f"must be an http(s) URL such as https://<name>.services.ai.azure.com/, got {value!r}")
+        return value
+
+    def number(self, name: str, kind: Callable[[str], T], default: T, low: T, high: T) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be a {kind.__name__} between {low} and {high}, got {raw!r}") from None
+        if not low <= value <= high:  # type: ignore[operator]
+            raise SettingsError(name, f"must be between {low} and {high}, got {raw!r}")
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            shown = ", ".join(a for a in allowed if a) or "(empty)"
+            raise SettingsError(name, f"must be one of {shown}, got {raw!r}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+    def choice_voice(self, name: str, default: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if "-" in raw:
+            if _AZURE_VOICE.match(raw):
+                return raw
+            raise SettingsError(name, f"an Azure voice looks like en-US-AvaNeural, got {raw!r}")
+        if raw.lower() in OPENAI_VOICES:
+            return raw.lower()
+        raise SettingsError(
+            name, f"must be an Azure voice name (like en-US-AvaNeural) or one of {', '.join(OPENAI_VOICES)}, got {raw!r}"
+        )
+
+    def secret_name(self, name: str, default: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if not re.fullmatch(r"[0-9A-Za-z-]{1,127}", raw):
+            raise SettingsError(name, f"a Key Vault secret name uses letters, digits and dashes, got {raw!r}")
+        return raw
