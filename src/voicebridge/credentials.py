@@ -19,6 +19,10 @@ log = logging.getLogger("voicebridge.credentials")
 Credential = AzureKeyCredential | AsyncTokenCredential
 
 
+class CredentialError(Exception):
+    """No usable credential; the message is for a person (names the vault, identity and missing role)."""
+
+
 class CredentialProvider(Protocol):
     source: str
 
