@@ -7,7 +7,7 @@ real CLIs. azdeploy.sh, the preprovision hook and scripts/rollout.sh run for rea
 
 from __future__ import annotations
 
-from conftest import REPO
+from infra_helpers import REPO
 
 PROVIDERS = 7
 ENV_VALUES = {

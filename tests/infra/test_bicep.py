@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from conftest import body
+from infra_helpers import body
 
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 KV_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
@@ -256,7 +256,7 @@ def test_outputs_give_azd_and_the_scripts_what_they_read_and_no_secret(bicep):
 
 
 def test_parameters_file_feeds_every_required_parameter(bicep):
-    from conftest import INFRA
+    from infra_helpers import INFRA
 
     values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     declared = bicep["main.bicep"]["parameters"]

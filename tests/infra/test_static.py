@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import INFRA, REPO, tool
+from infra_helpers import INFRA, REPO, tool
 from packaging.requirements import Requirement
 
 SCHEMA = REPO.parent / "shared" / "schemas" / "azure.yaml.json"

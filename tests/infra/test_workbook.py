@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import INFRA
+from infra_helpers import INFRA
 
 from voicebridge.telemetry import METRICS
 
