@@ -62,8 +62,8 @@ class Emulator:
 
     async def _shutdown(self) -> None:
         self._stopping = True
-        for session in list(self._live.values()):
-            await session.ws.close(code=1001, message=b"emulator stopping")
+        await asyncio.gather(*(s.ws.close(code=1001, message=b"emulator stopping") for s in list(self._live.values())),
+                             return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -107,7 +107,7 @@ class Emulator:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-        self._thread = None
+        self._thread = self._loop = None
 
     # ---- API for tests and the bridge (any thread) -----------------------------------------------
 

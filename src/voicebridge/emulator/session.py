@@ -192,7 +192,8 @@ class EmulatedSession:
     def drop(self) -> None:
         """Vanish without a close frame, like a network failure."""
         self.dropped = True
-        self.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
 
     async def run(self) -> None:
         self.emit("session.created", session=self.record.config)
@@ -246,7 +247,10 @@ class EmulatedSession:
             return
         self._record_event(event, pcm)
         try:
-            handler(pcm) if pcm is not None else handler(event)
+            if pcm is not None:
+                self.on_append(pcm)
+            else:
+                handler(event)
         except ProtocolError as exc:
             self.error(exc.message, exc.code, exc.param, event_id)
 
