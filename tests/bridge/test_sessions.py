@@ -62,16 +62,18 @@ def test_two_tabs_are_isolated(tabs, emulator):
     first, second = ready_tab(tabs), ready_tab(tabs)
     said_first = speech(600, seed=11)
     said_second = speech(900, seed=12)
-    first.speak(silence(100) + said_first + silence(900))
-    second.speak(silence(100) + said_second + silence(900))
+    sent_first = silence(100) + said_first + silence(900)
+    sent_second = silence(100) + said_second + silence(900)
+    first.speak(sent_first)
+    second.speak(sent_second)
     done = {}
     for name, tab in (("first", first), ("second", second)):
         done[name] = tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 15)
     heard_first = first.audio()
     heard_second = second.audio()
     assert heard_first and heard_second
-    assert heard_first in said_first and heard_first not in said_second
-    assert heard_second in said_second and heard_second not in said_first
+    assert heard_first in sent_first and heard_first not in sent_second
+    assert heard_second in sent_second and heard_second not in sent_first
     assert {m["item_id"] for m in first.of_type("audio")}.isdisjoint({m["item_id"] for m in second.of_type("audio")})
 
 
