@@ -55,11 +55,3 @@ def tabs(app: AppProcess) -> Iterator:
     yield open_tab
     for tab in opened:
         tab.close()
-
-
-@pytest.fixture
-def open_sessions(emulator: Emulator):
-    def count() -> int:
-        return sum(1 for s in emulator.sessions() if s.open)
-
-    return count
