@@ -200,14 +200,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def build_provider(settings: Settings, emulator_key: str | None = None) -> CredentialProvider:
-    provider: CredentialProvider
+    """The first usable source in the documented order; the caller logs `provider.source` at startup."""
     if emulator_key is not None:
-        provider = StaticKeyProvider(emulator_key, "built-in emulator key")
-    elif settings.api_key:
-        provider = StaticKeyProvider(settings.api_key, "AZURE_VOICE_LIVE_API_KEY setting")
-    elif settings.key_vault_endpoint:
-        provider = KeyVaultProvider(settings, default_identity(settings.client_id))
-    else:
-        provider = EntraIdProvider(default_identity(settings.client_id), identity_name(settings.client_id))
-    log.info("event=credentials.source source=%r", provider.source)
-    return provider
+        return StaticKeyProvider(emulator_key, "built-in emulator key")
+    if settings.api_key:
+        return StaticKeyProvider(settings.api_key, "AZURE_VOICE_LIVE_API_KEY setting")
+    if settings.key_vault_endpoint:
+        return KeyVaultProvider(settings, default_identity(settings.client_id))
+    return EntraIdProvider(default_identity(settings.client_id), identity_name(settings.client_id))
