@@ -27,6 +27,7 @@ log = logging.getLogger("voicebridge.credentials")
 
 Credential = AzureKeyCredential | AsyncTokenCredential
 SECRETS_ROLE = "Key Vault Secrets User"
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 
 
 class CredentialError(Exception):
@@ -52,6 +53,23 @@ class StaticKeyProvider:
 
     async def get(self) -> Credential:
         return self._credential
+
+    async def on_unauthorized(self) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+
+class UnusableProvider:
+    """A configuration that can never authenticate: every session start reports why, in words."""
+
+    def __init__(self, problem: str, source: str):
+        self._problem = problem
+        self.source = source
+
+    async def get(self) -> Credential:
+        raise CredentialError(self._problem)
 
     async def on_unauthorized(self) -> bool:
         return False
@@ -203,6 +221,14 @@ def build_provider(settings: Settings, emulator_key: str | None = None) -> Crede
     """The first usable source in the documented order; the caller logs `provider.source` at startup."""
     if emulator_key is not None:
         return StaticKeyProvider(emulator_key, "built-in emulator key")
+    if settings.api_key and settings.api_key.startswith(KEY_VAULT_REFERENCE):
+        # App Service leaves the reference text in place when it cannot resolve it; never send that as a key.
+        return UnusableProvider(
+            f"AZURE_VOICE_LIVE_API_KEY still holds the Key Vault reference {settings.api_key}: App Service could not "
+            f"resolve it. Give the app's keyVaultReferenceIdentity the '{SECRETS_ROLE}' role on the vault, or unset "
+            "AZURE_VOICE_LIVE_API_KEY and set AZURE_KEY_VAULT_ENDPOINT so the app reads the secret itself.",
+            "AZURE_VOICE_LIVE_API_KEY setting (unresolved Key Vault reference)",
+        )
     if settings.api_key:
         return StaticKeyProvider(settings.api_key, "AZURE_VOICE_LIVE_API_KEY setting")
     if settings.key_vault_endpoint:

@@ -136,6 +136,14 @@ def test_credential_order(settings, emulator_key, kind, source):
         asyncio.run(provider.close())
 
 
+def test_unresolved_app_service_key_vault_reference_is_never_sent_as_a_key():
+    reference = f"@Microsoft.KeyVault(SecretUri={VAULT}secrets/voice-live-api-key/)"
+    provider = build_provider(Settings(api_key=reference, key_vault_endpoint=VAULT))
+    with pytest.raises(CredentialError, match="could not resolve it.*'Key Vault Secrets User' role"):
+        asyncio.run(provider.get())
+    assert asyncio.run(provider.on_unauthorized()) is False
+
+
 def test_key_vault_secret_is_used_and_reread_after_401(caplog):
     caplog.set_level(logging.INFO, "voicebridge.credentials")
     vault = StandInVault({"voice-live-api-key": "key-one"})
