@@ -46,7 +46,7 @@ def configure(settings: Settings) -> str:
     Call it in the process that serves (the gunicorn worker): exporters run background threads,
     which do not survive a fork.
     """
-    global _mode
+    global _mode, _instruments
     if _mode is None:
         console = settings.telemetry == "console"
         if settings.telemetry == "none":
@@ -59,7 +59,7 @@ def configure(settings: Settings) -> str:
             _mode = "console"
         else:
             _mode = "off"
-        reset_instruments()
+        _instruments = None  # re-create them on the providers just installed
     return _mode
 
 
@@ -100,7 +100,7 @@ def _configure_azure_monitor(connection_string: str, console: bool) -> None:
         # A session makes a handful of spans, so keep them all: the distro's default rate-limited sampler
         # drops the first traces after start. OTEL_TRACES_SAMPLER (e.g. a fixed percentage) still wins.
         sampling_ratio=1.0,
-        # The app is created before this runs, so instrument_app() instruments it instead of a patched class.
+        # app.py bound flask.Flask at import, before the distro could patch it: instrument_app() does it instead.
         instrumentation_options={"flask": {"enabled": False}},
         span_processors=[spans] if spans else [],
         metric_readers=[reader] if reader else [],

@@ -64,9 +64,12 @@ def test_off_installs_nothing(env):
     assert "voicebridge.session" not in out and "INGEST" not in out
 
 
-def test_azure_monitor_exports_to_the_connection_strings_endpoint():
-    out = run_child(APPLICATIONINSIGHTS_CONNECTION_STRING=CONNECTION_STRING)
-    assert line(out, "MODE") == "azure-monitor"
+@pytest.mark.parametrize("console", ["", "console"])
+def test_azure_monitor_exports_to_the_connection_strings_endpoint(console):
+    out = run_child(APPLICATIONINSIGHTS_CONNECTION_STRING=CONNECTION_STRING, VOICEBRIDGE_TELEMETRY=console)
+    assert line(out, "MODE") == ("azure-monitor+console" if console else "azure-monitor")
+    printed = "\n".join(text for text in out.splitlines() if not text.startswith("INGEST "))
+    assert ('"name": "voicebridge.session"' in printed) is bool(console), "console output only when asked for"
     posts = [text.split(" ", 2) for text in out.splitlines() if text.startswith("INGEST ")]
     track = INGESTION + "/v2.1/track"
     items = [item for _, url, body in posts if url == track for item in json.loads(body)]
