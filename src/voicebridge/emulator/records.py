@@ -1,0 +1,114 @@
+"""What the emulator knows and shows: its fault knobs and a thread-safe record of every session."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    required_key: str | None = None  # only this api-key / bearer token is accepted; None = any credential
+    reject_auth: bool = False  # every handshake gets HTTP 401
+    drop_after_s: float | None = None  # abort each connection this long after it opened (no close frame)
+    latency_ms: float = 0  # one-way delay before every server event, order preserved
+    pace: float = 1.0  # seconds of wall clock per second of reply audio; 0 = as fast as possible
+    # Recording bounds keep a long-running session (`make run`, benchmarks) from growing without limit.
+    record_max_audio_s: float = 120.0
+    record_max_events: int = 20_000
+
+    def __post_init__(self):
+        for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events"):
+            value = getattr(self, name)
+            if value is None and name == "drop_after_s":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"EmulatorConfig.{name} must be a number >= 0, got {value!r}")
+        if self.required_key is not None and not isinstance(self.required_key, str):
+            raise ValueError("EmulatorConfig.required_key must be a string or None")
+        if not isinstance(self.reject_auth, bool):
+            raise ValueError("EmulatorConfig.reject_auth must be true or false")
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    def updated(self, **changes) -> EmulatorConfig:
+        unknown = set(changes) - self.field_names()
+        if unknown:
+            raise ValueError(f"unknown emulator setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    id: str
+    open: bool = True
+    closed_by_client: bool = False
+    config: dict = field(default_factory=dict)
+    events_received: list[dict] = field(default_factory=list)
+    audio_received: bytes = b""
+    truncations: list[dict] = field(default_factory=list)
+    responses: list[dict] = field(default_factory=list)
+    model: str | None = None
+    credential: str = ""  # "api-key" or "bearer": which kind the client authenticated with
+    events_dropped: int = 0  # client events not recorded because record_max_events was reached
+
+
+class Registry:
+    """All session records behind one re-entrant Condition, notified on every change.
+
+    Re-entrant so that a `wait_until` predicate may itself call `snapshot()`.
+    """
+
+    def __init__(self):
+        self.cond = threading.Condition(threading.RLock())
+        self._live: list[SessionRecord] = []
+        self._audio: dict[str, bytearray] = {}
+        self._cache: dict[str, tuple[int, SessionRecord]] = {}
+        self._versions: dict[str, int] = {}
+
+    def add(self, record: SessionRecord) -> None:
+        with self.changing(record):
+            self._live.append(record)
+            self._audio[record.id] = bytearray()
+
+    @contextmanager
+    def changing(self, record: SessionRecord) -> Iterator[SessionRecord]:
+        with self.cond:
+            yield record
+            self._versions[record.id] = self._versions.get(record.id, 0) + 1
+            self.cond.notify_all()
+
+    def add_audio(self, record: SessionRecord, pcm: bytes, limit: int) -> None:
+        """Caller holds `changing(record)`."""
+        audio = self._audio[record.id]
+        room = limit - len(audio)
+        if room > 0:
+            audio += pcm[:room]
+
+    def snapshot(self) -> list[SessionRecord]:
+        """Copies, cached per record version so repeated polling of idle sessions costs nothing."""
+        with self.cond:
+            out = []
+            for rec in self._live:
+                version = self._versions[rec.id]
+                cached = self._cache.get(rec.id)
+                if cached is None or cached[0] != version:
+                    copy = replace(
+                        rec,
+                        config=dict(rec.config),
+                        events_received=list(rec.events_received),
+                        audio_received=bytes(self._audio[rec.id]),
+                        truncations=[dict(t) for t in rec.truncations],
+                        responses=[dict(r) for r in rec.responses],
+                    )
+                    cached = self._cache[rec.id] = (version, copy)
+                out.append(cached[1])
+            return out
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)

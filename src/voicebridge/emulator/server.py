@@ -1,0 +1,248 @@
+"""The emulator's HTTP/WebSocket server: the Voice Live endpoint plus a small control surface.
+
+It runs on aiohttp either in a daemon thread with its own event loop (`start`, for the bridge and
+tests) or inside an existing loop (`serve`, for the CLI). Session state lives in the loop; the thread-
+safe `Registry` is what other threads read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+import math
+import threading
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .records import EmulatorConfig, Registry, SessionRecord
+from .session import EmulatedSession, default_session, new_id
+from .vad import BYTES_PER_MS, sum_of_squares
+
+log = logging.getLogger("voicebridge.emulator")
+
+REALTIME_PATH = "/voice-live/realtime"
+MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
+ENVELOPE_MS = 20
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig | None = None):
+        self.config = config or EmulatorConfig()
+        self.registry = Registry()
+        self.port: int | None = None
+        self._live: dict[str, EmulatedSession] = {}  # touched only on the loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(REALTIME_PATH, self._realtime)
+        app.router.add_get("/healthz", self._http_health)
+        app.router.add_get("/emulator/sessions", self._http_sessions)
+        app.router.add_post("/emulator/faults", self._http_faults)
+        app.router.add_post("/emulator/inject", self._http_inject)
+        app.router.add_post("/emulator/drop", self._http_drop)
+        return app
+
+    async def _bind(self, host: str, port: int) -> str:
+        self._loop = asyncio.get_running_loop()
+        self._runner = web.AppRunner(self._build_app(), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return f"http://{host}:{self.port}"
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        await asyncio.gather(*(s.ws.close(code=1001, message=b"emulator stopping") for s in list(self._live.values())),
+                             return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 8765) -> None:
+        """Serve until cancelled (the CLI's way of running)."""
+        url = await self._bind(host, port)
+        log.info("Voice Live emulator listening on %s (use it as AZURE_VOICE_LIVE_ENDPOINT)", url)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self._shutdown()
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Run in a daemon thread with its own loop; returns the base URL once it accepts connections."""
+        loop = asyncio.new_event_loop()
+        bound: dict = {}
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                bound["url"] = loop.run_until_complete(self._bind(host, port))
+            except BaseException as exc:  # handed to the caller below
+                bound["error"] = exc
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="voicelive-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if "error" in bound:
+            raise bound["error"]
+        return bound["url"]
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = self._loop = None
+
+    # ---- API for tests and the bridge (any thread) -----------------------------------------------
+
+    def sessions(self) -> list[SessionRecord]:
+        """Snapshot of every session so far; treat the records as read-only."""
+        return self.registry.snapshot()
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Wait, without polling, until `predicate()` holds; it is re-checked on every state change."""
+        return self.registry.wait_until(predicate, timeout)
+
+    def update_config(self, **fields) -> EmulatorConfig:
+        """Change fault knobs; drop_after_s applies to connections opened afterwards, the rest at once."""
+        self.config = self.config.updated(**fields)
+        return self.config
+
+    def inject_error(self, code: str = "server_error", message: str = "The server had an error.",
+                     session_id: str | None = None, error_type: str | None = None) -> int:
+        """Send an `error` event to one or all open sessions; returns how many got it."""
+        kind = error_type or ("server_error" if code == "server_error" else "invalid_request_error")
+        return self._on_loop(lambda s: s.error(message, code, type_=kind), session_id)
+
+    def drop(self, session_id: str | None = None) -> int:
+        """Abruptly drop one or all connections (no close frame); returns how many."""
+        return self._on_loop(EmulatedSession.drop, session_id)
+
+    def _on_loop(self, action: Callable[[EmulatedSession], None], session_id: str | None) -> int:
+        def apply() -> int:
+            targets = [s for sid, s in self._live.items() if session_id in (None, sid)]
+            for session in targets:
+                action(session)
+            return len(targets)
+
+        if self._loop is None:
+            return 0
+        try:
+            if asyncio.get_running_loop() is self._loop:
+                return apply()
+        except RuntimeError:
+            pass
+
+        async def run() -> int:
+            return apply()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=5)
+
+    # ---- the Voice Live endpoint -------------------------------------------------------------------
+
+    def _credential(self, request: web.Request) -> tuple[str, str] | None:
+        if key := request.headers.get("api-key"):
+            return "api-key", key
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token:
+            return "bearer", token
+        return None
+
+    async def _realtime(self, request: web.Request) -> web.StreamResponse:
+        config = self.config
+        credential = self._credential(request)
+        accepted = credential is not None and not config.reject_auth and (
+            config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
+        if not accepted:
+            return web.json_response(
+                {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
+                           "API endpoint. Make sure to provide a valid key for an active subscription and use "
+                           "a correct regional API endpoint for your resource."}}, status=401)
+        ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
+        if not ws.can_prepare(request).ok:
+            return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
+                                     status=400)
+        await ws.prepare(request)
+        session_id = new_id("sess")
+        model = request.query.get("model")
+        record = SessionRecord(id=session_id, config=default_session(session_id, model), model=model,
+                               credential=credential[0])
+        self.registry.add(record)
+        session = self._live[session_id] = EmulatedSession(self, ws, request.transport, record)
+        try:
+            await session.run()
+        finally:
+            del self._live[session_id]
+            with self.registry.changing(record):
+                record.open = False
+                record.closed_by_client = not (session.dropped or self._stopping)
+        return ws
+
+    # ---- control surface ---------------------------------------------------------------------------
+
+    async def _http_health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _http_sessions(self, request: web.Request) -> web.Response:
+        out = []
+        for rec in self.sessions():
+            data = dataclasses.asdict(rec)
+            data["audio_received"] = {"bytes": len(rec.audio_received), "rms_20ms": _envelope(rec.audio_received)}
+            out.append(data)
+        return web.json_response(out)
+
+    @staticmethod
+    async def _json_body(request: web.Request) -> dict:
+        if not request.can_read_body:
+            return {}
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="body must be JSON") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="body must be a JSON object")
+        return body
+
+    async def _http_faults(self, request: web.Request) -> web.Response:
+        try:
+            config = self.update_config(**await self._json_body(request))
+        except (TypeError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response(dataclasses.asdict(config))
+
+    async def _http_inject(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        count = self.inject_error(code=str(body.get("code", "server_error")),
+                                  message=str(body.get("message", "The server had an error.")),
+                                  session_id=body.get("session_id"), error_type=body.get("type"))
+        return web.json_response({"sessions": count})
+
+    async def _http_drop(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        return web.json_response({"dropped": self.drop(body.get("session_id"))})
+
+
+def _envelope(pcm: bytes) -> list[float]:
+    """RMS per 20 ms as a fraction of full scale: enough to see speech and silence without the bytes."""
+    window = ENVELOPE_MS * BYTES_PER_MS
+    out = []
+    for offset in range(0, len(pcm) - window + 1, window):
+        samples = memoryview(pcm[offset:offset + window]).cast("h")
+        out.append(round(math.sqrt(sum_of_squares(samples) / len(samples)) / 32768, 5))
+    return out
