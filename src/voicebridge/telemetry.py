@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry import metrics, trace
 
+from . import __version__
+from .settings import Settings
+
 METER_NAME = "voicebridge"
+# Health probes arrive every few seconds per instance; tracing them would drown the real requests.
+UNTRACED_URLS = "healthz"
 
 # name -> (kind, unit, description); the workbook test reads this table.
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -31,9 +37,90 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
+_mode: str | None = None
+
+
+def configure(settings: Settings) -> str:
+    """Install where spans, metrics and logs go, once per process; returns the mode for the startup log.
+
+    Call it in the process that serves (the gunicorn worker): exporters run background threads,
+    which do not survive a fork.
+    """
+    global _mode, _instruments
+    if _mode is None:
+        console = settings.telemetry == "console"
+        if settings.telemetry == "none":
+            _mode = "off"
+        elif settings.appinsights_connection_string:
+            _configure_azure_monitor(settings.appinsights_connection_string, console)
+            _mode = "azure-monitor+console" if console else "azure-monitor"
+        elif console:
+            _configure_console()
+            _mode = "console"
+        else:
+            _mode = "off"
+        _instruments = None  # re-create them on the providers just installed
+    return _mode
+
+
+def instrument_app(app: Any) -> None:
+    """Trace incoming requests (the page, /api/info, each /ws connection) when telemetry is on."""
+    if _mode in (None, "off") and _tracer_provider is None:
+        return
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    FlaskInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED_URLS, tracer_provider=_tracer_provider, meter_provider=_meter_provider
+    )
+
+
+def _resource() -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    # service.name becomes cloud_RoleName in Application Insights.
+    return Resource.create({"service.name": "voicebridge", "service.version": __version__})
+
+
+def _console_parts() -> tuple[Any, Any]:
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    return BatchSpanProcessor(ConsoleSpanExporter()), PeriodicExportingMetricReader(ConsoleMetricExporter())
+
+
+def _configure_azure_monitor(connection_string: str, console: bool) -> None:
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    spans, reader = _console_parts() if console else (None, None)
+    configure_azure_monitor(
+        connection_string=connection_string,
+        # Logs of the "voicebridge" logger tree go to App Insights, stamped with the active trace.
+        logger_name="voicebridge",
+        resource=_resource(),
+        # A session makes a handful of spans, so keep them all: the distro's default rate-limited sampler
+        # drops the first traces after start. OTEL_TRACES_SAMPLER (e.g. a fixed percentage) still wins.
+        sampling_ratio=1.0,
+        # app.py bound flask.Flask at import, before the distro could patch it: instrument_app() does it instead.
+        instrumentation_options={"flask": {"enabled": False}},
+        span_processors=[spans] if spans else [],
+        metric_readers=[reader] if reader else [],
+    )
+
+
+def _configure_console() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    spans, reader = _console_parts()
+    tracer_provider = TracerProvider(resource=_resource())
+    tracer_provider.add_span_processor(spans)
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader], resource=_resource()))
+
+
 class _Instruments:
     def __init__(self) -> None:
-        meter = metrics.get_meter(METER_NAME)
+        meter = metrics.get_meter(METER_NAME, meter_provider=_meter_provider)
         made = {}
         for name, (kind, unit, description) in METRICS.items():
             if kind == "updown":
@@ -55,6 +142,8 @@ class _Instruments:
 
 
 _instruments: _Instruments | None = None
+_meter_provider: Any = None
+_tracer_provider: Any = None
 
 
 def instruments() -> _Instruments:
@@ -65,10 +154,17 @@ def instruments() -> _Instruments:
     return _instruments
 
 
-def reset_instruments() -> None:
-    """Forget cached instruments (tests install a fresh MeterProvider)."""
-    global _instruments
+def reset_instruments(meter_provider: Any = None, tracer_provider: Any = None) -> None:
+    """Forget cached instruments. Tests pass their own (in-memory) providers, since OpenTelemetry lets a
+    process set its global providers only once; without arguments the global ones are used."""
+    global _instruments, _meter_provider, _tracer_provider
     _instruments = None
+    _meter_provider = meter_provider
+    _tracer_provider = tracer_provider
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(METER_NAME, tracer_provider=_tracer_provider)
 
 
 @dataclass
@@ -84,8 +180,7 @@ class SessionTelemetry:
     _active: bool = False
 
     def started(self) -> None:
-        tracer = trace.get_tracer(METER_NAME)
-        self._span = tracer.start_span("voicebridge.session", attributes={"voicebridge.session_id": self.session_id})
+        self._span = tracer().start_span("voicebridge.session", attributes={"voicebridge.session_id": self.session_id})
         instruments().active.add(1)
         self._active = True
 
@@ -109,9 +204,8 @@ class SessionTelemetry:
         """User speech stopped: the turn's latency clock starts."""
         self._end_turn("superseded")
         self._turn_started = time.monotonic()
-        tracer = trace.get_tracer(METER_NAME)
         ctx = trace.set_span_in_context(self._span) if self._span is not None else None
-        self._turn_span = tracer.start_span(
+        self._turn_span = tracer().start_span(
             "voicebridge.turn", context=ctx, attributes={"voicebridge.session_id": self.session_id}
         )
 
