@@ -45,7 +45,10 @@ def describe_error(event: dict) -> str:
     message = str(event.get("message") or "no message")
     lead = EXPLANATIONS.get(code)
     detail = f"{code}, upstream {event['upstream_code']}" if event.get("upstream_code") else code
-    return f"{lead}: {message} [{detail}]" if lead else f"{message} [{detail}]"
+    # The bridge's own wording may already lead with the explanation.
+    if lead and not message.lower().startswith(lead.lower()):
+        message = f"{lead}: {message}"
+    return f"{message} [{detail}]"
 
 
 class Smoke:
