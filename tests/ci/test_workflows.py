@@ -174,3 +174,12 @@ def test_azure_dev_logs_in_federated_and_names_the_slot():
     step_running(azd, r"^azd provision --no-prompt$")
     step_running(azd, r"^azd deploy web --no-prompt$")
     step_using(azd, "Azure/setup-azd")
+
+
+def test_azure_dev_smoke_checks_what_it_deployed():
+    azd = load("azure-dev.yml")
+    names = [step.get("run", "") for step in steps(azd)]
+    deploy = next(i for i, run in enumerate(names) if run.startswith("azd deploy"))
+    check = step_running(azd, r"python -m voicebridge smoke \"\$url\"")
+    assert steps(azd).index(check) > deploy
+    assert "SERVICE_WEB_URI" in check["run"] and "SERVICE_WEB_STAGING_URI" in check["run"]
