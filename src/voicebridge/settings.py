@@ -86,40 +86,41 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = _Env(environ)
+        d = cls()  # the defaults (a slotted dataclass has no class-level default attributes)
         settings = cls(
             endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
             api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
-            model=env.text("VOICE_LIVE_MODEL") or cls.model,
-            voice=env.choice_voice("VOICE_LIVE_VOICE", cls.voice),
+            model=env.text("VOICE_LIVE_MODEL") or d.model,
+            voice=env.choice_voice("VOICE_LIVE_VOICE", d.voice),
             instructions=env.text("VOICE_LIVE_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
             api_version=env.text("VOICE_LIVE_API_VERSION"),
-            transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or cls.transcription_model,
-            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, cls.vad_threshold, 0.0, 1.0),
+            transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or d.transcription_model,
+            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.0, 1.0),
             vad_prefix_padding_ms=env.number(
-                "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, cls.vad_prefix_padding_ms, 0, 5000
+                "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, d.vad_prefix_padding_ms, 0, 5000
             ),
             vad_silence_duration_ms=env.number(
-                "VOICE_LIVE_VAD_SILENCE_DURATION_MS", int, cls.vad_silence_duration_ms, 50, 10000
+                "VOICE_LIVE_VAD_SILENCE_DURATION_MS", int, d.vad_silence_duration_ms, 50, 10000
             ),
-            host=env.text("VOICEBRIDGE_HOST") or cls.host,
-            port=env.number("PORT", int, cls.port, 0, 65535),
-            threads=env.number("VOICEBRIDGE_THREADS", int, cls.threads, 4, 4096),
-            max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, cls.max_sessions, 1, 100000),
-            log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, cls.log_level, upper=True),
+            host=env.text("VOICEBRIDGE_HOST") or d.host,
+            port=env.number("PORT", int, d.port, 0, 65535),
+            threads=env.number("VOICEBRIDGE_THREADS", int, d.threads, 4, 4096),
+            max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
+            log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, d.log_level, upper=True),
             connect_timeout_s=env.number(
-                "VOICEBRIDGE_CONNECT_TIMEOUT_SECONDS", float, cls.connect_timeout_s, 0.5, 120.0
+                "VOICEBRIDGE_CONNECT_TIMEOUT_SECONDS", float, d.connect_timeout_s, 0.5, 120.0
             ),
             reconnect_window_s=env.number(
-                "VOICEBRIDGE_RECONNECT_SECONDS", float, cls.reconnect_window_s, 0.0, 600.0
+                "VOICEBRIDGE_RECONNECT_SECONDS", float, d.reconnect_window_s, 0.0, 600.0
             ),
-            drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, cls.drain_timeout_s, 0.5, 230.0),
-            emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, cls.emulator_port, 0, 65535),
+            drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, d.drain_timeout_s, 0.5, 230.0),
+            emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
             key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
-            key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", cls.key_vault_secret_name),
+            key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),
             client_id=env.text("AZURE_CLIENT_ID"),
             appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
-            telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, cls.telemetry),
-            telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", cls.telemetry_transcripts),
+            telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, d.telemetry),
+            telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
         )
         return settings
 

@@ -1,0 +1,55 @@
+"""Command line: `python -m voicebridge serve|emulator|smoke`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import logs
+from .settings import Settings, SettingsError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"voicebridge: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = settings.with_overrides(**overrides)
+    logs.configure(settings.log_level)
+    from .server import serve
+
+    serve(settings)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="voicebridge", description="Talk to Azure AI Voice Live from a browser.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web app (gunicorn, threaded)")
+    serve.add_argument("--host", help="interface to bind (default VOICEBRIDGE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default PORT or 8000)")
+    commands.add_parser("emulator", help="run the built-in Voice Live emulator alone", add_help=False)
+    commands.add_parser("smoke", help="check a deployed app end to end", add_help=False)
+
+    if argv and argv[0] == "emulator":
+        from .emulator.cli import main as emulator_main
+
+        return emulator_main(argv[1:])
+    if argv and argv[0] == "smoke":
+        from .smoke import main as smoke_main
+
+        return smoke_main(argv[1:])
+    args = parser.parse_args(argv)
+    return _serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

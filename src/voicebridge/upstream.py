@@ -1,0 +1,117 @@
+"""The upstream connection: session configuration and opening a Voice Live connection with the SDK.
+
+Failures are turned into `UpstreamError`s whose code and message go to the tab as they are, so a bad
+key shows up as "credentials" within seconds instead of a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlparse
+
+from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
+from azure.ai.voicelive.aio import VoiceLiveConnection, connect
+from azure.ai.voicelive.models import (
+    AudioInputTranscriptionOptions,
+    AzureStandardVoice,
+    InputAudioFormat,
+    Modality,
+    OutputAudioFormat,
+    RequestSession,
+    ServerVad,
+)
+
+from .credentials import CredentialError, CredentialProvider
+from .settings import Settings
+
+log = logging.getLogger("voicebridge.upstream")
+
+
+class UpstreamError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def session_config(settings: Settings) -> RequestSession:
+    voice = AzureStandardVoice(name=settings.voice) if settings.voice_is_azure else settings.voice
+    return RequestSession(
+        modalities=[Modality.TEXT, Modality.AUDIO],
+        instructions=settings.instructions,
+        voice=voice,
+        input_audio_format=InputAudioFormat.PCM16,
+        output_audio_format=OutputAudioFormat.PCM16,
+        turn_detection=ServerVad(
+            threshold=settings.vad_threshold,
+            prefix_padding_ms=settings.vad_prefix_padding_ms,
+            silence_duration_ms=settings.vad_silence_duration_ms,
+            create_response=True,
+            interrupt_response=True,
+        ),
+        input_audio_transcription=AudioInputTranscriptionOptions(model=settings.transcription_model),
+    )
+
+
+def _http_status(exc: BaseException) -> int | None:
+    # The SDK wraps aiohttp's WSServerHandshakeError, which carries the HTTP status.
+    while exc is not None:
+        status = getattr(exc, "status", None)
+        if isinstance(status, int):
+            return status
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
+
+
+class Connector:
+    """Opens one upstream connection per call; shared by every session of the process."""
+
+    def __init__(self, settings: Settings, provider: CredentialProvider, endpoint: str):
+        self._settings = settings
+        self._provider = provider
+        self.endpoint = endpoint
+        self._host = urlparse(endpoint).netloc
+
+    async def open(self) -> VoiceLiveConnection:
+        settings = self._settings
+        extra = {"api_version": settings.api_version} if settings.api_version else {}
+        for attempt in (1, 2):
+            try:
+                credential = await self._provider.get()
+            except CredentialError as exc:
+                raise UpstreamError("upstream_auth", str(exc)) from exc
+            try:
+                async with asyncio.timeout(settings.connect_timeout_s):
+                    return await connect(
+                        credential=credential,
+                        endpoint=self.endpoint,
+                        model=settings.model,
+                        connection_options={"close_timeout": 1.5},
+                        **extra,
+                    ).__aenter__()
+            except TimeoutError:
+                raise UpstreamError(
+                    "upstream_timeout",
+                    f"Voice Live at {self._host} did not answer within {settings.connect_timeout_s:g} s.",
+                ) from None
+            except VoiceLiveConnectionError as exc:
+                status = _http_status(exc)
+                if status in (401, 403):
+                    if attempt == 1 and await self._provider.on_unauthorized():
+                        log.info("event=upstream.auth_retry status=%s", status)
+                        continue
+                    raise UpstreamError(
+                        "upstream_auth",
+                        f"Voice Live rejected the app's credentials (HTTP {status}, {self._provider.source}). "
+                        "Check the API key or the identity's Cognitive Services User / Azure AI User roles.",
+                    ) from exc
+                detail = f"HTTP {status}" if status else str(exc.__cause__ or exc)
+                raise UpstreamError(
+                    "upstream_unavailable", f"Could not connect to Voice Live at {self._host} ({detail})."
+                ) from exc
+            except OSError as exc:
+                raise UpstreamError(
+                    "upstream_unavailable", f"Could not connect to Voice Live at {self._host} ({exc})."
+                ) from exc
+        raise AssertionError("unreachable")

@@ -1,0 +1,124 @@
+"""Unit tests for the pure parts: the state machine, settings validation and the browser protocol."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from voicebridge import protocol
+from voicebridge.bridge import StateMachine
+from voicebridge.protocol import Audio, Playback, ProtocolError, Start, Stop
+from voicebridge.settings import Settings, SettingsError
+
+
+def drive(machine: StateMachine, *steps: str) -> list[str | None]:
+    return [getattr(machine, step)() if step != "connecting" else machine.connecting(False) for step in steps]
+
+
+def test_state_machine_full_turn():
+    machine = StateMachine()
+    assert drive(
+        machine, "connecting", "session_updated", "speech_started", "speech_stopped", "audio_delta", "audio_delta",
+        "response_finished",
+    ) == ["connecting", "ready", "listening", "processing", "speaking", None, "ready"]
+
+
+def test_state_machine_barge_in_stays_listening_when_the_cancelled_response_ends():
+    machine = StateMachine()
+    drive(machine, "connecting", "session_updated", "speech_started", "speech_stopped", "audio_delta")
+    assert machine.speech_started() == "listening"
+    assert machine.response_finished() is None
+    assert machine.state == "listening"
+
+
+def test_state_machine_ignores_events_before_ready_and_after_stop():
+    machine = StateMachine()
+    assert machine.speech_started() is None and machine.audio_delta() is None
+    machine.connecting(False)
+    assert machine.speech_started() is None
+    machine.session_updated()
+    assert machine.stopped() == "stopped"
+    assert machine.session_updated() is None and machine.audio_delta() is None
+
+
+def test_state_machine_reconnect():
+    machine = StateMachine()
+    drive(machine, "connecting", "session_updated")
+    assert machine.connecting(True) == "reconnecting"
+    assert machine.session_updated() == "ready"
+
+
+def test_settings_defaults_without_environment():
+    settings = Settings.from_env({})
+    assert settings.use_emulator
+    assert (settings.model, settings.voice, settings.port) == ("gpt-realtime", "en-US-AvaNeural", 8000)
+    assert settings.voice_is_azure
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("AZURE_VOICE_LIVE_ENDPOINT", "ftp://example", "http(s) URL"),
+        ("VOICE_LIVE_VAD_THRESHOLD", "1.5", "between 0.0 and 1.0"),
+        ("VOICE_LIVE_VAD_THRESHOLD", "loud", "float"),
+        ("VOICE_LIVE_VAD_SILENCE_DURATION_MS", "20", "between 50 and 10000"),
+        ("VOICE_LIVE_VOICE", "robot", "alloy"),
+        ("PORT", "http", "int"),
+        ("VOICEBRIDGE_TELEMETRY", "loud", "console"),
+        ("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", "maybe", "true or false"),
+    ],
+)
+def test_bad_settings_name_the_variable_and_what_is_allowed(variable, value, expected):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(variable)
+    assert expected in str(caught.value)
+
+
+def test_settings_voice_kinds():
+    assert Settings.from_env({"VOICE_LIVE_VOICE": "Alloy"}).voice == "alloy"
+    assert not Settings.from_env({"VOICE_LIVE_VOICE": "alloy"}).voice_is_azure
+    assert Settings.from_env({"VOICE_LIVE_VOICE": "en-US-Ava:DragonHDLatestNeural"}).voice_is_azure
+
+
+def test_protocol_parses_the_four_client_messages():
+    pcm = base64.b64encode(bytes(960)).decode()
+    assert protocol.parse('{"type":"session.start"}') == Start()
+    assert protocol.parse('{"type":"session.stop","extra":1}') == Stop()
+    assert protocol.parse(json.dumps({"type": "audio", "data": pcm})) == Audio(pcm, 960)
+    assert protocol.parse('{"type":"playback","item_id":"i","played_ms":12.7}') == Playback("i", 12, None)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{", "bad_json"),
+        ("[]", "bad_message"),
+        ('{"type":5}', "bad_message"),
+        ('{"type":"nope"}', "unknown_type"),
+        ('{"type":"audio"}', "bad_audio"),
+        ('{"type":"audio","data":"@@@@"}', "bad_audio"),
+        ('{"type":"audio","data":"AA=="}', "bad_audio"),
+        ('{"type":"playback","played_ms":3}', "bad_message"),
+        ('{"type":"playback","item_id":"i","played_ms":true}', "bad_message"),
+        (b"binary", "bad_message"),
+    ],
+)
+def test_protocol_rejects_bad_frames_with_a_code(frame, code):
+    with pytest.raises(ProtocolError) as caught:
+        protocol.parse(frame)
+    assert caught.value.code == code
+
+
+def test_protocol_builds_server_messages_as_json():
+    assert json.loads(protocol.audio("AAAA", "item_1")) == {"type": "audio", "item_id": "item_1", "data": "AAAA"}
+    assert json.loads(protocol.audio('A"B', "i"))["data"] == 'A"B'
+    assert json.loads(protocol.state("ready")) == {"type": "state", "state": "ready"}
+    assert json.loads(protocol.CLEAR) == {"type": "audio.clear"}
+    assert json.loads(protocol.transcript("user", "i", "hé", True)) == {
+        "type": "transcript", "role": "user", "item_id": "i", "text": "hé", "final": True,
+    }
+    assert json.loads(protocol.error("bad_json", "Nope.", upstream_code="x"))["upstream_code"] == "x"

@@ -1,0 +1,65 @@
+"""Shared fixtures: the real emulator in-process, the real app as a subprocess, tabs over real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.apps import AppProcess
+from support.tab import Tab
+
+from voicebridge.emulator import Emulator, EmulatorConfig
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    emu = Emulator(EmulatorConfig(pace=1.0))
+    emu.start(host="127.0.0.1", port=0)
+    yield emu
+    emu.stop()
+
+
+def start_app(request: pytest.FixtureRequest, env: dict[str, str]) -> AppProcess:
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
+    app = AppProcess(env, log_path=ARTIFACTS / f"app-{name}.log")
+    request.addfinalizer(app.stop)
+    return app
+
+
+@pytest.fixture(scope="module")
+def app(request: pytest.FixtureRequest, emulator: Emulator) -> AppProcess:
+    """The app pointed at the in-test emulator exactly as it would point at Azure (endpoint + key)."""
+    return start_app(
+        request,
+        {
+            "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
+            "AZURE_VOICE_LIVE_API_KEY": "test-key",
+            "VOICEBRIDGE_RECONNECT_SECONDS": "10",
+        },
+    )
+
+
+@pytest.fixture
+def tabs(app: AppProcess) -> Iterator:
+    opened: list[Tab] = []
+
+    def open_tab(url: str | None = None) -> Tab:
+        tab = Tab(url or app.url)
+        opened.append(tab)
+        return tab
+
+    yield open_tab
+    for tab in opened:
+        tab.close()
+
+
+@pytest.fixture
+def open_sessions(emulator: Emulator):
+    def count() -> int:
+        return sum(1 for s in emulator.sessions() if s.open)
+
+    return count
