@@ -11,7 +11,7 @@ import {
   RingBuffer,
   WIRE_RATE,
 } from "../../src/voicebridge/static/js/dsp.js";
-import { backoffDelay, median } from "../../src/voicebridge/static/js/timing.js";
+import { backoffDelay, base64ByteLength, median } from "../../src/voicebridge/static/js/bookkeeping.js";
 
 const sine = (freq, rate, seconds, amplitude = 0.5) =>
   Float32Array.from({ length: Math.round(rate * seconds) }, (_, i) => amplitude * Math.sin((2 * Math.PI * freq * i) / rate));
@@ -90,6 +90,7 @@ test("base64 matches Node's encoder for every tail length and rejects junk", () 
     const text = encodeBase64(bytes, n, codes);
     assert.equal(text, Buffer.from(bytes).toString("base64"));
     assert.equal(decodeBase64(text, out), n);
+    assert.equal(base64ByteLength(text), n);
     assert.deepEqual(out.subarray(0, n), bytes);
   }
   assert.equal(decodeBase64("ab$d", out), -1);

@@ -2,7 +2,7 @@
 // Audio never touches the main thread sample by sample: the worklets exchange base64 with it.
 import { AudioEngine, AudioUnsupported } from "./audio.js";
 import { WIRE_RATE } from "./dsp.js";
-import { backoffDelay, median } from "./timing.js";
+import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
 import { View } from "./ui.js";
 
 const SENDING = new Set(["ready", "listening", "processing", "speaking"]);
@@ -20,7 +20,7 @@ const constraints = { echoCancellation: on("ec"), noiseSuppression: on("ns"), au
 const view = new View();
 const stats = {};
 const turns = [];
-const reports = []; // the playback messages sent, newest last: what the server was told was heard
+const reports = []; // playback messages sent (with why), newest last: what the server was told was heard
 let state = "idle";
 let audio = null;
 let ws = null;
@@ -38,7 +38,7 @@ let clearAt = null;
 
 function resetRun() {
   Object.assign(stats, {
-    samplesCaptured: 0, samplesSent: 0, samplesPlayed: 0, underruns: 0, overruns: 0,
+    samplesCaptured: 0, samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, clears: 0, underruns: 0, overruns: 0,
     chunkMs: null, uplinkMs: null, socketBufferedBytes: 0, lastTurn: null,
     medianResponseMs: null, medianInterruptMs: null,
   });
@@ -76,7 +76,12 @@ function start() {
       audio = engine;
       connect();
     },
-    (err) => mine === run && fail(problemOf(err), err.message),
+    (err) => {
+      if (mine !== run) return;
+      const code = problemOf(err);
+      // The browser's own wording ("Permission denied") adds nothing to ours for the known cases.
+      fail(code, code === "internal" ? err.message : undefined);
+    },
   );
 }
 
@@ -195,11 +200,13 @@ function onAudio({ item_id: item, data }) {
   if (!audio || muted.has(item)) return;
   if (!items.has(item)) items.set(item, { receivedAt: Date.now(), latencyMs: null, latencySent: false, reported: 0 });
   receiving = item;
+  stats.samplesReceived += base64ByteLength(data) / 2;
   audio.play(item, data);
 }
 
 function onClear() {
   clearAt = Date.now();
+  stats.clears++;
   if (receiving) muted.add(receiving);
   audio?.clear();
 }
@@ -221,7 +228,7 @@ function onPlayback(message) {
   stats.overruns = message.overruns;
   progress = message;
   if (message.type === "cleared" && message.item) {
-    report(message.item, message.played);
+    report(message.item, message.played, "clear");
     const turn = turns.findLast((t) => t.item === message.item);
     if (turn && clearAt) turn.interruptMs = message.at - clearAt;
     updateLatency();
@@ -250,7 +257,7 @@ function updateLatency() {
 }
 
 // Tells the server how much of an item was really heard (it truncates the model's memory to that).
-function report(item, played) {
+function report(item, played, cause) {
   const info = items.get(item);
   if (!info || played === info.reported) return;
   const message = { type: "playback", item_id: item, played_ms: Math.floor((played * 1000) / WIRE_RATE) };
@@ -258,11 +265,11 @@ function report(item, played) {
   if (!SENDING.has(state) || !send(message)) return;
   info.reported = played;
   info.latencySent ||= message.latency_ms != null;
-  reports.push(message);
+  reports.push({ ...message, cause });
   if (reports.length > MAX_REPORTS) reports.shift();
 }
 
-setInterval(() => progress?.item && report(progress.item, progress.played), REPORT_MS);
+setInterval(() => progress?.item && report(progress.item, progress.played, "periodic"), REPORT_MS);
 
 view.start.addEventListener("click", start);
 view.stop.addEventListener("click", stop);

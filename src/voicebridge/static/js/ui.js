@@ -1,5 +1,5 @@
 // Everything the page shows. State lives in app.js; this module only renders it.
-import { median } from "./timing.js";
+import { median } from "./bookkeeping.js";
 
 export const STATES = {
   idle: ["Not started", "Press Start session and allow the microphone when asked."],

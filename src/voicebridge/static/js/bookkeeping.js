@@ -12,3 +12,9 @@ export function median(values) {
 export function backoffDelay(attempt, random = Math.random) {
   return Math.min(8000, 500 * 2 ** attempt) * (0.75 + random() * 0.5);
 }
+
+// Bytes carried by a base64 text, without decoding it (the worklet decodes; the page only counts).
+export function base64ByteLength(text) {
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  return (text.length / 4) * 3 - padding;
+}
