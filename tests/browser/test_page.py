@@ -90,7 +90,7 @@ def test_full_turn(launch, app, emulator, wavs):
 
     user = page.locator(".turn.user[data-final=true] p").first.inner_text()
     assistant = page.locator(".turn.assistant[data-final=true] p").first.inner_text()
-    assert "weather" in user.lower() and assistant.strip(), (user, assistant)
+    assert user.strip() and assistant.strip(), (user, assistant)
 
     s = stats(page)
     assert s["samplesPlayed"] > 24_000 * 0.5, s  # a real reply, not a click
@@ -113,9 +113,22 @@ def test_full_turn(launch, app, emulator, wavs):
     speech = wav[lag : lag + len(received)] > 0.2 * wav.max()
     level = np.median(received[: speech.size][speech] / wav[lag : lag + len(received)][speech])
     assert 0.7 < level < 1.4, f"speech level changed by a factor {level:.2f}"
+    # The emulator echoes the utterance (plus VAD padding), so what was played is that long.
+    first, last = np.flatnonzero(wav > 0.05 * wav.max())[[0, -1]]
+    spoken_s = (last - first + 1) * FRAME / 24000
+    assert spoken_s <= s["samplesPlayed"] / 24000 <= spoken_s + 1.5, (spoken_s, s["samplesPlayed"])
 
 
-def test_barge_in_flushes_and_truncates_to_what_was_played(launch, app, emulator, wavs):
+@pytest.fixture
+def fast_replies(emulator):
+    """Reply audio as fast as the emulator can send it, as the real service does: the tab then holds
+    seconds of queued audio when the user interrupts, and a missed flush would be heard."""
+    emulator.update_config(pace=0)
+    yield
+    emulator.update_config(pace=1.0)
+
+
+def test_barge_in_flushes_and_truncates_to_what_was_played(launch, app, emulator, wavs, fast_replies):
     before = {s.id for s in emulator.sessions()}
     page = launch(app.url + RAW_MIC, wavs["barge_in"])
     start(page)
@@ -136,13 +149,28 @@ def test_barge_in_flushes_and_truncates_to_what_was_played(launch, app, emulator
     if "item_id" in truncate:
         assert truncate["item_id"] == cleared["item_id"]
 
-    # Flushed: the interrupted item never played past what was reported, and silence came fast enough
-    # to be measured.
-    wait_state(page, "ready")
+    # Flushed: once the answer to the interruption has played out, everything rendered is accounted for
+    # by the per-item reports, so nothing of the interrupted item sounded after the clear. (Waited on,
+    # because the last report follows the last sample by up to one report period.)
+    page.wait_for_function(
+        """() => {
+          const v = window.voicebridge;
+          if (v.state !== "ready" || v.stats.samplesQueued !== 0) return false;
+          const heard = {};
+          for (const r of v.reports) heard[r.item_id] = Math.max(heard[r.item_id] ?? 0, r.played_ms);
+          const items = Object.values(heard);
+          const sum = items.reduce((a, b) => a + b, 0);
+          return items.length >= 2 && Math.abs(v.stats.samplesPlayed - 24 * sum) <= 24 * items.length + 8;
+        }""",
+        timeout=TIMEOUT_MS,
+    )
     reports = page.evaluate("window.voicebridge.reports")
     assert max(r["played_ms"] for r in reports if r["item_id"] == cleared["item_id"]) == cleared["played_ms"]
-    turns = page.evaluate("window.voicebridge.turns")
-    assert any(t["interruptMs"] is not None for t in turns), turns
+    s = stats(page)
+    assert s["samplesReceived"] - s["samplesPlayed"] > 24_000 * 0.3, (
+        "the queued rest of the reply was dropped"
+    )
+    assert any(t["interruptMs"] is not None for t in page.evaluate("window.voicebridge.turns"))
     states = page.evaluate("window.__states")
     assert "speaking" in states and "listening" in states[states.index("speaking") :], states
 

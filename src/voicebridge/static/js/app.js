@@ -38,7 +38,7 @@ let clearAt = null;
 
 function resetRun() {
   Object.assign(stats, {
-    samplesCaptured: 0, samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, clears: 0, underruns: 0, overruns: 0,
+    samplesCaptured: 0, samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, samplesQueued: 0, clears: 0, underruns: 0, overruns: 0,
     chunkMs: null, uplinkMs: null, socketBufferedBytes: 0, lastTurn: null,
     medianResponseMs: null, medianInterruptMs: null,
   });
@@ -224,6 +224,7 @@ function onChunk({ data, samples, level, at }) {
 function onPlayback(message) {
   if (message.type === "started") return onStarted(message);
   stats.samplesPlayed = message.total;
+  stats.samplesQueued = message.queued;
   stats.underruns = message.underruns;
   stats.overruns = message.overruns;
   progress = message;
