@@ -11,11 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmarks.browser import RAW_MIC
 
 pytestmark = pytest.mark.browser
-
-# The page's URL switches that keep the browser from reshaping the test speech.
-RAW_MIC = "/?ec=0&ns=0&agc=0"
 FRAME = 480  # 20 ms at 24 kHz: envelope resolution
 TIMEOUT_MS = 30_000
 
