@@ -169,6 +169,9 @@ def test_barge_in_flushes_and_truncates_to_what_was_played(launch, app, emulator
         "the queued rest of the reply was dropped"
     )
     assert any(t["interruptMs"] is not None for t in page.evaluate("window.voicebridge.turns"))
+    assert (
+        page.locator(f".turn.assistant[data-item='{cleared['item_id']}'][data-interrupted=true]").count() == 1
+    )
     states = page.evaluate("window.__states")
     assert "speaking" in states and "listening" in states[states.index("speaking") :], states
 

@@ -189,6 +189,7 @@ function onState(next) {
     attempt = 0;
     view.clearProblem();
   }
+  if (next === "listening" && state !== "listening") view.expectUser();
   setState(next);
   if (terminal) {
     ws.close(1000);
@@ -207,7 +208,10 @@ function onAudio({ item_id: item, data }) {
 function onClear() {
   clearAt = Date.now();
   stats.clears++;
-  if (receiving) muted.add(receiving);
+  if (receiving) {
+    muted.add(receiving);
+    view.interrupted(receiving);
+  }
   audio?.clear();
 }
 

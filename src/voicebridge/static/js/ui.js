@@ -13,7 +13,7 @@ export const STATES = {
   error: ["Stopped by a problem", "See the message below."],
 };
 
-// What a person can do about each failure. The server's own message is shown under the title.
+// What a person can do about each failure.
 export const PROBLEMS = {
   mic_denied: [
     "Microphone access is blocked",
@@ -45,6 +45,7 @@ export class View {
     this.start = $("start");
     this.stop = $("stop");
     this.entries = new Map();
+    this.slots = [];
   }
 
   setState(state) {
@@ -57,11 +58,12 @@ export class View {
     this.stop.disabled = !live;
   }
 
-  // Known codes get a title and an action; anything else shows the server's message as is.
+  // Known codes get a title and an action for the user; the server's wording goes underneath as detail.
   showProblem(code, serverMessage) {
     const [title, action] = PROBLEMS[code] ?? ["Something went wrong", ""];
     $("error-title").textContent = title;
-    $("error-detail").textContent = [serverMessage, action].filter(Boolean).join(" ");
+    $("error-action").textContent = action;
+    $("error-detail").textContent = serverMessage ? `Details: ${serverMessage}` : "";
     $("error").dataset.code = code;
     $("error").hidden = false;
   }
@@ -71,11 +73,21 @@ export class View {
     delete $("error").dataset.code;
   }
 
+  // The user's transcript arrives after the reply has begun, so a slot is reserved when the user
+  // starts speaking and the next user transcript fills the oldest one: the log stays chronological.
+  expectUser() {
+    const slot = document.createElement("li");
+    slot.hidden = true;
+    $("transcript").append(slot);
+    this.slots.push(slot);
+  }
+
   // A partial carries a new fragment (appended); the final carries the whole text (replaces).
   transcript({ role, item_id: item, text, final, interrupted }) {
     let entry = this.entries.get(item);
     if (!entry) {
-      entry = document.createElement("li");
+      entry = (role === "user" && this.slots.shift()) || $("transcript").appendChild(document.createElement("li"));
+      entry.hidden = false;
       entry.className = `turn ${role}`;
       entry.dataset.item = item;
       entry.dataset.role = role;
@@ -83,7 +95,6 @@ export class View {
       who.className = "who";
       who.textContent = role === "user" ? "You" : "Assistant";
       entry.append(who, document.createElement("p"));
-      this.place(entry, role);
       this.entries.set(item, entry);
       $("transcript-empty").hidden = true;
     }
@@ -94,20 +105,18 @@ export class View {
     entry.scrollIntoView({ block: "nearest" });
   }
 
-  // The user's transcript usually lands after the reply has begun; it belongs before that reply.
-  place(entry, role) {
-    const list = $("transcript");
-    const last = list.lastElementChild;
-    if (role === "user" && last?.dataset.role === "assistant" && last.dataset.final !== "true") {
-      list.insertBefore(entry, last);
-    } else {
-      list.append(entry);
-    }
+  // Cut short by the user: whatever text streamed so far is all the reply there will be.
+  interrupted(item) {
+    const entry = this.entries.get(item);
+    if (!entry) return;
+    entry.dataset.interrupted = "true";
+    entry.dataset.final = "true";
   }
 
   clearTranscript() {
-    for (const entry of this.entries.values()) entry.remove();
+    for (const entry of [...this.entries.values(), ...this.slots]) entry.remove();
     this.entries.clear();
+    this.slots = [];
     $("transcript-empty").hidden = false;
   }
 
