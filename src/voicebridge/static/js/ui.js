@@ -34,6 +34,7 @@ export const PROBLEMS = {
   upstream_timeout: ["The voice service did not answer in time", "Try again in a minute."],
   upstream_lost: ["The connection to the voice service was lost", "Press Start session to begin a new conversation."],
   too_many_sessions: ["The server is busy", "Too many conversations are running. Try again in a few minutes."],
+  server_draining: ["The server is restarting", "Reconnecting automatically; nothing to do."],
   ended_by_server: ["The session was ended by the server", "Press Start session to begin a new one."],
   internal: ["The server hit an unexpected error", "Press Start session to try again. If it keeps happening, tell the operator."],
 };
