@@ -8,12 +8,11 @@ export class AudioEngine {
   // Must be called synchronously from the click handler: the AudioContext is created (and resumed)
   // inside the user gesture, or Safari and Chromium's autoplay policy keep it suspended.
   static open(constraints, handlers) {
-    const Context = window.AudioContext || window.webkitAudioContext;
-    if (!Context || !window.isSecureContext || !navigator.mediaDevices || !window.AudioWorkletNode) {
+    if (!window.AudioContext || !window.isSecureContext || !navigator.mediaDevices || !window.AudioWorkletNode) {
       return Promise.reject(new AudioUnsupported());
     }
     // No sampleRate option: the device's native rate avoids a second, hidden resampler in the browser.
-    const ctx = new Context({ latencyHint: "interactive" });
+    const ctx = new AudioContext({ latencyHint: "interactive" });
     ctx.resume();
     return new AudioEngine(ctx, handlers).init(constraints);
   }
