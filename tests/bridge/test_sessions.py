@@ -62,16 +62,18 @@ def test_two_tabs_are_isolated(tabs, emulator):
     first, second = ready_tab(tabs), ready_tab(tabs)
     said_first = speech(600, seed=11)
     said_second = speech(900, seed=12)
-    first.speak(silence(100) + said_first + silence(900))
-    second.speak(silence(100) + said_second + silence(900))
+    sent_first = silence(100) + said_first + silence(900)
+    sent_second = silence(100) + said_second + silence(900)
+    first.speak(sent_first)
+    second.speak(sent_second)
     done = {}
     for name, tab in (("first", first), ("second", second)):
         done[name] = tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 15)
     heard_first = first.audio()
     heard_second = second.audio()
     assert heard_first and heard_second
-    assert heard_first in said_first and heard_first not in said_second
-    assert heard_second in said_second and heard_second not in said_first
+    assert heard_first in sent_first and heard_first not in sent_second
+    assert heard_second in sent_second and heard_second not in sent_first
     assert {m["item_id"] for m in first.of_type("audio")}.isdisjoint({m["item_id"] for m in second.of_type("audio")})
 
 
@@ -143,25 +145,38 @@ def test_rejected_credentials_give_a_credentials_error_not_a_hang(tabs, emulator
     assert "ready" not in tab.states()
 
 
-def test_stop_releases_the_upstream_session_and_start_works_again(tabs, emulator, open_sessions):
-    before = open_sessions()
-    tab = ready_tab(tabs)
-    assert emulator.wait_until(lambda: open_sessions() == before + 1)
+def upstream_of(emulator, start):
+    """Start a tab's session and return the id of the emulator session it opened."""
+    known = {record.id for record in emulator.sessions()}
+    start()
+    found = []
+    assert emulator.wait_until(lambda: found.extend(r.id for r in emulator.sessions() if r.open and r.id not in known) or found)
+    return found[0]
+
+
+def is_open(emulator, session_id):
+    return any(record.open for record in emulator.sessions() if record.id == session_id)
+
+
+def test_stop_releases_the_upstream_session_and_start_works_again(tabs, emulator):
+    tab = tabs()
+    first = upstream_of(emulator, tab.start)
+    tab.wait_state("ready")
     tab.stop()
     tab.wait_state("stopped")
-    assert emulator.wait_until(lambda: open_sessions() == before, timeout=2.0)
+    assert emulator.wait_until(lambda: not is_open(emulator, first), timeout=2.0)
     mark = tab.mark()
-    tab.start()
+    second = upstream_of(emulator, tab.start)
     tab.wait_state("ready", start=mark)
-    assert emulator.wait_until(lambda: open_sessions() == before + 1)
+    assert second != first
 
 
-def test_closing_the_tab_releases_the_upstream_session(tabs, emulator, open_sessions):
-    before = open_sessions()
-    tab = ready_tab(tabs)
-    assert emulator.wait_until(lambda: open_sessions() == before + 1)
+def test_closing_the_tab_releases_the_upstream_session(tabs, emulator):
+    tab = tabs()
+    upstream = upstream_of(emulator, tab.start)
+    tab.wait_state("ready")
     tab.close()
-    assert emulator.wait_until(lambda: open_sessions() == before, timeout=2.0)
+    assert emulator.wait_until(lambda: not is_open(emulator, upstream), timeout=2.0)
 
 
 def test_lost_upstream_reconnects_with_the_same_configuration(tabs, emulator):

@@ -19,7 +19,7 @@ Message = dict
 class Tab:
     def __init__(self, base_url: str):
         url = base_url.replace("http://", "ws://", 1) + "/ws"
-        self.ws = connect(url, open_timeout=5, max_size=None, compression=None)
+        self.ws = connect(url, open_timeout=5, max_size=None, compression=None, legacy=True)
         self.messages: list[Message] = []
         self.close_code: int | None = None
         self.closed = threading.Event()

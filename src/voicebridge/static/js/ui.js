@@ -1,0 +1,133 @@
+// Everything the page shows. State lives in app.js; this module only renders it.
+import { median } from "./bookkeeping.js";
+
+export const STATES = {
+  idle: ["Not started", "Press Start session and allow the microphone when asked."],
+  connecting: ["Connecting…", "Opening a voice session."],
+  ready: ["Ready", "Go ahead and speak."],
+  listening: ["Listening", "Pause when you are done and the assistant will answer."],
+  processing: ["Thinking", "Working on a reply."],
+  speaking: ["Speaking", "Talk over the assistant at any time to interrupt."],
+  reconnecting: ["Reconnecting…", "The connection dropped. Trying again."],
+  stopped: ["Session ended", "Press Start session to talk again."],
+  error: ["Stopped by a problem", "See the message below."],
+};
+
+// What a person can do about each failure.
+export const PROBLEMS = {
+  mic_denied: [
+    "Microphone access is blocked",
+    "Allow the microphone for this site (the icon in the address bar or the browser's site settings), then press Start session again.",
+  ],
+  mic_absent: ["No microphone found", "Connect a microphone or headset, then press Start session again."],
+  mic_busy: ["The microphone is in use", "Another app is holding the microphone. Close it, then press Start session again."],
+  unsupported: [
+    "This browser cannot stream audio here",
+    "The page needs AudioWorklet, microphone access and a secure (https) address. Use a current Chrome, Edge, Firefox or Safari.",
+  ],
+  unreachable: ["Cannot reach the voicebridge server", "Check your network connection, then press Start session again."],
+  upstream_auth: [
+    "The voice service rejected the server's credentials",
+    "This is a server setup problem: an administrator needs to check the Voice Live key or the managed identity's role.",
+  ],
+  upstream_unavailable: ["The voice service is unreachable", "It may be a short outage. Try again in a minute."],
+  upstream_timeout: ["The voice service did not answer in time", "Try again in a minute."],
+  upstream_lost: ["The connection to the voice service was lost", "Press Start session to begin a new conversation."],
+  too_many_sessions: ["The server is busy", "Too many conversations are running. Try again in a few minutes."],
+  ended_by_server: ["The session was ended by the server", "Press Start session to begin a new one."],
+  internal: ["The server hit an unexpected error", "Press Start session to try again. If it keeps happening, tell the operator."],
+};
+
+const $ = (id) => document.getElementById(id);
+
+export class View {
+  constructor() {
+    this.start = $("start");
+    this.stop = $("stop");
+    this.entries = new Map();
+    this.slots = [];
+  }
+
+  setState(state) {
+    const [label, hint] = STATES[state];
+    document.body.dataset.state = state;
+    $("state-text").textContent = label;
+    $("state-hint").textContent = hint;
+    const live = !["idle", "stopped", "error"].includes(state);
+    this.start.disabled = live;
+    this.stop.disabled = !live;
+  }
+
+  // Known codes get a title and an action for the user; the server's wording goes underneath as detail.
+  showProblem(code, serverMessage) {
+    const [title, action] = PROBLEMS[code] ?? ["Something went wrong", ""];
+    $("error-title").textContent = title;
+    $("error-action").textContent = action;
+    $("error-detail").textContent = serverMessage ? `Details: ${serverMessage}` : "";
+    $("error").dataset.code = code;
+    $("error").hidden = false;
+  }
+
+  clearProblem() {
+    $("error").hidden = true;
+    delete $("error").dataset.code;
+  }
+
+  // The user's transcript arrives after the reply has begun, so a slot is reserved when the user
+  // starts speaking and the next user transcript fills the oldest one: the log stays chronological.
+  expectUser() {
+    const slot = document.createElement("li");
+    slot.hidden = true;
+    $("transcript").append(slot);
+    this.slots.push(slot);
+  }
+
+  // A partial carries a new fragment (appended); the final carries the whole text (replaces).
+  transcript({ role, item_id: item, text, final, interrupted }) {
+    let entry = this.entries.get(item);
+    if (!entry) {
+      entry = (role === "user" && this.slots.shift()) || $("transcript").appendChild(document.createElement("li"));
+      entry.hidden = false;
+      entry.className = `turn ${role}`;
+      entry.dataset.item = item;
+      entry.dataset.role = role;
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = role === "user" ? "You" : "Assistant";
+      entry.append(who, document.createElement("p"));
+      this.entries.set(item, entry);
+      $("transcript-empty").hidden = true;
+    }
+    const body = entry.lastChild;
+    body.textContent = final ? text : body.textContent + text;
+    entry.dataset.final = String(Boolean(final));
+    if (interrupted) entry.dataset.interrupted = "true";
+    entry.scrollIntoView({ block: "nearest" });
+  }
+
+  // Cut short by the user: whatever text streamed so far is all the reply there will be.
+  interrupted(item) {
+    const entry = this.entries.get(item);
+    if (!entry) return;
+    entry.dataset.interrupted = "true";
+    entry.dataset.final = "true";
+  }
+
+  clearTranscript() {
+    for (const entry of [...this.entries.values(), ...this.slots]) entry.remove();
+    this.entries.clear();
+    this.slots = [];
+    $("transcript-empty").hidden = false;
+  }
+
+  latency(turns) {
+    const fmt = (v) => (v == null ? "–" : `${Math.round(v)} ms`);
+    const column = (key) => turns.map((t) => t[key]).filter((v) => v != null);
+    const last = turns.at(-1) ?? {};
+    $("lat-response").textContent = fmt(last.responseMs);
+    $("lat-response-median").textContent = fmt(median(column("responseMs")));
+    $("lat-interrupt").textContent = fmt(last.interruptMs);
+    $("lat-interrupt-median").textContent = fmt(median(column("interruptMs")));
+    $("lat-turns").textContent = String(turns.length);
+  }
+}
