@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from support.apps import AppProcess
+
+from support.apps import AppProcess, start_app
 from support.tab import Tab
-
 from voicebridge.emulator import Emulator, EmulatorConfig
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +17,6 @@ def emulator() -> Iterator[Emulator]:
     emu.start(host="127.0.0.1", port=0)
     yield emu
     emu.stop()
-
-
-def start_app(request: pytest.FixtureRequest, env: dict[str, str]) -> AppProcess:
-    ARTIFACTS.mkdir(exist_ok=True)
-    name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
-    app = AppProcess(env, log_path=ARTIFACTS / f"app-{name}.log")
-    request.addfinalizer(app.stop)
-    return app
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from azure.ai.voicelive.aio import ConnectionClosed
+from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
-from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from . import protocol
 from .protocol import BYTES_PER_MS, Audio, ClientMessage, Playback, Start, Stop

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import start_app
-from support.apps import http_get
+from support.apps import http_get, start_app
 from support.audio import silence, speech
 from support.tab import Tab
 

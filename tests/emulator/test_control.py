@@ -16,7 +16,8 @@ import pytest
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import connect
 from azure.core.credentials import AzureKeyCredential
-from conftest import client, run, silence, speech, url
+
+from support.sdk_client import client, run, silence, speech, url
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

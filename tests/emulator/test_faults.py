@@ -7,8 +7,9 @@ import time
 
 import aiohttp
 import pytest
-from conftest import KEY, client, run, silence, speech, url
 from test_turns import TURN, collapse_deltas
+
+from support.sdk_client import KEY, client, run, silence, speech, url
 
 
 async def raw_connection(http: aiohttp.ClientSession, emu):

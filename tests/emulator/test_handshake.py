@@ -8,7 +8,8 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import connect
 from azure.ai.voicelive.models import AzureStandardVoice, RequestSession, ServerVad
 from azure.core.credentials import AccessToken, AzureKeyCredential
-from conftest import client, run, url
+
+from support.sdk_client import client, run, url
 
 
 def test_session_created_describes_the_service_defaults(emulator):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import BYTES_PER_MS, client, run, silence, speech
+from support.sdk_client import BYTES_PER_MS, client, run, silence, speech
 
 ONE_TURN = silence(300) + speech(1500, seed=1) + silence(700)
 

@@ -9,7 +9,8 @@ import json
 
 import aiohttp
 import pytest
-from conftest import KEY, run, url
+
+from support.sdk_client import KEY, run, url
 
 CASES = [
     ("not json {", None, "invalid_json"),

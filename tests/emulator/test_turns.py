@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from azure.ai.voicelive.models import InputTextContentPart, UserMessageItem
-from conftest import BYTES_PER_MS, client, noise, run, silence, speech, tone
+
+from support.sdk_client import BYTES_PER_MS, client, noise, run, silence, speech, tone
 
 TRANSCRIBE = {"input_audio_transcription": {"model": "azure-speech"}}
 TURN = [

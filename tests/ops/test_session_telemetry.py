@@ -82,17 +82,13 @@ def observed(emulator) -> Iterator[Observed]:
         telemetry.reset_instruments()
 
 
-def final_assistant(tab: Tab, start: int) -> dict:
-    return tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 20, start)
-
-
 def converse(observed: Observed, speech_ms: int, barge_in: bool = False) -> str:
     """One session with one utterance, optionally talked over once its reply is playing; returns its id.
 
     The barge-in comes first because speech right after a finished reply can still count as one: the
     bridge allows for audio the tab may still be playing.
     """
-    before = len(observed.spans.named("voicebridge.session"))
+    before, turns = len(observed.spans.named("voicebridge.session")), len(observed.spans.named("voicebridge.turn"))
     tab = Tab(observed.url)
     try:
         tab.start()
@@ -105,8 +101,9 @@ def converse(observed: Observed, speech_ms: int, barge_in: bool = False) -> str:
             mark = tab.mark()
             tab.speak(speech(600, seed=99) + silence(900))
             tab.wait_for(lambda m: m["type"] == "audio.clear", 5, mark)
-        final_assistant(tab, mark)
         tab.wait_state("ready", 20, mark)
+        # The tab is ready when the reply's audio is done; the turn ends a little later, at response.done.
+        observed.spans.wait_for(lambda spans: sum(s.name == "voicebridge.turn" for s in spans) >= turns + 1 + barge_in)
         tab.stop()
         tab.wait_state("stopped")
     finally:

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from voicebridge.emulator import Emulator, EmulatorConfig
 
 from support.apps import AppProcess, free_port
+from voicebridge.emulator import Emulator, EmulatorConfig
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # A smoke timeout far beyond the test's patience: a run that ends in time did not wait on it.

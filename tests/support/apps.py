@@ -78,3 +78,15 @@ class AppProcess:
                 self.proc.wait()
         if self._log is not subprocess.DEVNULL:
             self._log.close()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def start_app(request, env: dict[str, str]) -> AppProcess:
+    """Start the app for a test (stopped at its end), logging to test-artifacts/app-<test>.log."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
+    app = AppProcess(env, log_path=ARTIFACTS / f"app-{name}.log")
+    request.addfinalizer(app.stop)
+    return app
