@@ -33,3 +33,11 @@ def rss_bytes(pids: list[int]) -> int:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) * 1024
     return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every core has spent on anything but idling, summed (from the first line of /proc/stat)."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / _TICKS
