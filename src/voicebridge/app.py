@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 from flask_sock import Sock
 
 from . import __version__, protocol
@@ -71,6 +71,13 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         if bridge.draining:
             return jsonify(status="draining"), 503
         return jsonify(status="ok", sessions=len(bridge.sessions), emulator=bridge.uses_emulator)
+
+    @app.before_request
+    def no_websocket_compression():
+        # Base64 audio barely compresses, and permessage-deflate would cost zlib time on every frame of
+        # every tab; without the offer in the handshake simple-websocket does not negotiate it.
+        if request.path == "/ws":
+            request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
     @sock.route("/ws")
     def tab(ws):

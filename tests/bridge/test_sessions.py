@@ -211,3 +211,10 @@ def test_health_and_info_do_not_touch_voice_live(app, emulator):
     status, body = http_get(app.url + "/api/info")
     assert status == 200 and b'"emulator":false' in body.replace(b" ", b"")
     assert len(emulator.sessions()) == before
+
+
+def test_the_audio_socket_does_not_negotiate_compression(app):
+    from websockets.sync.client import connect
+
+    with connect(app.url.replace("http", "ws", 1) + "/ws", compression="deflate") as ws:
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Deploy voicebridge to Azure from Cloud Shell (or any bash with az and azd logged in).
+#   bash azdeploy.sh                  interactive menu
+#   bash azdeploy.sh --full --env NAME --location REGION --yes
+#   bash azdeploy.sh --image-only --env NAME
+# Option 1 provisions with azd and rolls the image out; option 2 only rolls a new image out. Both roll out
+# through scripts/rollout.sh (build in ACR -> staging -> health gate -> swap -> verify -> roll back).
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: bash azdeploy.sh [--full | --image-only | --status | --teardown] [options]
+
+  --full             1: preflight, azd provision, build in ACR, staging, health gate, swap
+  --image-only       2: build a new image in ACR, staging, health gate, swap
+  --status           3: show the site and its /healthz
+  --teardown         4: azd down --purge (deletes the Azure resources; .azure/ is kept)
+  --env NAME         azd environment (default: $AZURE_ENV_NAME or voicebridge)
+  --location REGION  region for a new environment (must offer gpt-realtime, e.g. eastus2, swedencentral)
+  --yes              do not ask for confirmation
+  --dry-run          print every command, run none
+
+Environment: VOICEBRIDGE_PROVISION_RETRIES (default 3), VOICEBRIDGE_RETRY_DELAY seconds (default 30).
+USAGE
+}
+
+readonly PROVIDERS=(Microsoft.Web Microsoft.ContainerRegistry Microsoft.KeyVault Microsoft.CognitiveServices
+  Microsoft.OperationalInsights Microsoft.Insights Microsoft.ManagedIdentity)
+MODE="" ENV_NAME=${AZURE_ENV_NAME:-voicebridge} LOCATION="" ASSUME_YES=false DRY_RUN=false
+RETRIES=${VOICEBRIDGE_PROVISION_RETRIES:-3}
+RETRY_DELAY=${VOICEBRIDGE_RETRY_DELAY:-30}
+
+log() { printf '[azdeploy] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+show() { printf '+' >&2; printf ' %q' "$@" >&2; printf '\n' >&2; }
+
+# A command that changes something: printed instead of run under --dry-run.
+run() {
+  if [[ $DRY_RUN == true ]]; then show "$@"; return 0; fi
+  "$@"
+}
+
+# A read-only query whose output is a value; under --dry-run the placeholder stands in for the answer.
+query() {
+  local placeholder=$1
+  shift
+  if [[ $DRY_RUN == true ]]; then
+    show "$@"
+    [[ -z $placeholder ]] || printf '%s\n' "$placeholder"
+    return 0
+  fi
+  "$@"
+}
+
+parse_args() {
+  while (($#)); do
+    case $1 in
+      --full) MODE=full; shift ;;
+      --image-only) MODE=image; shift ;;
+      --status) MODE=status; shift ;;
+      --teardown) MODE=teardown; shift ;;
+      --env | --location)
+        (($# >= 2)) || die "$1 needs a value"
+        if [[ $1 == --env ]]; then ENV_NAME=$2; else LOCATION=$2; fi
+        shift 2
+        ;;
+      -y | --yes) ASSUME_YES=true; shift ;;
+      --dry-run) DRY_RUN=true; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage >&2; die "unknown option: $1" ;;
+    esac
+  done
+}
+
+menu() {
+  [[ -t 0 ]] || die "no terminal to ask on: pass --full, --image-only, --status or --teardown"
+  local choice
+  cat >&2 <<MENU
+voicebridge deployment (azd environment: $ENV_NAME)
+  1) Full deploy: provision Azure resources, build the image, roll it out
+  2) Image-only update: build a new image and roll it out
+  3) Status
+  4) Tear down (azd down --purge)
+  q) Quit
+MENU
+  read -r -p "Choose 1-4: " choice
+  case $choice in
+    1) MODE=full ;;
+    2) MODE=image ;;
+    3) MODE=status ;;
+    4) MODE=teardown ;;
+    *) exit 0 ;;
+  esac
+}
+
+confirm() {
+  [[ $ASSUME_YES == true || $DRY_RUN == true ]] && return 0
+  [[ -t 0 ]] || die "$1: pass --yes to confirm when not running in a terminal"
+  local answer
+  read -r -p "$1 [y/N] " answer
+  [[ $answer == [yY]* ]] || die "cancelled"
+}
+
+env_value() { query "<$1>" azd env get-value "$1" --environment "$ENV_NAME"; }
+
+preflight_tools() {
+  local tool
+  for tool in az azd; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (Azure Cloud Shell has both)"
+  done
+  query "" az account show --output none || die "the Azure CLI is not logged in: run az login"
+  query "" azd auth login --check-status >/dev/null || die "azd is not logged in: run azd auth login"
+}
+
+register_providers() {
+  local namespace state
+  for namespace in "${PROVIDERS[@]}"; do
+    state=$(query Registered az provider show --namespace "$namespace" --query registrationState --output tsv)
+    if [[ $state != Registered ]]; then
+      log "registering resource provider $namespace ($state)"
+      run az provider register --namespace "$namespace" --wait
+    fi
+  done
+}
+
+# Select the environment, creating it only when it does not exist yet: the user's azd state is never reset.
+ensure_env() {
+  local current subscription
+  if query "" azd env get-values --environment "$ENV_NAME" >/dev/null 2>&1; then
+    run azd env select "$ENV_NAME"
+    current=$(env_value AZURE_LOCATION)
+    if [[ $DRY_RUN == false && -n $LOCATION && $LOCATION != "$current" ]]; then
+      die "environment '$ENV_NAME' lives in '$current'; choose a new --env to deploy to '$LOCATION'"
+    fi
+    LOCATION=${LOCATION:-$current}
+  else
+    [[ -n $LOCATION ]] || die "environment '$ENV_NAME' is new: pass --location REGION (e.g. eastus2 or swedencentral)"
+    subscription=$(query "<subscription-id>" az account show --query id --output tsv)
+    run azd env new "$ENV_NAME" --location "$LOCATION" --subscription "$subscription"
+  fi
+}
+
+existing_env() {
+  query "" azd env get-values --environment "$ENV_NAME" >/dev/null 2>&1 ||
+    die "environment '$ENV_NAME' does not exist yet: run a full deploy (option 1) first"
+}
+
+check_region() {
+  run env AZURE_LOCATION="$LOCATION" AZURE_ENV_NAME="$ENV_NAME" \
+    VOICE_LIVE_MODEL="${VOICE_LIVE_MODEL:-gpt-realtime}" bash scripts/azd-hooks/preprovision.sh
+}
+
+# Provisioning fails transiently now and then (role assignment propagation, ARM throttling): retry it.
+provision() {
+  local attempt
+  for ((attempt = 1; ; attempt++)); do
+    if run azd provision --no-prompt --environment "$ENV_NAME"; then
+      return 0
+    fi
+    ((attempt < RETRIES)) || die "azd provision failed $attempt times; see the errors above and docs/deploy.md"
+    log "azd provision failed (attempt $attempt of $RETRIES); retrying in ${RETRY_DELAY}s"
+    sleep "$RETRY_DELAY"
+  done
+}
+
+rollout() {
+  local outputs line image="" group app registry args
+  group=$(env_value AZURE_RESOURCE_GROUP)
+  app=$(env_value SERVICE_WEB_NAME)
+  registry=$(env_value AZURE_CONTAINER_REGISTRY_NAME)
+  args=(--resource-group "$group" --app "$app" --registry "$registry")
+  [[ $DRY_RUN == true ]] && args+=(--dry-run)
+  if [[ -z ${VOICEBRIDGE_SMOKE_CMD:-} ]] && ! python3 -c 'import voicebridge.smoke' 2>/dev/null; then
+    log "warning: voicebridge is not installed here (pip install .), so the gate checks /healthz only"
+    args+=(--skip-smoke)
+  fi
+  outputs=$(mktemp)
+  args+=(--output-file "$outputs")
+  if ! scripts/rollout.sh "${args[@]}"; then
+    rm -f "$outputs"
+    die "the rollout did not complete; production keeps (or was rolled back to) its previous image"
+  fi
+  while IFS= read -r line; do
+    [[ $line == image=* ]] && image=${line#image=}
+  done <"$outputs"
+  rm -f "$outputs"
+  # A later re-provision must keep running this image rather than reset the site to the placeholder.
+  [[ $DRY_RUN == true ]] || run azd env set SERVICE_WEB_IMAGE_NAME "$image" --environment "$ENV_NAME"
+}
+
+full_deploy() {
+  preflight_tools
+  register_providers
+  ensure_env
+  confirm "Provision '$ENV_NAME' in $LOCATION and deploy?"
+  check_region
+  provision
+  rollout
+  log "done: $(env_value SERVICE_WEB_URI)"
+}
+
+image_update() {
+  preflight_tools
+  existing_env
+  rollout
+  log "done: $(env_value SERVICE_WEB_URI)"
+}
+
+status() {
+  preflight_tools
+  existing_env
+  local url group app
+  group=$(env_value AZURE_RESOURCE_GROUP)
+  app=$(env_value SERVICE_WEB_NAME)
+  run az webapp show --resource-group "$group" --name "$app" \
+    --query "{state: state, host: defaultHostName, image: siteConfig.linuxFxVersion}" --output table
+  url=$(env_value SERVICE_WEB_URI)
+  log "$url/healthz answers $(query 200 curl --silent --output /dev/null --write-out '%{http_code}' --max-time 10 "$url/healthz" || true)"
+}
+
+teardown() {
+  preflight_tools
+  existing_env
+  confirm "Delete every Azure resource of '$ENV_NAME' (azd down --purge)?"
+  run azd down --purge --force --environment "$ENV_NAME"
+}
+
+main() {
+  parse_args "$@"
+  cd "$(dirname "${BASH_SOURCE[0]}")"
+  [[ -n $MODE ]] || menu
+  case $MODE in
+    full) full_deploy ;;
+    image) image_update ;;
+    status) status ;;
+    teardown) teardown ;;
+  esac
+}
+
+main "$@"

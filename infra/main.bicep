@@ -1,0 +1,230 @@
+// voicebridge on Azure: one resource group holding monitoring, Key Vault, a registry, an Azure AI Services
+// account for Voice Live, one managed identity and a Linux container web app with a staging slot.
+// Written in the Bicep subset pycep-parser reads, so checkov scans every resource (see docs/deploy.md).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names the resource group and seeds every resource name')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource; it must offer the Voice Live model (see docs/deploy.md)')
+param location string
+
+@description('Object id of the deploying user or pipeline principal; gets the roles local keyless development needs')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+@description('Model the bridge asks Voice Live for')
+param voiceLiveModel string = 'gpt-realtime'
+
+param modelVersion string = '2025-08-28'
+
+@allowed([
+  'GlobalStandard'
+  'Standard'
+  'DataZoneStandard'
+])
+param modelSkuName string = 'GlobalStandard'
+
+// Strings, not int/bool: azd substitutes main.parameters.json as text, so every value arrives quoted.
+@description('Model deployment capacity in thousands of tokens per minute')
+param modelCapacity string = '10'
+
+@description('Deploy the model into the account (Voice Live also serves gpt-realtime fully managed without one)')
+@allowed([
+  'true'
+  'false'
+])
+param deployModel string = 'true'
+
+param voiceLiveVoice string = 'en-US-AvaNeural'
+
+@description('true: keep key auth on the AI account and put the key in Key Vault; false (default): Entra ID only')
+@allowed([
+  'true'
+  'false'
+])
+param useKeyAuth string = 'false'
+
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+@description('The app reaches Key Vault over its public endpoint unless the site is VNet-integrated')
+param keyVaultPublicNetworkAccess string = 'Enabled'
+
+@allowed([
+  'S1'
+  'S2'
+  'S3'
+  'P0v3'
+  'P1v3'
+  'P2v3'
+  'P3v3'
+])
+@description('Plan SKU; Standard or above, which gives deployment slots and autoscale')
+param appServiceSkuName string = 'P0v3'
+
+param maxInstances string = '3'
+
+@description('Image the site runs; empty on first provision, azdeploy.sh records the rolled-out one so a re-provision keeps it')
+param webImageName string = ''
+
+@description('Key Vault secret that holds the Voice Live key when key auth is chosen')
+param voiceLiveKeySecretName string = 'voice-live-api-key'
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var keyAuth = bool(useKeyAuth)
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    appInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    displayName: 'voicebridge (${environmentName})'
+    appInsightsId: monitoring.outputs.appInsightsId
+    location: location
+    tags: tags
+  }
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    publicNetworkAccess: keyVaultPublicNetworkAccess
+    identityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+  }
+}
+
+module registry 'modules/registry.bicep' = {
+  name: 'registry'
+  scope: rg
+  params: {
+    name: '${abbrs.containerRegistryRegistries}${resourceToken}'
+    location: location
+    tags: tags
+    identityPrincipalId: identity.outputs.principalId
+  }
+}
+
+module aiServices 'modules/aiservices.bicep' = {
+  name: 'aiservices'
+  scope: rg
+  params: {
+    name: '${abbrs.cognitiveServicesAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    useKeyAuth: keyAuth
+    deployModel: bool(deployModel)
+    modelName: voiceLiveModel
+    modelVersion: modelVersion
+    modelSkuName: modelSkuName
+    modelCapacity: int(modelCapacity)
+    identityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+    keyVaultName: keyVault.outputs.name
+    keySecretName: voiceLiveKeySecretName
+  }
+}
+
+module plan 'modules/appserviceplan.bicep' = {
+  name: 'appserviceplan'
+  scope: rg
+  params: {
+    name: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    skuName: appServiceSkuName
+    maxInstances: int(maxInstances)
+  }
+}
+
+module web 'modules/webapp.bicep' = {
+  name: 'webapp'
+  scope: rg
+  params: {
+    name: '${abbrs.webSitesAppService}${resourceToken}'
+    location: location
+    tags: tags
+    planId: plan.outputs.id
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    image: empty(webImageName) ? 'mcr.microsoft.com/appsvc/staticsite:latest' : webImageName
+    appInsightsName: monitoring.outputs.appInsightsName
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    appSettings: {
+      AZURE_VOICE_LIVE_ENDPOINT: aiServices.outputs.endpoint
+      VOICE_LIVE_MODEL: voiceLiveModel
+      VOICE_LIVE_VOICE: voiceLiveVoice
+      AZURE_CLIENT_ID: identity.outputs.clientId
+      AZURE_KEY_VAULT_ENDPOINT: keyAuth ? keyVault.outputs.endpoint : ''
+      VOICE_LIVE_KEY_SECRET_NAME: voiceLiveKeySecretName
+      WEBSITES_PORT: '8000'
+      OTEL_SERVICE_NAME: 'voicebridge'
+    }
+  }
+}
+
+// Read by azd (.azure/<env>/.env), azdeploy.sh and the deploy workflow. Never a key or a connection string.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
+output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
+output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.endpoint
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_VOICE_LIVE_ENDPOINT string = aiServices.outputs.endpoint
+output AZURE_AI_SERVICES_NAME string = aiServices.outputs.name
+output VOICE_LIVE_MODEL string = voiceLiveModel
+output VOICE_LIVE_AUTH string = keyAuth ? 'key' : 'keyless'
+output AZURE_CLIENT_ID string = identity.outputs.clientId
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output SERVICE_WEB_NAME string = web.outputs.name
+output SERVICE_WEB_URI string = web.outputs.uri
+output SERVICE_WEB_STAGING_URI string = web.outputs.stagingUri
+output SERVICE_WEB_SLOT_NAME string = web.outputs.stagingSlotName

@@ -1,0 +1,15 @@
+// One user-assigned identity shared by the production site and its staging slot, so a swap never changes
+// who the app is to ACR, Key Vault and Voice Live.
+param name string
+param location string
+param tags object
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output principalId string = identity.properties.principalId
+output clientId string = identity.properties.clientId

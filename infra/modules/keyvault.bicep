@@ -1,0 +1,93 @@
+// Key Vault for the Voice Live key (only used when key auth is chosen): RBAC only, soft delete and purge
+// protection on, audit logs to Log Analytics.
+param name string
+param location string
+param tags object
+
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+
+param identityPrincipalId string
+param userPrincipalId string = ''
+param userPrincipalType string = 'User'
+param logAnalyticsWorkspaceId string
+
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+var secretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+var secretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+var grants = [
+  {
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+    role: secretsUser
+  }
+  {
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+    role: secretsOfficer
+  }
+]
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: the site has no VNet integration, so it reaches the vault over its public endpoint; access is RBAC-only
+  // checkov:skip=CKV_AZURE_189: public network access is a parameter (keyVaultPublicNetworkAccess), Enabled by default for the same reason
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    enablePurgeProtection: true
+    publicNetworkAccess: publicNetworkAccess
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: publicNetworkAccess == 'Enabled' ? 'Allow' : 'Deny'
+    }
+  }
+}
+
+resource roles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in grants: if (!empty(grant.principalId)) {
+  name: guid(vault.id, grant.principalId, grant.role)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', grant.role)
+    principalId: grant.principalId
+    principalType: grant.principalType
+  }
+}]
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+output name string = vault.name
+output id string = vault.id
+output endpoint string = vault.properties.vaultUri

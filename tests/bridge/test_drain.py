@@ -1,0 +1,39 @@
+"""SIGTERM drain with the real server process (gunicorn), as App Service sends it on swap/restart/scale-in."""
+
+from __future__ import annotations
+
+import signal
+
+from conftest import start_app
+from support.apps import http_get
+from support.tab import Tab
+
+
+def test_sigterm_tells_every_tab_closes_every_upstream_and_exits_zero(request, emulator):
+    app = start_app(
+        request,
+        {
+            "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
+            "AZURE_VOICE_LIVE_API_KEY": "test-key",
+            "VOICEBRIDGE_DRAIN_SECONDS": "5",
+        },
+    )
+    before = sum(1 for s in emulator.sessions() if s.open)
+    tabs = [Tab(app.url), Tab(app.url)]
+    for tab in tabs:
+        tab.start()
+        tab.wait_state("ready")
+    assert emulator.wait_until(lambda: sum(1 for s in emulator.sessions() if s.open) == before + 2)
+
+    app.signal(signal.SIGTERM)
+    for tab in tabs:
+        tab.wait_state("reconnecting")
+    # The drain has begun (the tabs were told), so the platform must no longer see a healthy instance.
+    try:
+        status = http_get(app.url + "/healthz")[0]
+    except OSError:
+        status = None  # already stopped listening: not healthy either
+    assert status != 200
+    assert [tab.wait_closed() for tab in tabs] == [1012, 1012]
+    assert emulator.wait_until(lambda: sum(1 for s in emulator.sessions() if s.open) == before)
+    assert app.wait(timeout=20) == 0

@@ -1,0 +1,268 @@
+"""Structure of the parsed Bicep (pycep-parser, the parser checkov uses): every resource and setting issue 4
+asks for, roles scoped to the resource they grant, and outputs azd needs without any secret.
+
+pycep renders identifiers and string literals alike as plain strings, so `"vault"` below means the
+symbolic resource `vault` where it stands for a scope or parent."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from infra_helpers import body
+
+ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+KV_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"
+AZURE_AI_USER = "53ca6127-db72-4b80-b1b0-d745d6d5456d"
+# Types that carry no tags of their own (extensions and child configuration).
+UNTAGGED = ("Microsoft.Authorization/", "Microsoft.Insights/diagnosticSettings", "Microsoft.Web/sites/config",
+            "Microsoft.Web/sites/basicPublishingCredentialsPolicies", "Microsoft.Web/sites/slots/basicPublishing",
+            "Microsoft.CognitiveServices/accounts/deployments", "Microsoft.KeyVault/vaults/secrets")
+
+
+def ref(expression) -> str:
+    """A parsed reference such as identity.outputs.clientId or account.listKeys().key1, as Bicep spells it."""
+    if isinstance(expression, str):
+        return expression
+    operator = expression["operator"]
+    operands = operator["operands"]
+    if operator["type"] == "function_accessor":
+        return f"{ref(operands['operand_1'])}.{operands['func_name']}()"
+    assert operator["type"] == "property_accessor", operator
+    return f"{ref(operands['operand_1'])}.{ref(operands['operand_2'])}"
+
+
+def resource(bicep, module: str, name: str) -> dict:
+    return bicep[f"modules/{module}.bicep"]["resources"][name]
+
+
+def variables(bicep, module: str) -> dict:
+    return {k: v["value"] for k, v in bicep[f"modules/{module}.bicep"]["variables"].items()}
+
+
+def params(bicep, module: str) -> dict:
+    return bicep[f"modules/{module}.bicep"]["parameters"]
+
+
+def test_every_resource_is_tagged_and_only_the_site_names_the_azd_service(bicep):
+    tagged = []
+    for path, document in bicep.items():
+        for name, res in document.get("resources", {}).items():
+            if res["existing"] or res["type"].startswith(UNTAGGED):
+                continue
+            tags = body(res).get("tags")
+            tagged.append((path, name))
+            if name == "site":
+                merged = tags["function"]["parameters"]
+                assert merged["arg_1"] == "tags" and merged["arg_2"] == {"'azd-service-name'": "web"}
+            else:
+                assert tags == "tags", f"{path}:{name} is not tagged"
+    assert len(tagged) >= 12
+    main = bicep["main.bicep"]
+    assert main["variables"]["tags"]["value"] == {"'azd-env-name'": "environmentName"}
+    for name, module in main["modules"].items():
+        assert module["config"]["params"]["tags"] == "tags", name
+    assert sum(json.dumps(d).count("azd-service-name") for d in bicep.values()) == 1
+
+
+def test_monitoring_is_workspace_based_and_the_workbook_reads_it(bicep):
+    insights = body(resource(bicep, "monitoring", "appInsights"))
+    assert ref(insights["properties"]["WorkspaceResourceId"]) == "workspace.id"
+    workbook = body(resource(bicep, "workbook", "workbook"))
+    assert resource(bicep, "workbook", "workbook")["type"] == "Microsoft.Insights/workbooks"
+    assert workbook["properties"]["sourceId"] == "appInsightsId"
+    assert workbook["properties"]["serializedData"]["function"]["parameters"]["file_path"] == "workbook.json"
+
+
+def test_key_vault_is_rbac_only_with_soft_delete_and_purge_protection(bicep):
+    vault = body(resource(bicep, "keyvault", "vault"))["properties"]
+    assert vault["enableRbacAuthorization"] is True
+    assert vault["enableSoftDelete"] is True and vault["enablePurgeProtection"] is True
+    assert vault["publicNetworkAccess"] == "publicNetworkAccess"
+    main = bicep["main.bicep"]
+    assert main["modules"]["keyVault"]["config"]["params"]["publicNetworkAccess"] == "keyVaultPublicNetworkAccess"
+    assert main["parameters"]["keyVaultPublicNetworkAccess"]["default"] == "Enabled"
+
+
+def test_registry_has_no_admin_user_and_no_anonymous_pull(bicep):
+    registry = body(resource(bicep, "registry", "registry"))["properties"]
+    assert registry["adminUserEnabled"] is False and registry["anonymousPullEnabled"] is False
+
+
+def test_ai_services_account_is_keyless_by_default_with_the_model_deployed(bicep):
+    account = resource(bicep, "aiservices", "account")
+    config = body(account)
+    assert config["kind"] == "AIServices"
+    assert config["properties"]["customSubDomainName"] == "name"
+    assert config["properties"]["disableLocalAuth"]["operator"] == {"type": "not", "operands": {"bool_value": "useKeyAuth"}}
+    main = bicep["main.bicep"]
+    assert main["parameters"]["useKeyAuth"]["default"] == "false"
+    deployment = resource(bicep, "aiservices", "deployment")
+    model = body(deployment)
+    assert model["parent"] == "account"
+    assert model["sku"] == {"name": "modelSkuName", "capacity": "modelCapacity"}
+    assert model["properties"]["model"] == {"format": "OpenAI", "name": "modelName", "version": "modelVersion"}
+    assert main["parameters"]["voiceLiveModel"]["default"] == "gpt-realtime"
+    assert main["parameters"]["modelSkuName"]["default"] == "GlobalStandard"
+    assert {"modelVersion", "modelCapacity"} <= set(main["parameters"])
+
+
+def test_key_auth_puts_the_key_in_key_vault_inside_the_template(bicep):
+    secret = resource(bicep, "aiservices", "keySecret")
+    assert secret["config"]["condition"] == "useKeyAuth"
+    config = body(secret)
+    assert config["parent"] == "vault" and config["properties"]["contentType"]
+    assert ref(config["properties"]["value"]) == "account.listKeys().key1"
+    assert resource(bicep, "aiservices", "vault")["existing"] is True
+    # Without key auth the app is not pointed at the vault at all, so it goes straight to its identity.
+    settings = bicep["main.bicep"]["modules"]["web"]["config"]["params"]["appSettings"]
+    assert settings["AZURE_KEY_VAULT_ENDPOINT"]["operator"]["type"] == "conditional"
+
+
+@pytest.mark.parametrize(
+    ("module", "assignment", "scope", "roles"),
+    [
+        ("registry", "pull", "registry", {ACR_PULL}),
+        ("keyvault", "roles", "vault", {KV_SECRETS_USER}),
+        ("aiservices", "roles", "account", {COGNITIVE_SERVICES_USER, AZURE_AI_USER}),
+    ],
+)
+def test_the_identity_gets_each_role_on_the_resource_it_needs(bicep, module, assignment, scope, roles):
+    config = body(resource(bicep, module, assignment))
+    assert config["scope"] == scope
+    role_id = config["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+    grants = variables(bicep, module).get("grants")
+    if grants is None:
+        assert variables(bicep, module)[role_id] in roles and config["properties"]["principalId"] == "identityPrincipalId"
+        return
+    granted = {variables(bicep, module)[g["role"]] for g in grants if g["principalId"] == "identityPrincipalId"}
+    assert granted == roles
+    assert all(g["principalType"] == "ServicePrincipal" for g in grants if g["principalId"] == "identityPrincipalId")
+    # The deploying user gets the same data-plane roles for local keyless development.
+    assert any(g["principalId"] == "userPrincipalId" for g in grants)
+
+
+def test_one_user_assigned_identity_is_passed_to_every_role_and_the_site(bicep):
+    assert resource(bicep, "identity", "identity")["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
+    modules = bicep["main.bicep"]["modules"]
+    for name in ("keyVault", "registry", "aiServices"):
+        assert ref(modules[name]["config"]["params"]["identityPrincipalId"]) == "identity.outputs.principalId"
+    web = modules["web"]["config"]["params"]
+    assert ref(web["identityId"]) == "identity.outputs.id"
+    assert ref(web["identityClientId"]) == "identity.outputs.clientId"
+
+
+def test_plan_is_linux_with_slots_and_autoscale(bicep):
+    plan = body(resource(bicep, "appserviceplan", "plan"))
+    assert plan["kind"] == "linux" and plan["properties"]["reserved"] is True
+    allowed = bicep["main.bicep"]["parameters"]["appServiceSkuName"]
+    assert all(re.fullmatch(r"S[1-3]|P\dv3", sku) for sku in allowed["decorators"][0]["argument"])
+    autoscale = body(resource(bicep, "appserviceplan", "autoscale"))["properties"]
+    assert autoscale["enabled"] is True
+    assert ref(autoscale["targetResourceUri"]) == "plan.id"
+    directions = {rule["scaleAction"]["direction"] for rule in autoscale["profiles"][0]["rules"]}
+    assert directions == {"Increase", "Decrease"}
+    assert autoscale["profiles"][0]["capacity"]["maximum"]["function"]["type"] == "string"
+
+
+SITE_CONFIG = {
+    "acrUseManagedIdentityCreds": True,
+    "acrUserManagedIdentityID": "identityClientId",
+    "webSocketsEnabled": True,
+    "alwaysOn": True,
+    "http20Enabled": True,
+    "minTlsVersion": "1.2",
+    "scmMinTlsVersion": "1.2",
+    "ftpsState": "Disabled",
+    "remoteDebuggingEnabled": False,
+    "healthCheckPath": "/healthz",
+}
+
+
+def test_site_and_slot_share_the_hardened_container_config(bicep):
+    site = body(resource(bicep, "webapp", "site"))
+    slot = body(resource(bicep, "webapp", "staging"))
+    assert slot["parent"] == "site" and slot["name"] == "stagingSlotName"
+    assert params(bicep, "webapp")["stagingSlotName"]["default"] == "staging"
+    for config in (site, slot):
+        assert config["kind"] == "app,linux,container"
+        assert config["identity"] == {"type": "UserAssigned", "userAssignedIdentities": "identities"}
+        properties = config["properties"]
+        assert properties["httpsOnly"] is True and properties["keyVaultReferenceIdentity"] == "identityId"
+        assert SITE_CONFIG.items() <= properties["siteConfig"].items()
+        assert properties["siteConfig"]["linuxFxVersion"] == "DOCKER|${image}"
+    # Spelled out twice for checkov; they must not drift apart.
+    without_settings = [{k: v for k, v in c["properties"]["siteConfig"].items() if k != "appSettings"} for c in (site, slot)]
+    assert without_settings[0] == without_settings[1]
+    assert variables(bicep, "webapp")["identities"] == {"'${identityId}'": {}}
+
+
+def test_app_settings_give_the_bridge_everything_it_reads(bicep):
+    given = set(bicep["main.bicep"]["modules"]["web"]["config"]["params"]["appSettings"])
+    added = set(variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]["arg_2"])
+    assert {"AZURE_VOICE_LIVE_ENDPOINT", "VOICE_LIVE_MODEL", "VOICE_LIVE_VOICE", "AZURE_CLIENT_ID",
+            "AZURE_KEY_VAULT_ENDPOINT", "WEBSITES_PORT"} <= given
+    assert {"APPLICATIONINSIGHTS_CONNECTION_STRING", "WEBSITE_SWAP_WARMUP_PING_PATH",
+            "WEBSITE_SWAP_WARMUP_PING_STATUSES"} <= added
+    assert "AZURE_VOICE_LIVE_API_KEY" not in given | added, "the key comes from Key Vault, never app settings"
+    shared = variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]["arg_2"]
+    assert shared["WEBSITE_SWAP_WARMUP_PING_PATH"] == "/healthz"
+    # The connection string is read from the component, not passed through an output.
+    assert ref(shared["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == "appInsights.properties.ConnectionString"
+
+
+def test_the_slot_label_is_sticky_and_differs_per_slot(bicep):
+    sticky = body(resource(bicep, "webapp", "stickySettings"))
+    assert sticky["name"] == "slotConfigNames" and sticky["properties"]["appSettingNames"] == ["slotSetting"]
+    labels = []
+    for name in ("site", "staging"):
+        extra = body(resource(bicep, "webapp", name))["properties"]["siteConfig"]["appSettings"]["function"]
+        labels.append(extra["parameters"]["arg_2"][0])
+    assert [label["name"] for label in labels] == ["slotSetting", "slotSetting"]
+    assert [label["value"] for label in labels] == ["deployment.environment=production", "deployment.environment=staging"]
+
+
+def test_basic_publishing_credentials_are_off_on_both_slots(bicep):
+    for name, parent in (("sitePublishing", "site"), ("slotPublishing", "staging")):
+        policies = resource(bicep, "webapp", name)
+        assert policies["config"]["loop_type"]["detail"]["array_name"] == ["ftp", "scm"]
+        assert body(policies)["parent"] == parent and body(policies)["properties"] == {"allow": False}
+
+
+def test_site_logs_go_to_log_analytics(bicep):
+    diagnostics = body(resource(bicep, "webapp", "diagnostics"))
+    assert diagnostics["scope"] == "site" and diagnostics["properties"]["workspaceId"] == "logAnalyticsWorkspaceId"
+    categories = {log["category"] for log in diagnostics["properties"]["logs"]}
+    assert {"AppServiceHTTPLogs", "AppServiceConsoleLogs", "AppServicePlatformLogs"} <= categories
+
+
+REQUIRED_OUTPUTS = {
+    "AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_CONTAINER_REGISTRY_ENDPOINT",
+    "AZURE_CONTAINER_REGISTRY_NAME", "AZURE_KEY_VAULT_ENDPOINT", "AZURE_VOICE_LIVE_ENDPOINT",
+    "SERVICE_WEB_NAME", "SERVICE_WEB_URI", "SERVICE_WEB_STAGING_URI",
+}
+
+
+def test_outputs_give_azd_and_the_scripts_what_they_read_and_no_secret(bicep):
+    outputs = bicep["main.bicep"]["outputs"]
+    assert REQUIRED_OUTPUTS <= set(outputs)
+    for path, document in bicep.items():
+        for name, output in document.get("outputs", {}).items():
+            text = (name + json.dumps(output)).lower()
+            assert not re.search(r"key1|key2|list_?keys|password|secret|connectionstring|instrumentationkey", text), (path, name)
+            assert not any(d["type"] == "secure" for d in output["decorators"]), (path, name)
+
+
+def test_parameters_file_feeds_every_required_parameter(bicep):
+    from infra_helpers import INFRA
+
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = bicep["main.bicep"]["parameters"]
+    assert set(values) <= set(declared)
+    required = {name for name, p in declared.items() if "default" not in p}
+    assert required <= set(values)
+    assert values["environmentName"]["value"] == "${AZURE_ENV_NAME}"
+    assert values["location"]["value"] == "${AZURE_LOCATION}"
+    assert values["principalId"]["value"].startswith("${AZURE_PRINCIPAL_ID")
