@@ -29,7 +29,7 @@ from pathlib import Path
 from aiohttp import ClientSession, ClientWebSocketResponse, TCPConnector, WSMsgType
 
 from . import procstat
-from .wire import UPLINK_BYTES, Sequence, chunk, percentiles_ms, read_stamp
+from .wire import BYTES_PER_MS, UPLINK_BYTES, Sequence, chunk, percentiles_ms, read_stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("bridge", "baseline relay")
@@ -102,7 +102,11 @@ class Tab:
                 self.clears_ns.append(arrived)
                 # A real tab reports what it played when it flushes; this one "played" all it got.
                 if self._item is not None:
-                    report = {"type": "playback", "item_id": self._item, "played_ms": self._item_bytes // 48}
+                    report = {
+                        "type": "playback",
+                        "item_id": self._item,
+                        "played_ms": self._item_bytes // BYTES_PER_MS,
+                    }
                     await self.ws.send_str(json.dumps(report))
             elif kind == "state" and event.get("state") == "ready":
                 self.ready.set()

@@ -17,8 +17,9 @@ import numpy as np
 STAMP = struct.Struct("<IQq")  # tab, seq, monotonic ns
 # Base64 characters that decode to at least the stamp (whole 4-character groups).
 STAMP_B64 = -(-STAMP.size // 3) * 4
-UPLINK_BYTES = 960  # 20 ms of PCM16 mono at 24 kHz
-DOWNLINK_BYTES = 4800  # 100 ms, the size Voice Live sends
+BYTES_PER_MS = 48  # PCM16 mono at 24 kHz
+UPLINK_BYTES = 20 * BYTES_PER_MS
+DOWNLINK_BYTES = 100 * BYTES_PER_MS  # the delta size Voice Live sends
 
 
 def chunk(tab: int, seq: int, nbytes: int) -> str:
