@@ -3,6 +3,7 @@ release depends on (tests gate deploys, OIDC only, the tested commit ships, one 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -164,6 +165,25 @@ def test_deploy_delegates_every_rollout_step_to_the_script():
     text = (WORKFLOWS / "deploy.yml").read_text()
     for duplicate in ("az acr build", "az webapp config container", "slot swap"):
         assert duplicate not in text
+
+
+def test_rollout_script_accepts_the_deploy_step_as_written(tmp_path):
+    # Azure is unreachable here: the script's own --dry-run prints each az command instead of running it.
+    step = step_running(load("deploy.yml"), r"scripts/rollout\.sh")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    outputs = tmp_path / "github_output"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("GITHUB_")}
+    env.update(
+        AZURE_RESOURCE_GROUP="rg-test", AZURE_WEBAPP_NAME="app-test", AZURE_CONTAINER_REGISTRY_NAME="crtest",
+        SHA=sha, GITHUB_OUTPUT=str(outputs),
+    )
+    result = subprocess.run(
+        ["bash", "-c", step["run"] + " --dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"az acr build --registry crtest --image voicebridge:{sha} ." in result.stderr
+    assert "az webapp deployment slot swap --resource-group rg-test --name app-test" in result.stderr
+    assert re.search(r"(?m)^url=https://\S+$", outputs.read_text()), outputs.read_text()
 
 
 def test_azure_dev_logs_in_federated_and_names_the_slot():

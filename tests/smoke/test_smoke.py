@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from support.apps import AppProcess, free_port
+from support.apps import free_port, start_app
 from voicebridge.emulator import Emulator, EmulatorConfig
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # A smoke timeout far beyond the test's patience: a run that ends in time did not wait on it.
 NEVER_S = 600
 PATIENCE_S = 60
@@ -25,15 +23,8 @@ def smoke(url: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def start_app(request: pytest.FixtureRequest) -> Callable[..., AppProcess]:
-    def start(**env: str) -> AppProcess:
-        ARTIFACTS.mkdir(exist_ok=True)
-        app = AppProcess(env, log_path=ARTIFACTS / f"app-{request.node.name}.log")
-        request.addfinalizer(app.stop)
-        return app
-
-    return start
+def upstream(emu: Emulator, key: str) -> dict[str, str]:
+    return {"AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emu.port}", "AZURE_VOICE_LIVE_API_KEY": key}
 
 
 @pytest.fixture
@@ -44,27 +35,25 @@ def strict_emulator() -> Iterator[Emulator]:
     emu.stop()
 
 
-def test_passes_against_the_app_on_its_built_in_emulator(start_app):
-    app = start_app()
+def test_passes_against_the_app_on_its_built_in_emulator(request):
+    app = start_app(request, {})
     result = smoke(app.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("smoke OK:"), result.stdout
     assert len(result.stdout.strip().splitlines()) == 1
 
 
-def test_a_passing_run_closes_the_one_upstream_session_it_opened(start_app, strict_emulator):
+def test_a_passing_run_closes_the_one_upstream_session_it_opened(request, strict_emulator):
     emu = strict_emulator
-    app = start_app(AZURE_VOICE_LIVE_ENDPOINT=f"http://127.0.0.1:{emu.port}", AZURE_VOICE_LIVE_API_KEY="right")
+    app = start_app(request, upstream(emu, "right"))
     result = smoke(app.url)
     assert result.returncode == 0, result.stdout + result.stderr
     # The gate also runs against production: it must not leave a billed Voice Live session behind.
     assert emu.wait_until(lambda: len(emu.sessions()) == 1 and not emu.sessions()[0].open, 10), emu.sessions()
 
 
-def test_fails_with_the_credentials_message_when_voice_live_rejects_the_key(start_app, strict_emulator):
-    app = start_app(
-        AZURE_VOICE_LIVE_ENDPOINT=f"http://127.0.0.1:{strict_emulator.port}", AZURE_VOICE_LIVE_API_KEY="wrong"
-    )
+def test_fails_with_the_credentials_message_when_voice_live_rejects_the_key(request, strict_emulator):
+    app = start_app(request, upstream(strict_emulator, "wrong"))
     result = smoke(app.url)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Voice Live rejected the app's credentials" in result.stderr

@@ -1,0 +1,1 @@
+"""`make bench`: the server benchmark (server.py) and, when present, the browser benchmark (browser.py)."""
