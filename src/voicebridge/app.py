@@ -8,12 +8,11 @@ import os
 from flask import Flask, jsonify, render_template, request
 from flask_sock import Sock
 
-from . import __version__, protocol
+from . import __version__, telemetry
 from .bridge import Bridge
 from .credentials import build_provider
-from .protocol import ProtocolError
-from .runtime import LoopThread, TabChannel
-from .settings import MAX_FRAME_BYTES, Settings
+from .runtime import SOCK_SERVER_OPTIONS, LoopThread, serve_tab
+from .settings import Settings
 from .upstream import Connector
 
 log = logging.getLogger("voicebridge.app")
@@ -43,9 +42,12 @@ def start_bridge(settings: Settings) -> Bridge:
 
 def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
     settings = settings or Settings.from_env(os.environ)
+    # Here, in the serving process: exporters run background threads, which do not survive a fork.
+    log.info("event=startup.telemetry mode=%s", telemetry.configure(settings))
     bridge = bridge or start_bridge(settings)
     app = Flask(__name__)
-    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": MAX_FRAME_BYTES}
+    telemetry.instrument_app(app)
+    app.config["SOCK_SERVER_OPTIONS"] = SOCK_SERVER_OPTIONS
     app.extensions["voicebridge"] = bridge
     sock = Sock(app)
 
@@ -74,36 +76,13 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
 
     @app.before_request
     def no_websocket_compression():
-        # Base64 audio barely compresses, and permessage-deflate would cost zlib time on every frame of
-        # every tab; without the offer in the handshake simple-websocket does not negotiate it.
+        # The loop's frame parser speaks plain WebSocket (base64 audio barely compresses anyway, and
+        # deflate would cost zlib time per frame): without the offer, the handshake does not negotiate it.
         if request.path == "/ws":
             request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
     @sock.route("/ws")
     def tab(ws):
-        channel = TabChannel(ws)
-        session = bridge.open_tab(channel)
-        bad_frames = 0
-
-        def on_frames(frames: list[str | bytes]) -> None:
-            nonlocal bad_frames
-            messages = []
-            for frame in frames:
-                try:
-                    messages.append(protocol.parse(frame))
-                except ProtocolError as exc:
-                    bad_frames += 1
-                    if bad_frames == 1:
-                        log.info("event=tab.bad_frame session=%s code=%s", session.id, exc.code)
-                    channel.send(protocol.error(exc.code, exc.message))
-            if messages:
-                bridge.deliver(session, messages)
-
-        try:
-            channel.pump(on_frames)
-        finally:
-            bridge.tab_closed(session)
-            if bad_frames:
-                log.info("event=tab.bad_frames session=%s count=%d", session.id, bad_frames)
+        serve_tab(bridge.runtime, ws, bridge.attach)
 
     return app

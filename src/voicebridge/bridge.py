@@ -24,8 +24,8 @@ from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 
 from . import protocol
-from .protocol import BYTES_PER_MS, Audio, ClientMessage, Playback, Start, Stop
-from .runtime import LoopThread, TabChannel
+from .protocol import BYTES_PER_MS, Audio, Playback, ProtocolError, Start, Stop
+from .runtime import LoopThread, TabConnection
 from .settings import Settings
 from .telemetry import SessionTelemetry
 from .upstream import Connector, UpstreamError, session_config
@@ -109,7 +109,7 @@ def _internal_id(kind: str) -> str:
 
 
 class BridgeSession:
-    def __init__(self, bridge: Bridge, channel: TabChannel):
+    def __init__(self, bridge: Bridge, channel: TabConnection):
         self.id = secrets.token_hex(6)
         self.bridge = bridge
         self.channel = channel
@@ -122,7 +122,7 @@ class BridgeSession:
         self._item: _Item | None = None
         self._active_response: str | None = None
         self._dropped_responses: set[str] = set()
-        self._assistant_text: dict[str, str] = {}
+        self._assistant_text: dict[str, tuple[object, str]] = {}  # item id -> (response id, text so far)
         self._stopping = False
         self._tab_gone = False
         self._opened = time.monotonic()
@@ -133,20 +133,32 @@ class BridgeSession:
         self._warned_not_started = False
         self.closed = asyncio.Event()
         self.closed.set()  # nothing upstream yet
-        self.stats = {"chunks_up": 0, "chunks_down": 0, "dropped_up": 0, "barge_ins": 0}
+        self.stats = {"chunks_up": 0, "chunks_down": 0, "dropped_up": 0, "barge_ins": 0, "bad_frames": 0}
 
-    # --- messages from the tab (already validated by protocol.parse) ----------------------------
+    # --- the tab's socket (TabHandler) -----------------------------------------------------------
 
-    def on_messages(self, messages: list[ClientMessage]) -> None:
-        for message in messages:
-            if isinstance(message, Audio):
-                self._audio(message)
-            elif isinstance(message, Playback):
-                self._playback(message)
-            elif isinstance(message, Start):
-                self.start()
-            elif isinstance(message, Stop):
-                self.stop("tab_stop")
+    def on_frame(self, frame: str | bytes) -> None:
+        try:
+            message = protocol.parse(frame)
+        except ProtocolError as exc:
+            self.stats["bad_frames"] += 1
+            if self.stats["bad_frames"] == 1:
+                log.info("event=tab.bad_frame session=%s code=%s", self.id, exc.code)
+            self.channel.send(protocol.error(exc.code, exc.message))
+            return
+        if isinstance(message, Audio):
+            self._audio(message)
+        elif isinstance(message, Playback):
+            self._playback(message)
+        elif isinstance(message, Start):
+            self.start()
+        elif isinstance(message, Stop):
+            self.stop("tab_stop")
+
+    def on_closed(self) -> None:
+        self._tab_gone = True
+        self.stop("tab_closed")
+        self.bridge.forget(self)
 
     def _audio(self, message: Audio) -> None:
         if self._conn is None or self.machine.state not in ACTIVE:
@@ -197,11 +209,6 @@ class BridgeSession:
         self._stopping = True
         self._task.cancel()
         _event("session.stop", self.id, reason=reason)
-
-    def tab_gone(self) -> None:
-        self._tab_gone = True
-        self.stop("tab_closed")
-        self.bridge.forget(self)
 
     # --- the upstream run loop --------------------------------------------------------------------
 
@@ -359,18 +366,26 @@ class BridgeSession:
             self._set_state(self.machine.audio_delta())
             self.telemetry.first_audio()
 
+    def _is_current(self, response_id: object) -> bool:
+        """Events of an interrupted response, or of an older one than the active response, change nothing."""
+        if response_id in self._dropped_responses:
+            return False
+        return self._active_response is None or response_id is None or response_id == self._active_response
+
     def _audio_done(self, event: dict) -> None:
-        if event.get("response_id") not in self._dropped_responses:
+        if self._is_current(event.get("response_id")):
             self._set_state(self.machine.response_finished())
 
     def _response_done(self, event: dict) -> None:
         response = event.get("response") if isinstance(event.get("response"), dict) else {}
         response_id = response.get("id")
+        status = str(response.get("status", "unknown"))
+        current = self._is_current(response_id)
+        self._finish_transcripts(response_id, interrupted=status == "cancelled")
         if response_id == self._active_response:
             self._active_response = None
-        status = response.get("status", "unknown")
-        self.telemetry.turn_ended(str(status))
-        if response_id not in self._dropped_responses or self.machine.state != "listening":
+        if current:
+            self.telemetry.turn_ended(status)
             self._set_state(self.machine.response_finished())
 
     def _user_transcript_delta(self, event: dict) -> None:
@@ -380,22 +395,35 @@ class BridgeSession:
         self._transcript("user", event, event.get("transcript"), final=True)
 
     def _assistant_transcript_delta(self, event: dict) -> None:
-        if event.get("response_id") in self._dropped_responses:
+        response_id = event.get("response_id")
+        if response_id in self._dropped_responses:
             return
         text = event.get("delta")
         item_id = event.get("item_id")
         if isinstance(text, str) and isinstance(item_id, str):
-            self._assistant_text[item_id] = self._assistant_text.get(item_id, "") + text
+            _, so_far = self._assistant_text.get(item_id, (response_id, ""))
+            self._assistant_text[item_id] = (response_id, so_far + text)
         self._transcript("assistant", event, text, final=False)
 
     def _assistant_transcript_done(self, event: dict) -> None:
         item_id = event.get("item_id")
-        heard = self._assistant_text.pop(item_id, "") if isinstance(item_id, str) else ""
+        _, heard = self._assistant_text.pop(item_id, (None, "")) if isinstance(item_id, str) else (None, "")
         if event.get("response_id") in self._dropped_responses:
             # The user cut the reply off: show what was streamed before the interruption.
             self._transcript("assistant", event, heard, final=True, interrupted=True)
         else:
             self._transcript("assistant", event, event.get("transcript"), final=True)
+
+    def _finish_transcripts(self, response_id: object, interrupted: bool) -> None:
+        """Every streamed assistant transcript ends with a final, even when the service sends none
+        (a cancelled response ends without response.audio_transcript.done)."""
+        if response_id in self._dropped_responses:
+            interrupted = True
+        for item_id, (owner, text) in list(self._assistant_text.items()):
+            if owner == response_id:
+                del self._assistant_text[item_id]
+                extra = {"interrupted": True} if interrupted else {}
+                self._transcript("assistant", {"item_id": item_id}, text, final=True, **extra)
 
     def _transcript(self, role: str, event: dict, text: object, final: bool, **extra: object) -> None:
         item_id = event.get("item_id")
@@ -554,22 +582,12 @@ class Bridge:
     def upstream_sessions(self) -> int:
         return sum(1 for s in self.sessions.values() if not s.closed.is_set())
 
-    # Called from WSGI threads --------------------------------------------------------------------
-
-    def open_tab(self, channel: TabChannel) -> BridgeSession:
-        return self.runtime.run(self._open_tab(channel), timeout=5)
-
-    async def _open_tab(self, channel: TabChannel) -> BridgeSession:
+    def attach(self, channel: TabConnection) -> BridgeSession:
+        """A tab's socket arrived on the loop (see runtime.serve_tab)."""
         session = BridgeSession(self, channel)
         self.sessions[session.id] = session
         _event("tab.open", session.id)
         return session
-
-    def deliver(self, session: BridgeSession, messages: list[ClientMessage]) -> None:
-        self.runtime.call(session.on_messages, messages)
-
-    def tab_closed(self, session: BridgeSession) -> None:
-        self.runtime.call(session.tab_gone)
 
     def forget(self, session: BridgeSession) -> None:
         self.sessions.pop(session.id, None)
@@ -612,6 +630,9 @@ class Bridge:
         sessions = list(self.sessions.values())
         for session in sessions:
             session.stop("shutdown")
-        if sessions:
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(*(s.closed.wait() for s in sessions))
+        try:
+            if sessions:
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*(s.closed.wait() for s in sessions))
+        finally:
+            await self.connector.close()

@@ -1,11 +1,17 @@
 """Where the WSGI threads and the asyncio side meet — the only module that crosses threads.
 
-- `LoopThread` owns the one asyncio event loop that runs every upstream Voice Live session.
-  WSGI threads hand it work with `call()` (non-blocking) or `run()` (blocking, with a timeout).
-- `TabChannel` wraps one browser WebSocket. The tab's own WSGI thread does all socket I/O for it:
-  it wakes on a single event that both simple-websocket's reader (a frame arrived) and the loop
-  (something to send) set. The loop therefore never blocks on a slow browser, and a slow browser
-  only ever stalls its own thread.
+Flask and flask-sock accept each browser WebSocket (routing, the HTTP upgrade). Right after the
+handshake the tab's socket is handed to the one asyncio event loop that also runs every upstream Voice
+Live session, and the gunicorn thread just waits for the tab to end. Every audio frame then stays on
+one thread from browser to Voice Live and back: no hand-off between threads per chunk, no thread per
+direction, and a C-accelerated frame parser instead of a pure-Python one. (The first design kept two
+threads per tab and handed each chunk across three of them; under load the GIL turns every hand-off
+into a wait, see docs/performance.md.)
+
+- `LoopThread` owns the event loop; WSGI threads reach it only through `call()` / `run()`.
+- `serve_tab()` is what a gunicorn thread does for one tab.
+- `TabConnection` is the tab's socket on the loop: an asyncio protocol around websockets' sans-I/O
+  WebSocket implementation, already in the OPEN state because simple-websocket did the handshake.
 """
 
 from __future__ import annotations
@@ -13,14 +19,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from simple_websocket import ConnectionClosed
+from websockets.frames import Opcode
+from websockets.protocol import Protocol as WebSocketProtocol
+from websockets.protocol import Side
+
+from .settings import MAX_FRAME_BYTES
 
 T = TypeVar("T")
 log = logging.getLogger("voicebridge.runtime")
+
+# A tab that stops reading gets this much queued audio (about a minute) before it is cut off, so a
+# stalled browser costs bounded memory and never slows anyone else.
+MAX_WRITE_BUFFER = 4 * 1024 * 1024
+CLOSE_HANDSHAKE_S = 2.0
 
 
 class LoopThread:
@@ -48,56 +62,138 @@ class LoopThread:
             self._thread.join(timeout=5)
 
 
-class _Close:
-    __slots__ = ("code", "reason")
+class HandshakeOnly:
+    """simple-websocket `thread_class`: the handshake happens in its constructor, its reader thread
+    never starts — the event loop reads the socket instead."""
 
-    def __init__(self, code: int, reason: str):
-        self.code = code
-        self.reason = reason
+    def __init__(self, target: Callable[[], None] | None = None, **_: object):
+        self.name = "voicebridge-adopted"
+
+    def start(self) -> None:
+        return None
 
 
-class TabChannel:
-    """One browser socket. `send`/`close` are safe from any thread; `pump` runs on the tab's WSGI thread."""
+# flask-sock passes these to simple_websocket.Server for every /ws request.
+SOCK_SERVER_OPTIONS = {"thread_class": HandshakeOnly}
 
-    def __init__(self, ws: Any):
-        self._ws = ws
-        self._outbox: deque[str | _Close] = deque()
-        # simple-websocket sets this event whenever a frame lands in ws.input_buffer; sharing it gives
-        # the WSGI thread one thing to wait on for both directions.
-        self._wake: threading.Event = ws.event
+
+class TabHandler(Protocol):
+    def on_frame(self, frame: str | bytes) -> None: ...
+
+    def on_closed(self) -> None: ...
+
+
+def serve_tab(runtime: LoopThread, ws: Any, attach: Callable[[TabConnection], TabHandler]) -> None:
+    """Run on the tab's gunicorn thread: give the upgraded socket to the loop, wait until the tab is gone."""
+    done = threading.Event()
+    sock = ws.sock.dup()  # the loop owns this descriptor; gunicorn closes its own when we return
+
+    async def adopt() -> None:
+        try:
+            await runtime.loop.connect_accepted_socket(lambda: TabConnection(attach, done), sock=sock)
+        except Exception:
+            sock.close()
+            done.set()
+            raise
+
+    runtime.call(lambda: runtime.loop.create_task(adopt()))
+    done.wait()
+    ws.connected = False  # flask-sock's own close() must not write after our close frame
+
+
+class TabConnection(asyncio.Protocol):
+    """One browser WebSocket on the event loop. `send` and `close` are loop-thread only."""
+
+    def __init__(self, attach: Callable[[TabConnection], TabHandler], done: threading.Event):
+        self._attach = attach
+        self._done = done
+        self._ws = WebSocketProtocol(Side.SERVER, max_size=MAX_FRAME_BYTES)
+        self._fragments: list[bytes] = []
+        self._fragment_opcode: Opcode | None = None
+        self._transport: asyncio.Transport | None = None
+        self._handler: TabHandler | None = None
+        self.open = False
+
+    # asyncio.Protocol ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
         self.open = True
+        self._handler = self._attach(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._ws.receive_data(data)
+        for frame in self._ws.events_received():
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if frame.fin:
+                    self._deliver(opcode, frame.data)
+                else:
+                    self._fragment_opcode, self._fragments = opcode, [frame.data]
+            elif opcode is Opcode.CONT and self._fragment_opcode is not None:
+                self._fragments.append(frame.data)
+                if frame.fin:
+                    whole, kind = b"".join(self._fragments), self._fragment_opcode
+                    self._fragment_opcode, self._fragments = None, []
+                    self._deliver(kind, whole)
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self._ws.receive_eof()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        handler, self._handler = self._handler, None
+        try:
+            if handler is not None:
+                handler.on_closed()
+        finally:
+            self._done.set()
+
+    # used by the session -------------------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        self._outbox.append(text)
-        self._wake.set()
+        if not self.open:
+            return
+        self._ws.send_text(text.encode())
+        self._flush()
+        transport = self._transport
+        if transport is not None and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            log.warning("event=tab.too_slow buffered=%d", transport.get_write_buffer_size())
+            transport.abort()
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        self._outbox.append(_Close(code, reason))
-        self._wake.set()
-
-    def pump(self, on_frames: Callable[[list[str | bytes]], None]) -> None:
-        """Move frames both ways until the socket closes. Returns when the tab is gone."""
-        ws = self._ws
-        inbox: list[str | bytes] = ws.input_buffer
-        outbox = self._outbox
-        try:
-            while True:
-                self._wake.wait(0.5)  # also catches a close whose flag lands after the wake-up
-                self._wake.clear()
-                if inbox:
-                    frames = []
-                    while inbox:
-                        frames.append(inbox.pop(0))
-                    on_frames(frames)
-                while outbox:
-                    item = outbox.popleft()
-                    if isinstance(item, _Close):
-                        ws.close(item.code, item.reason)
-                        return
-                    ws.send(item)
-                if not ws.connected and not inbox:
-                    return
-        except (ConnectionClosed, OSError):
+        if not self.open or self._transport is None:
             return
-        finally:
-            self.open = False
+        try:
+            self._ws.send_close(code, reason)
+        except Exception:  # already closing: the protocol refuses a second close frame
+            pass
+        self._flush()
+        # A browser that never answers the close frame does not keep the socket.
+        asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_S, self._transport.abort)
+
+    # internals -----------------------------------------------------------------------------------
+
+    def _deliver(self, opcode: Opcode, data: bytes) -> None:
+        if self._handler is None:
+            return
+        if opcode is Opcode.TEXT:
+            try:
+                self._handler.on_frame(data.decode())
+            except UnicodeDecodeError:
+                self._handler.on_frame(b"")  # not valid UTF-8: answered like any non-text frame
+        else:
+            self._handler.on_frame(data)
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        for chunk in self._ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            else:  # the protocol's signal that the close handshake is over
+                transport.close()

@@ -73,6 +73,9 @@ class Connector:
         self.endpoint = endpoint
         self._host = urlparse(endpoint).netloc
 
+    async def close(self) -> None:
+        await self._provider.close()
+
     async def open(self) -> VoiceLiveConnection:
         settings = self._settings
         extra = {"api_version": settings.api_version} if settings.api_version else {}

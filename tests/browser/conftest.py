@@ -45,7 +45,9 @@ def wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="session")
+# Module scope: the sync API runs an event loop on this thread while it is open, which would break
+# every later test that calls asyncio.run().
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
