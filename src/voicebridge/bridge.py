@@ -387,6 +387,8 @@ class BridgeSession:
         if current:
             self.telemetry.turn_ended(status)
             self._set_state(self.machine.response_finished())
+        elif response_id in self._dropped_responses and self.machine.state == "listening":
+            self.telemetry.turn_ended(status)  # the interrupted turn ends; the user's next one has not begun
 
     def _user_transcript_delta(self, event: dict) -> None:
         self._transcript("user", event, event.get("delta"), final=False)
@@ -466,7 +468,11 @@ class BridgeSession:
         if conn is not None:
             if response_active:
                 asyncio.get_running_loop().create_task(
-                    _quiet_send(conn, {"type": "response.cancel", "event_id": _internal_id("cancel")})
+                    # Named, so that a late cancel can never hit the user's next response.
+                    _quiet_send(
+                        conn,
+                        {"type": "response.cancel", "event_id": _internal_id("cancel"), "response_id": item.response_id},
+                    )
                 )
             asyncio.get_running_loop().create_task(self._truncate(conn, item))
 

@@ -77,6 +77,22 @@ def test_response_cancel_cancels_the_active_reply_and_errors_benignly_without_on
     run(main())
 
 
+def test_response_cancel_naming_another_response_leaves_the_active_one_alone(make_emulator):
+    emu = make_emulator(pace=1.0)
+
+    async def main():
+        async with client(emu) as c:
+            first = await streaming_reply(c)
+            mark = len(c.events)
+            await c.conn.response.cancel(response_id="resp_not_this_one")
+            assert (await c.wait_for("error", start=mark)).error.code == "response_cancel_not_active"
+            await c.conn.response.cancel(response_id=first.response_id)
+            done = await c.wait_for("response.done", start=c.events.index(first))
+            assert done.response.status == "cancelled"
+
+    run(main())
+
+
 def test_truncate_records_valid_cuts_and_rejects_unknown_items_and_cuts_past_the_end(emulator):
     async def main():
         async with client(emulator) as c:

@@ -458,7 +458,9 @@ class EmulatedSession:
         self.start_response(self.last_utterance)
 
     def on_response_cancel(self, event: dict) -> None:
-        if self.active is None:
+        # Like the service: a response_id names the response to cancel, which may have ended already.
+        wanted = event.get("response_id")
+        if self.active is None or (wanted is not None and wanted != self.active.id):
             raise ProtocolError("Cancellation failed: no active response found", "response_cancel_not_active")
         self.cancel_response("client_cancelled")
 
