@@ -103,6 +103,7 @@ def _serve(endpoint: str, log: Path) -> tuple[subprocess.Popen, str]:
 
 def run(cycles: int = 3) -> dict:
     from playwright.sync_api import sync_playwright
+
     from voicebridge.emulator import Emulator, EmulatorConfig
 
     from . import procstat
