@@ -1,7 +1,8 @@
 """The production server: gunicorn's threaded worker, the same in `make run` and in the container.
 
-One worker process holds every session (they live on its event loop); each open tab occupies one of its
-threads, so `threads` bounds the concurrent tabs per instance and App Service scales out beyond that.
+One worker process holds every session (they live on its event loop); each open tab parks one of its
+threads until the tab ends, so `threads` bounds the concurrent tabs per instance and App Service scales
+out beyond that.
 
 Shutdown:
 - SIGTERM (App Service swap, restart, scale-in) drains: /healthz turns 503 while the worker still
