@@ -32,25 +32,8 @@ RETRY_DELAY=${VOICEBRIDGE_RETRY_DELAY:-30}
 
 log() { printf '[azdeploy] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-show() { printf '+' >&2; printf ' %q' "$@" >&2; printf '\n' >&2; }
-
-# A command that changes something: printed instead of run under --dry-run.
-run() {
-  if [[ $DRY_RUN == true ]]; then show "$@"; return 0; fi
-  "$@"
-}
-
-# A read-only query whose output is a value; under --dry-run the placeholder stands in for the answer.
-query() {
-  local placeholder=$1
-  shift
-  if [[ $DRY_RUN == true ]]; then
-    show "$@"
-    [[ -z $placeholder ]] || printf '%s\n' "$placeholder"
-    return 0
-  fi
-  "$@"
-}
+# shellcheck source=scripts/dryrun.sh
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/dryrun.sh"
 
 parse_args() {
   while (($#)); do

@@ -35,25 +35,8 @@ IMAGE_REF="" PROD_URL="" RESULT="" STARTED=false
 log() { printf '[rollout] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
-show() { printf '+' >&2; printf ' %q' "$@" >&2; printf '\n' >&2; }
-
-# A command that changes something: printed instead of run under --dry-run.
-run() {
-  if [[ $DRY_RUN == true ]]; then show "$@"; return 0; fi
-  "$@"
-}
-
-# A read-only query whose output is a value; under --dry-run the placeholder stands in for the answer.
-query() {
-  local placeholder=$1
-  shift
-  if [[ $DRY_RUN == true ]]; then
-    show "$@"
-    [[ -z $placeholder ]] || printf '%s\n' "$placeholder"
-    return 0
-  fi
-  "$@"
-}
+# shellcheck source=scripts/dryrun.sh
+source "$(dirname "${BASH_SOURCE[0]}")/dryrun.sh"
 
 parse_args() {
   while (($#)); do
