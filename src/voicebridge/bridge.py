@@ -125,7 +125,6 @@ class BridgeSession:
         self._assistant_text: dict[str, tuple[object, str]] = {}  # item id -> (response id, text so far)
         self._stopping = False
         self._tab_gone = False
-        self._opened = time.monotonic()
         self._connect_started = 0.0
         self._reconnecting = False
         self._ready_here = False
@@ -301,11 +300,14 @@ class BridgeSession:
 
     async def _send_uplink(self, conn: VoiceLiveConnection) -> None:
         uplink = self._uplink
-        while True:
-            await self._uplink_wake.wait()
-            self._uplink_wake.clear()
-            while uplink:
-                await conn.send({"type": "input_audio_buffer.append", "audio": uplink.popleft()})
+        try:
+            while True:
+                await self._uplink_wake.wait()
+                self._uplink_wake.clear()
+                while uplink:
+                    await conn.send({"type": "input_audio_buffer.append", "audio": uplink.popleft()})
+        except VoiceLiveConnectionError:
+            return  # the connection is going away; the receiving side notices and reconnects
 
     async def _close_upstream(self) -> None:
         conn, self._conn = self._conn, None
@@ -321,8 +323,12 @@ class BridgeSession:
         except (ValueError, AttributeError):
             log.warning("event=upstream.unparseable session=%s bytes=%d", self.id, len(raw))
             return
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(self, event)
+        except Exception:  # an event shaped in a way nobody expected: skip it, keep the conversation
+            log.exception("event=upstream.unexpected session=%s type=%s", self.id, event.get("type"))
 
     def _session_updated(self, event: dict) -> None:
         new = self.machine.session_updated()

@@ -122,3 +122,30 @@ def test_protocol_builds_server_messages_as_json():
         "type": "transcript", "role": "user", "item_id": "i", "text": "hé", "final": True,
     }
     assert json.loads(protocol.error("bad_json", "Nope.", upstream_code="x"))["upstream_code"] == "x"
+
+
+class _Channel:
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+def test_surprising_upstream_events_are_skipped_and_the_session_goes_on():
+    from voicebridge.bridge import Bridge, BridgeSession
+
+    session = BridgeSession(Bridge(Settings(), runtime=None, connector=None), _Channel())
+    session.machine.connecting(False)
+    session.machine.session_updated()
+    for raw in (
+        b"not json at all",
+        b"[1, 2, 3]",
+        b'{"type": "response.done", "response": {"id": ["unhashable"]}}',
+        b'{"type": "response.audio.delta", "delta": 5, "item_id": null}',
+        b'{"type": "brand.new.event", "anything": true}',
+    ):
+        session._on_upstream(raw)
+    session._on_upstream(b'{"type": "input_audio_buffer.speech_started", "item_id": "i"}')
+    assert session.machine.state == "listening"
+    assert session.channel.sent == [{"type": "state", "state": "listening"}]
