@@ -23,6 +23,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     settings = settings.with_overrides(**overrides)
     logs.configure(settings.log_level)
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"voicebridge: open http://{shown}:{settings.port}/ in your browser (Ctrl-C stops)", file=sys.stderr)
     from .server import serve
 
     serve(settings)
