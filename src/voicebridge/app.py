@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import urlparse
 
 from flask import Flask, jsonify, render_template, request
 from flask_sock import Sock
@@ -16,6 +17,11 @@ from .settings import Settings
 from .upstream import Connector
 
 log = logging.getLogger("voicebridge.app")
+
+
+def _same_origin(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+    parsed = urlparse(origin)
+    return parsed.netloc.lower() == host.lower() or f"{parsed.scheme}://{parsed.netloc}".lower() in allowed
 
 
 def start_bridge(settings: Settings) -> Bridge:
@@ -75,11 +81,19 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         return jsonify(status="ok", sessions=len(bridge.sessions), emulator=bridge.uses_emulator)
 
     @app.before_request
-    def no_websocket_compression():
+    def websocket_upgrade_rules():
+        if request.path != "/ws":
+            return None
+        # Every upstream session costs money: a page on another site must not open one in a visitor's
+        # browser. Browsers always send Origin; non-browser clients (smoke, benchmarks) may omit it.
+        origin = request.headers.get("Origin")
+        if origin and not _same_origin(origin, request.host, settings.allowed_origins):
+            log.warning("event=tab.refused reason=cross_origin origin=%r", origin[:200])
+            return jsonify(error="cross-origin WebSocket refused"), 403
         # The loop's frame parser speaks plain WebSocket (base64 audio barely compresses anyway, and
         # deflate would cost zlib time per frame): without the offer, the handshake does not negotiate it.
-        if request.path == "/ws":
-            request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return None
 
     @sock.route("/ws")
     def tab(ws):

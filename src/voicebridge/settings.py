@@ -58,6 +58,9 @@ class Settings:
     threads: int = 256
     max_sessions: int = 200
     log_level: str = "INFO"
+    # Origins besides the page's own that may open /ws (e.g. a custom domain behind a proxy that
+    # rewrites Host). Browsers always send Origin, so this stops other sites from using the bridge.
+    allowed_origins: tuple[str, ...] = ()
 
     # Resilience
     connect_timeout_s: float = 10.0
@@ -107,6 +110,7 @@ class Settings:
             threads=env.number("VOICEBRIDGE_THREADS", int, d.threads, 4, 4096),
             max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
             log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, d.log_level, upper=True),
+            allowed_origins=env.origins("VOICEBRIDGE_ALLOWED_ORIGINS"),
             connect_timeout_s=env.number(
                 "VOICEBRIDGE_CONNECT_TIMEOUT_SECONDS", float, d.connect_timeout_s, 0.5, 120.0
             ),
@@ -146,6 +150,18 @@ class _Env:
         if parsed.scheme not in ("https", "http") or not parsed.netloc:
             raise SettingsError(name, f"must be an http(s) URL such as https://<name>.services.ai.azure.com/, got {value!r}")
         return value
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        origins = []
+        for item in raw.split(","):
+            parsed = urlparse(item.strip())
+            if parsed.scheme not in ("https", "http") or not parsed.netloc or parsed.path not in ("", "/"):
+                raise SettingsError(name, f"must be a comma-separated list of origins like https://voice.example.com, got {item.strip()!r}")
+            origins.append(f"{parsed.scheme}://{parsed.netloc}".lower())
+        return tuple(origins)
 
     def number(self, name: str, kind: Callable[[str], T], default: T, low: T, high: T) -> T:
         raw = self.text(name)

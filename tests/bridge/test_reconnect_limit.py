@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from support.apps import start_app
 from support.tab import Tab
-
 from voicebridge.emulator import Emulator, EmulatorConfig
 
 

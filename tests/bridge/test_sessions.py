@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from support.apps import http_get
 from support.audio import silence, speech
 
@@ -233,3 +235,16 @@ def test_the_audio_socket_does_not_negotiate_compression(app):
 
     with connect(app.url.replace("http", "ws", 1) + "/ws", compression="deflate") as ws:
         assert "Sec-WebSocket-Extensions" not in ws.response.headers
+
+
+def test_a_page_from_another_origin_cannot_open_the_socket(app):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = app.url.replace("http", "ws", 1) + "/ws"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, origin="https://evil.example", open_timeout=5)
+    assert refused.value.response.status_code == 403
+    with connect(url, origin=app.url, open_timeout=5) as ws:  # the page's own origin
+        ws.send('{"type":"nope"}')
+        assert "unknown_type" in ws.recv(timeout=5)

@@ -149,3 +149,11 @@ def test_surprising_upstream_events_are_skipped_and_the_session_goes_on():
     session._on_upstream(b'{"type": "input_audio_buffer.speech_started", "item_id": "i"}')
     assert session.machine.state == "listening"
     assert session.channel.sent == [{"type": "state", "state": "listening"}]
+
+
+def test_allowed_origins_are_normalised_and_validated():
+    settings = Settings.from_env({"VOICEBRIDGE_ALLOWED_ORIGINS": "https://Voice.Example.com, http://localhost:9000/"})
+    assert settings.allowed_origins == ("https://voice.example.com", "http://localhost:9000")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"VOICEBRIDGE_ALLOWED_ORIGINS": "voice.example.com"})
+    assert caught.value.variable == "VOICEBRIDGE_ALLOWED_ORIGINS"
