@@ -222,7 +222,9 @@ output AZURE_VOICE_LIVE_ENDPOINT string = aiServices.outputs.endpoint
 output AZURE_AI_SERVICES_NAME string = aiServices.outputs.name
 output VOICE_LIVE_MODEL string = voiceLiveModel
 output VOICE_LIVE_AUTH string = keyAuth ? 'key' : 'keyless'
-output AZURE_CLIENT_ID string = identity.outputs.clientId
+// Not AZURE_CLIENT_ID: azd hands its outputs to hooks as environment variables, where that name would
+// make Azure SDK credentials act as the pipeline's service principal.
+output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output SERVICE_WEB_NAME string = web.outputs.name
 output SERVICE_WEB_URI string = web.outputs.uri

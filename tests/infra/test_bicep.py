@@ -248,6 +248,7 @@ REQUIRED_OUTPUTS = {
 def test_outputs_give_azd_and_the_scripts_what_they_read_and_no_secret(bicep):
     outputs = bicep["main.bicep"]["outputs"]
     assert REQUIRED_OUTPUTS <= set(outputs)
+    assert "AZURE_CLIENT_ID" not in outputs, "azd would export it to hooks, where credentials read it"
     for path, document in bicep.items():
         for name, output in document.get("outputs", {}).items():
             text = (name + json.dumps(output)).lower()
