@@ -10,8 +10,6 @@ import binascii
 import json
 from dataclasses import dataclass
 
-STATES = ("connecting", "ready", "listening", "processing", "speaking", "reconnecting", "stopped", "error")
-
 # PCM16 mono at 24 kHz.
 SAMPLE_RATE = 24_000
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
