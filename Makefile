@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: run emulator test test-py test-js bench lint system-deps clean
+.PHONY: run emulator test test-py test-js test-repeat bench lint system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,20 @@ test: $(VENV)/.dev system-deps test-js test-py
 test-js:
 	@if [ -d tests/js ]; then node --test tests/js/; fi
 
+# TESTS narrows the run, e.g. `make test-py TESTS=tests/browser`.
+TESTS ?=
 test-py: $(VENV)/.dev
-	$(PY) -m pytest
+	$(PY) -m pytest $(TESTS)
+
+# The stability proof: the suite N times in a row, stopping at the first failure,
+# e.g. `make test-repeat N=20 TESTS=tests/browser`.
+N ?= 5
+test-repeat: $(VENV)/.dev system-deps
+	@for i in $$(seq 1 $(N)); do \
+	  echo "== run $$i of $(N)"; \
+	  if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory test-js || { echo "== run $$i of $(N) failed"; exit 1; }; fi; \
+	  $(PY) -m pytest -q -p no:cacheprovider $(TESTS) || { echo "== run $$i of $(N) failed"; exit 1; }; \
+	done; echo "== $(N) of $(N) runs passed"
 
 bench: $(VENV)/.dev system-deps
 	$(PY) -m benchmarks

@@ -87,10 +87,12 @@ class _Item:
     response_id: str | None
     first_sent: float
     sent_bytes: int = 0
-    reported_ms: int | None = None
+    reported_ms: int | None = None  # the most the tab has said it played of this item
+    reported_after_clear: bool = False
     interrupted: bool = False
     cleared_at: float = 0.0
-    report_after_clear: asyncio.Event | None = None
+    flush_report: asyncio.Event | None = None  # set by the tab's report marked `cleared`
+    flushed_ms: int | None = None
 
     @property
     def sent_ms(self) -> int:
@@ -176,9 +178,18 @@ class BridgeSession:
         item = self._item
         if item is None or item.id != message.item_id:
             return
-        item.reported_ms = message.played_ms
-        if item.report_after_clear is not None and not item.report_after_clear.is_set():
-            item.report_after_clear.set()
+        if item.flush_report is None:
+            item.reported_ms = max(item.reported_ms or 0, message.played_ms)
+            return
+        # After the clear. A report sent before the tab saw the clear can still arrive here first, so only
+        # the report marked `cleared` (what was played at the flush) ends the wait; unmarked ones, from a
+        # client that does not mark it, count as the most it played when the wait runs out.
+        if message.cleared and not item.flush_report.is_set():
+            item.flushed_ms = message.played_ms
+            item.flush_report.set()
+        else:
+            item.reported_ms = max(item.reported_ms or 0, message.played_ms)
+            item.reported_after_clear = True
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -465,7 +476,7 @@ class BridgeSession:
         self.channel.send(protocol.CLEAR)
         item.interrupted = True
         item.cleared_at = received
-        item.report_after_clear = asyncio.Event()
+        item.flush_report = asyncio.Event()
         if item.response_id:
             self._dropped_responses.add(item.response_id)
         self.stats["barge_ins"] += 1
@@ -483,14 +494,16 @@ class BridgeSession:
             asyncio.get_running_loop().create_task(self._truncate(conn, item))
 
     async def _truncate(self, conn: VoiceLiveConnection, item: _Item) -> None:
-        assert item.report_after_clear is not None
+        assert item.flush_report is not None
         try:
-            await asyncio.wait_for(item.report_after_clear.wait(), REPORT_WAIT_S)
-            heard_ms = item.reported_ms or 0
+            await asyncio.wait_for(item.flush_report.wait(), REPORT_WAIT_S)
+            heard_ms = item.flushed_ms or 0
             basis = "tab"
         except TimeoutError:
-            heard_ms = int((item.cleared_at - item.first_sent) * 1000.0)
-            basis = "clock"
+            if item.reported_after_clear:
+                heard_ms, basis = item.reported_ms or 0, "tab_unmarked"
+            else:
+                heard_ms, basis = int((item.cleared_at - item.first_sent) * 1000.0), "clock"
         audio_end_ms = max(0, min(heard_ms, item.sent_ms))
         if self._conn is not conn:
             return  # the upstream was replaced meanwhile; its conversation is gone

@@ -45,6 +45,7 @@ class Playback:
     item_id: str
     played_ms: int
     latency_ms: float | None = None
+    cleared: bool = False  # the tab's report of what it had played when it flushed on audio.clear
 
 
 ClientMessage = Start | Stop | Audio | Playback
@@ -98,7 +99,7 @@ def _playback(message: dict) -> Playback:
     latency = message.get("latency_ms")
     if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < 60_000:
         latency = None
-    return Playback(item_id, int(played), latency)
+    return Playback(item_id, int(played), latency, message.get("cleared") is True)
 
 
 # --- server → browser ---------------------------------------------------------------------------

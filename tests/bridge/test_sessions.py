@@ -112,6 +112,22 @@ def test_barge_in_clears_drops_and_truncates_at_what_was_played(tabs, emulator):
     assert tab.of_type("error") == []
 
 
+def test_truncation_uses_the_flush_report_not_an_older_one_still_in_flight(tabs, emulator):
+    """A periodic report the tab sent before it saw audio.clear can reach the bridge after the clear; the
+    truncation must use the report marked `cleared` (what was played at the flush)."""
+    tab = ready_tab(tabs)
+    item_id, _ = barge_in(tab, report_ms=None)
+    tab.report(item_id, 100)  # sent before the tab saw the clear
+    # Frames are handled in order: the answer to this one shows the stale report has been handled.
+    mark = tab.mark()
+    tab.send({"type": "no.such.message"})
+    tab.wait_for(lambda m: m["type"] == "error" and m["code"] == "unknown_type", start=mark)
+    tab.send({"type": "playback", "item_id": item_id, "played_ms": 250, "cleared": True})
+    assert emulator.wait_until(lambda: any(t["item_id"] == item_id for s in emulator.sessions() for t in s.truncations))
+    truncation = [t for s in emulator.sessions() for t in s.truncations if t["item_id"] == item_id][0]
+    assert truncation["audio_end_ms"] == 250
+
+
 def test_barge_in_without_a_report_estimates_from_the_clock_within_what_was_sent(tabs, emulator):
     tab = ready_tab(tabs)
     item_id, clear_at = barge_in(tab, report_ms=None)

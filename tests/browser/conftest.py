@@ -11,7 +11,7 @@ import pytest
 
 # Shared with the browser benchmark (importable because pytest runs from the repository root).
 from benchmarks.browser import CHROMIUM, chromium_args, speak
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, WebSocketRoute, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -59,10 +59,14 @@ def launch(playwright: Playwright, request: pytest.FixtureRequest) -> Iterator[C
     and the console log in test-artifacts/."""
     opened: list[tuple[Browser, Page, list[str]]] = []
 
-    def open_page(url: str, wav: Path | None, allow_mic: bool = True) -> Page:
+    def open_page(
+        url: str, wav: Path | None, allow_mic: bool = True, route_ws: Callable[[WebSocketRoute], None] | None = None
+    ) -> Page:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav, allow_mic))
         context = browser.new_context(permissions=["microphone"] if allow_mic else [])
         page = context.new_page()
+        if route_ws is not None:
+            page.route_web_socket("**/ws", route_ws)
         console: list[str] = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from benchmarks.browser import RAW_MIC
+from playwright.sync_api import WebSocketRoute
 
 from support import apps
 
@@ -133,10 +134,9 @@ def test_barge_in_flushes_and_truncates_to_what_was_played(launch, app, emulator
     before = {s.id for s in emulator.sessions()}
     page = launch(app.url + RAW_MIC, wavs["barge_in"])
     start(page)
-    page.wait_for_function(
-        "() => window.voicebridge.reports.some((r) => r.cause === 'clear')", timeout=TIMEOUT_MS
-    )
-    cleared = page.evaluate("window.voicebridge.reports.find((r) => r.cause === 'clear')")
+    # The contract: after every audio.clear the page reports, marked `cleared`, what it had played.
+    page.wait_for_function("() => window.voicebridge.reports.some((r) => r.cleared)", timeout=TIMEOUT_MS)
+    cleared = page.evaluate("window.voicebridge.reports.find((r) => r.cleared)")
     assert cleared["played_ms"] > 0, "the reply should have been audible before the interruption"
 
     (session,) = new_sessions(emulator, before)
@@ -177,6 +177,39 @@ def test_barge_in_flushes_and_truncates_to_what_was_played(launch, app, emulator
     )
     states = page.evaluate("window.__states")
     assert "speaking" in states and "listening" in states[states.index("speaking") :], states
+
+
+def test_a_clear_gets_its_report_even_when_nothing_more_was_played(launch, app, emulator, wavs):
+    """The report owed after audio.clear is sent even when its count equals the last periodic report
+    (issue 15: the page skipped it, and the truncation then depended on timing).
+
+    The reply is left to play out and its final count to be reported; then the server's clear reaches
+    the page. The real bridge sends that clear itself when speech starts while the reply is still active
+    upstream; here the test's WebSocket route (Playwright's proxy in front of the real socket) delivers
+    it at that exact moment, so the race that lost the report happens every run instead of by chance."""
+    routes: list[WebSocketRoute] = []
+
+    def through(route: WebSocketRoute) -> None:
+        route.connect_to_server()  # everything else passes both ways untouched
+        routes.append(route)
+
+    page = launch(app.url + RAW_MIC, wavs["turn"], route_ws=through)
+    start(page)
+    page.wait_for_function(
+        """() => {
+          const v = window.voicebridge, last = v.reports.at(-1);
+          return v.state === "ready" && v.stats.samplesPlayed > 0 && v.stats.samplesQueued === 0 &&
+            last?.cause === "periodic" && last.played_ms === Math.floor(v.stats.samplesPlayed / 24);
+        }""",
+        timeout=TIMEOUT_MS,
+    )
+    periodic = page.evaluate("window.voicebridge.reports.at(-1)")
+
+    routes[-1].send('{"type":"audio.clear"}')
+    page.wait_for_function("() => window.voicebridge.reports.some((r) => r.cleared)", timeout=TIMEOUT_MS)
+    flushed = page.evaluate("window.voicebridge.reports.find((r) => r.cleared)")
+    assert flushed["item_id"] == periodic["item_id"]
+    assert flushed["played_ms"] == periodic["played_ms"], "the flush report must carry what was played"
 
 
 def test_stop_releases_the_session_and_a_second_start_works(launch, app, emulator, wavs):

@@ -35,6 +35,7 @@ let receiving = null; // the item whose audio arrived last
 let progress = null; // the playback worklet's latest report
 let lastVoiceAt = null;
 let clearAt = null;
+let flushing = []; // items flushed by audio.clear whose "what was heard" report is still owed
 
 function resetRun() {
   Object.assign(stats, {
@@ -46,6 +47,7 @@ function resetRun() {
   reports.length = 0;
   items = new Map();
   muted = new Set();
+  flushing = [];
   receiving = progress = lastVoiceAt = clearAt = null;
   attempt = 0;
   stopping = terminal = false;
@@ -211,6 +213,7 @@ function onClear() {
   if (receiving) {
     muted.add(receiving);
     view.interrupted(receiving);
+    flushing.push(receiving);
   }
   audio?.clear();
 }
@@ -232,9 +235,13 @@ function onPlayback(message) {
   stats.underruns = message.underruns;
   stats.overruns = message.overruns;
   progress = message;
-  if (message.type === "cleared" && message.item) {
-    report(message.item, message.played, "clear");
-    const turn = turns.findLast((t) => t.item === message.item);
+  if (message.type === "cleared") {
+    // The server truncates the interrupted reply at this report, so it is owed after every clear, even
+    // when the count equals the last periodic report; an item still queued behind another was not heard.
+    // (Two clears within one render quantum come back as one "cleared".)
+    for (const item of flushing) report(item, item === message.item ? message.played : 0, "clear", true);
+    flushing = [];
+    const turn = message.item && turns.findLast((t) => t.item === message.item);
     if (turn && clearAt) turn.interruptMs = message.at - clearAt;
     updateLatency();
   }
@@ -262,10 +269,12 @@ function updateLatency() {
 }
 
 // Tells the server how much of an item was really heard (it truncates the model's memory to that).
-function report(item, played, cause) {
+// Periodic reports are skipped when nothing changed; the report after a flush never is.
+function report(item, played, cause, flushed = false) {
   const info = items.get(item);
-  if (!info || played === info.reported) return;
+  if (!info || (!flushed && played === info.reported)) return;
   const message = { type: "playback", item_id: item, played_ms: Math.floor((played * 1000) / WIRE_RATE) };
+  if (flushed) message.cleared = true;
   if (info.latencyMs != null && !info.latencySent) message.latency_ms = Math.round(info.latencyMs);
   if (!SENDING.has(state) || !send(message)) return;
   info.reported = played;
