@@ -15,7 +15,7 @@ import logging
 from .logs import event
 from .protocol import CloseCode, ErrorCode
 from .runtime import LoopThread, TabConnection
-from .session import BridgeSession, Refusal, SessionOptions
+from .session import BridgeSession, Refusal, SessionHost, SessionOptions
 from .settings import Settings
 from .upstream import Connector, session_config
 
@@ -30,12 +30,13 @@ class Bridge:
         self.runtime = runtime
         self.connector = connector
         self.emulator = emulator
-        self.session_options = SessionOptions(
+        options = SessionOptions(
             session_config=session_config(settings),
             connect_timeout_s=settings.connect_timeout_s,
             reconnect_window_s=settings.reconnect_window_s,
             record_transcripts=settings.telemetry_transcripts,
         )
+        self._host = SessionHost(connector.open, self.admit, self.forget, options)
         self.sessions: dict[str, BridgeSession] = {}
         self.draining = False
 
@@ -61,7 +62,7 @@ class Bridge:
 
     def attach(self, channel: TabConnection) -> BridgeSession:
         """A tab's socket arrived on the loop (see runtime.serve_tab)."""
-        session = BridgeSession(channel, self.connector.open, self.admit, self.session_options, self.forget)
+        session = BridgeSession(channel, self._host)
         self.sessions[session.id] = session
         event("tab.open", session.id)
         return session

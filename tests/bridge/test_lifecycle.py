@@ -7,13 +7,19 @@ def open_upstreams(emulator, known: set[str]) -> list[str]:
     return [r.id for r in emulator.sessions() if r.open and r.id not in known]
 
 
-def test_stop_start_stop_back_to_back_leaves_no_upstream_open(tabs, emulator):
-    """Issue 10 (7): the last word is stop, so no upstream session may be open (or reopen) afterwards."""
+def ready_tab(tabs, emulator):
+    """A tab whose session is ready; returns it, the upstream ids before it, and its own upstream's id."""
     known = {r.id for r in emulator.sessions()}
     tab = tabs()
     tab.start()
     tab.wait_state("ready")
-    (first,) = open_upstreams(emulator, known)
+    (upstream,) = open_upstreams(emulator, known)
+    return tab, known, upstream
+
+
+def test_stop_start_stop_back_to_back_leaves_no_upstream_open(tabs, emulator):
+    """Issue 10 (7): the last word is stop, so no upstream session may be open (or reopen) afterwards."""
+    tab, known, first = ready_tab(tabs, emulator)
     mark = tab.mark()
     for kind in ("session.stop", "session.start", "session.stop"):
         tab.send({"type": kind})
@@ -27,11 +33,7 @@ def test_stop_start_stop_back_to_back_leaves_no_upstream_open(tabs, emulator):
 
 
 def test_start_while_stopping_starts_a_fresh_session_once_the_old_one_closed(tabs, emulator):
-    known = {r.id for r in emulator.sessions()}
-    tab = tabs()
-    tab.start()
-    tab.wait_state("ready")
-    (first,) = open_upstreams(emulator, known)
+    tab, known, first = ready_tab(tabs, emulator)
     mark = tab.mark()
     tab.stop()
     tab.start()

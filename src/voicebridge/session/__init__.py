@@ -11,6 +11,6 @@
 
 from .core import BridgeSession
 from .machine import StateMachine
-from .supervisor import Refusal, SessionOptions
+from .supervisor import Refusal, SessionHost, SessionOptions
 
-__all__ = ["BridgeSession", "Refusal", "SessionOptions", "StateMachine"]
+__all__ = ["BridgeSession", "Refusal", "SessionHost", "SessionOptions", "StateMachine"]

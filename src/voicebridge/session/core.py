@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
 
 from .. import protocol
 from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Start, State, Stop
 from ..tasks import TaskOwner
 from .run import Run
-from .supervisor import Admit, Lifecycle, OpenUpstream, SessionOptions, Supervisor
+from .supervisor import Lifecycle, SessionHost, Supervisor
 from .tab import TabChannel, TabLink
 
 log = logging.getLogger("voicebridge.session")
@@ -25,25 +24,18 @@ TASKS_END_S = 1.0
 
 
 class BridgeSession:
-    def __init__(
-        self,
-        channel: TabChannel,
-        open_upstream: OpenUpstream,
-        admit: Admit,
-        options: SessionOptions,
-        on_gone: Callable[[BridgeSession], None],
-    ):
+    def __init__(self, channel: TabChannel, host: SessionHost):
         self.id = secrets.token_hex(6)
         self.tab = TabLink(channel, self.id)
         self.tasks = TaskOwner(f"session-{self.id}")
         self.stats = {"chunks_up": 0, "chunks_down": 0, "dropped_up": 0, "barge_ins": 0, "bad_frames": 0}
-        self._on_gone = on_gone
+        self._host = host
         self._told: set[ErrorCode] = set()  # notices a tab gets once, not once per frame
 
         def new_run() -> Run:
-            return Run(self.id, self.tab, self.tasks, self.stats, options.record_transcripts)
+            return Run(self.id, self.tab, self.tasks, self.stats, host.options.record_transcripts)
 
-        self.supervisor = Supervisor(self.id, self.tab, self.tasks, open_upstream, admit, options, new_run, self.stats)
+        self.supervisor = Supervisor(self.id, self.tab, self.tasks, host, new_run, self.stats)
 
     @property
     def closed(self) -> asyncio.Event:
@@ -76,7 +68,7 @@ class BridgeSession:
 
     def on_closed(self) -> None:
         self.supervisor.tab_closed()
-        self._on_gone(self)
+        self._host.forget(self)
 
     def _audio(self, message: Audio) -> None:
         run = self.run

@@ -79,7 +79,13 @@ class UpstreamEvents:
         self._status.show(new)
 
     def _speech_started(self, event: dict) -> None:
-        self._barge_in.speech_started(time.monotonic())
+        received = time.monotonic()
+        interruption = self._turns.interrupt(received)
+        if interruption is not None:  # a barge-in: silence the tab first, then sort out the upstream
+            self._tab.send(protocol.CLEAR)
+            self._stats["barge_ins"] += 1
+            self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
+            self._barge_in.recover(interruption)
         self._status.show(self._machine.speech_started())
 
     def _speech_stopped(self, event: dict) -> None:

@@ -30,7 +30,7 @@ class Run:
         self.upstream = UpstreamLink(tasks)
         self.turns = TurnTracker()
         self.transcripts = TranscriptKeeper(self._transcript)
-        barge_in = BargeIn(session_id, tab, self.turns, self.upstream, self.transcripts, self.telemetry, stats, tasks)
+        barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, barge_in, self.telemetry, stats
         )

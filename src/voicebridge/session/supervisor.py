@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
@@ -58,8 +59,14 @@ class Refusal:
     close_reason: str = ""
 
 
-OpenUpstream = Callable[[], Awaitable[VoiceLiveConnection]]
-Admit = Callable[[], "Refusal | None"]
+@dataclass(frozen=True, slots=True)
+class SessionHost:
+    """All a session knows of the process that runs it (Bridge builds one and hands it to every session)."""
+
+    open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
+    admit: Callable[[], Refusal | None]  # None: one more upstream session is welcome now
+    forget: Callable[[Any], None]  # the session's tab is gone
+    options: SessionOptions
 
 
 class Supervisor:
@@ -68,21 +75,17 @@ class Supervisor:
         session_id: str,
         tab: TabLink,
         tasks: TaskOwner,
-        open_upstream: OpenUpstream,
-        admit: Admit,
-        options: SessionOptions,
+        host: SessionHost,
         new_run: Callable[[], Run],
         stats: dict[str, int],
     ):
         self._id = session_id
-        self._stats = stats
         self._tab = tab
         self._tasks = tasks
-        self._open = open_upstream
-        self._admit = admit
-        self._options = options
-        self._new_run = new_run
+        self._host = host
         self.lifecycle = Lifecycle.IDLE
+        self._new_run = new_run
+        self._stats = stats
         self.run = new_run()  # the current run, or the last one (finished); never None
         self._task: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
@@ -93,7 +96,7 @@ class Supervisor:
             self.lifecycle = Lifecycle.RESTARTING  # start again once the old upstream is closed
         if self.lifecycle is not Lifecycle.IDLE:
             return
-        refusal = self._admit()
+        refusal = self._host.admit()
         if refusal is not None:
             self.run.status.error(refusal.code, refusal.message)
             if refusal.close is not None:
@@ -168,7 +171,7 @@ class Supervisor:
 
     async def _connect_loop(self, run: Run) -> str:
         """Connect, relay, and restore a lost upstream within the reconnect window; returns why the run ended."""
-        window = self._options.reconnect_window_s
+        window = self._host.options.reconnect_window_s
         deadline: float | None = None  # set while recovering a lost upstream
         attempt = 0
         while True:
@@ -176,7 +179,7 @@ class Supervisor:
             run.status.show(run.status.machine.connecting(reconnect))
             run.upstream.connecting(reconnect)
             try:
-                conn = await self._open()
+                conn = await self._host.open_upstream()
             except UpstreamError as exc:
                 run.telemetry.failure(exc.code)
                 if deadline is None or exc.code == ErrorCode.UPSTREAM_AUTH:
@@ -210,10 +213,10 @@ class Supervisor:
         run.connected(conn)
         sender = self._tasks.spawn(run.uplink.pump(conn), "uplink")
         watchdog = asyncio.get_running_loop().call_later(
-            self._options.connect_timeout_s, self._ready_timeout, run, conn
+            self._host.options.connect_timeout_s, self._ready_timeout, run, conn
         )
         try:
-            await conn.session.update(session=self._options.session_config)
+            await conn.session.update(session=self._host.options.session_config)
             while True:
                 raw = await conn.recv_bytes()
                 if raw:
