@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from typing import Protocol
+
+
+def new_id(prefix: str) -> str:
+    """Ids of sessions, items and responses, shaped like the service's."""
+    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +119,13 @@ class Registry:
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
+
+
+class EmulatorHost(Protocol):
+    """What a session needs of the emulator that runs it: the fault knobs as they are now, and the records."""
+
+    @property
+    def config(self) -> EmulatorConfig: ...
+
+    @property
+    def registry(self) -> Registry: ...

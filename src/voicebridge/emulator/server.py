@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .records import EmulatorConfig, Registry, SessionRecord
-from .session import EmulatedSession, default_session, new_id
-from .vad import BYTES_PER_MS, sum_of_squares
+from ..protocol import BYTES_PER_MS
+from .records import EmulatorConfig, Registry, SessionRecord, new_id
+from .session import EmulatedSession, default_session
+from .vad import sum_of_squares
 
 log = logging.getLogger("voicebridge.emulator")
 
@@ -156,17 +157,9 @@ class Emulator:
 
     # ---- the Voice Live endpoint -------------------------------------------------------------------
 
-    def _credential(self, request: web.Request) -> tuple[str, str] | None:
-        if key := request.headers.get("api-key"):
-            return "api-key", key
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            return "bearer", token
-        return None
-
     async def _realtime(self, request: web.Request) -> web.StreamResponse:
         config = self.config
-        credential = self._credential(request)
+        credential = _credential(request)
         accepted = credential is not None and not config.reject_auth and (
             config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
         if not accepted:
@@ -207,35 +200,44 @@ class Emulator:
             out.append(data)
         return web.json_response(out)
 
-    @staticmethod
-    async def _json_body(request: web.Request) -> dict:
-        if not request.can_read_body:
-            return {}
-        try:
-            body = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="body must be JSON") from None
-        if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return body
-
     async def _http_faults(self, request: web.Request) -> web.Response:
         try:
-            config = self.update_config(**await self._json_body(request))
+            config = self.update_config(**await _json_body(request))
         except (TypeError, ValueError) as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         return web.json_response(dataclasses.asdict(config))
 
     async def _http_inject(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
+        body = await _json_body(request)
         count = self.inject_error(code=str(body.get("code", "server_error")),
                                   message=str(body.get("message", "The server had an error.")),
                                   session_id=body.get("session_id"), error_type=body.get("type"))
         return web.json_response({"sessions": count})
 
     async def _http_drop(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
+        body = await _json_body(request)
         return web.json_response({"dropped": self.drop(body.get("session_id"))})
+
+
+def _credential(request: web.Request) -> tuple[str, str] | None:
+    if key := request.headers.get("api-key"):
+        return "api-key", key
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return "bearer", token
+    return None
+
+
+async def _json_body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return body
 
 
 def _envelope(pcm: bytes) -> list[float]:
