@@ -72,10 +72,24 @@ param keyVaultPublicNetworkAccess string = 'Enabled'
 @description('Plan SKU; Standard or above, which gives deployment slots and autoscale')
 param appServiceSkuName string = 'P0v3'
 
+@description('Autoscale ceiling (instances)')
 param maxInstances string = '3'
 
-@description('Image the site runs; empty on first provision, azdeploy.sh records the rolled-out one so a re-provision keeps it')
+@description('Instances the plan runs now; the preprovision hook reads it from the live plan so a re-provision keeps what autoscale chose')
+param instanceCount string = '1'
+
+@description('Image production runs; empty on first provision (placeholder), then the live one, read by the preprovision hook')
 param webImageName string = ''
+
+@description('Image the staging slot runs (the swap-back image after a release); read from the live slot like webImageName')
+param webStagingImageName string = ''
+
+@description('recover when a soft-deleted vault of this environment exists (the preprovision hook decides)')
+@allowed([
+  'default'
+  'recover'
+])
+param keyVaultCreateMode string = 'default'
 
 @description('Key Vault secret that holds the Voice Live key when key auth is chosen')
 param voiceLiveKeySecretName string = 'voice-live-api-key'
@@ -86,6 +100,8 @@ var tags = {
   'azd-env-name': environmentName
 }
 var keyAuth = bool(useKeyAuth)
+var placeholderImage = 'mcr.microsoft.com/appsvc/staticsite:latest'
+var productionImage = empty(webImageName) ? placeholderImage : webImageName
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -133,6 +149,7 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     publicNetworkAccess: keyVaultPublicNetworkAccess
+    createMode: keyVaultCreateMode
     identityPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
     userPrincipalType: principalType
@@ -181,6 +198,7 @@ module plan 'modules/appserviceplan.bicep' = {
     tags: tags
     skuName: appServiceSkuName
     maxInstances: int(maxInstances)
+    instanceCount: int(instanceCount)
   }
 }
 
@@ -194,7 +212,8 @@ module web 'modules/webapp.bicep' = {
     planId: plan.outputs.id
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
-    image: empty(webImageName) ? 'mcr.microsoft.com/appsvc/staticsite:latest' : webImageName
+    image: productionImage
+    stagingImage: empty(webStagingImageName) ? productionImage : webStagingImageName
     appInsightsName: monitoring.outputs.appInsightsName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     appSettings: {

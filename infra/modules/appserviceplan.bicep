@@ -9,6 +9,11 @@ param skuName string = 'P0v3'
 @maxValue(10)
 param maxInstances int = 3
 
+@description('Instances the plan runs now: a re-provision passes the live count so it never undoes what autoscale chose')
+@minValue(1)
+@maxValue(30)
+param instanceCount int = 1
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy needs three instances minimum, tripling the default cost
   name: name
@@ -17,7 +22,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   kind: 'linux'
   sku: {
     name: skuName
-    capacity: 1
+    capacity: min(instanceCount, maxInstances)
   }
   properties: {
     reserved: true

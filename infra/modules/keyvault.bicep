@@ -15,6 +15,13 @@ param userPrincipalId string = ''
 param userPrincipalType string = 'User'
 param logAnalyticsWorkspaceId string
 
+@description('recover: bring back the soft-deleted vault of the same name (purge protection keeps it after azd down --purge)')
+@allowed([
+  'default'
+  'recover'
+])
+param createMode string = 'default'
+
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
@@ -42,6 +49,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   tags: tags
   properties: {
     tenantId: tenant().tenantId
+    createMode: createMode
     sku: {
       family: 'A'
       name: 'standard'
@@ -75,7 +83,7 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
     workspaceId: logAnalyticsWorkspaceId
     logs: [
       {
-        categoryGroup: 'audit'
+        categoryGroup: 'allLogs'
         enabled: true
       }
     ]

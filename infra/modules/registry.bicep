@@ -13,7 +13,9 @@ param skuName string = 'Basic'
 
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 
-resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
+// 2025-04-01: the first stable version whose type has anonymousPullEnabled (ARM silently drops a property
+// the API version lacks, and Bicep only warns).
+resource registry 'Microsoft.ContainerRegistry/registries@2025-04-01' = {
   // checkov:skip=CKV_AZURE_139: ACR Tasks (az acr build) and App Service without VNet integration reach the registry publicly; pulls need the identity's AcrPull role
   // checkov:skip=CKV_AZURE_163: vulnerability scanning is Defender for Containers, a subscription-level paid plan, not a registry setting
   // checkov:skip=CKV_AZURE_166: quarantine needs a scanner to release images, which would stall every rollout

@@ -18,6 +18,7 @@ COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"
 AZURE_AI_USER = "53ca6127-db72-4b80-b1b0-d745d6d5456d"
 # Types that carry no tags of their own (extensions and child configuration).
 UNTAGGED = ("Microsoft.Authorization/", "Microsoft.Insights/diagnosticSettings", "Microsoft.Web/sites/config",
+            "Microsoft.Web/sites/slots/config",
             "Microsoft.Web/sites/basicPublishingCredentialsPolicies", "Microsoft.Web/sites/slots/basicPublishing",
             "Microsoft.CognitiveServices/accounts/deployments", "Microsoft.KeyVault/vaults/secrets")
 
@@ -192,10 +193,13 @@ def test_site_and_slot_share_the_hardened_container_config(bicep):
         properties = config["properties"]
         assert properties["httpsOnly"] is True and properties["keyVaultReferenceIdentity"] == "identityId"
         assert SITE_CONFIG.items() <= properties["siteConfig"].items()
-        assert properties["siteConfig"]["linuxFxVersion"] == "DOCKER|${image}"
+        assert "appSettings" not in properties["siteConfig"], "app settings are the appsettings config children"
+    # Each runs its own image: a re-provision keeps production's and staging's (the swap-back one).
+    assert site["properties"]["siteConfig"]["linuxFxVersion"] == "DOCKER|${image}"
+    assert slot["properties"]["siteConfig"]["linuxFxVersion"] == "DOCKER|${stagingImage}"
     # Spelled out twice for checkov; they must not drift apart.
-    without_settings = [{k: v for k, v in c["properties"]["siteConfig"].items() if k != "appSettings"} for c in (site, slot)]
-    assert without_settings[0] == without_settings[1]
+    rest = [{k: v for k, v in c["properties"]["siteConfig"].items() if k != "linuxFxVersion"} for c in (site, slot)]
+    assert rest[0] == rest[1]
     assert variables(bicep, "webapp")["identities"] == {"'${identityId}'": {}}
 
 
@@ -216,12 +220,16 @@ def test_app_settings_give_the_bridge_everything_it_reads(bicep):
 def test_the_slot_label_is_sticky_and_differs_per_slot(bicep):
     sticky = body(resource(bicep, "webapp", "stickySettings"))
     assert sticky["name"] == "slotConfigNames" and sticky["properties"]["appSettingNames"] == ["slotSetting"]
+    assert variables(bicep, "webapp")["slotSetting"] == "OTEL_RESOURCE_ATTRIBUTES"
     labels = []
-    for name in ("site", "staging"):
-        extra = body(resource(bicep, "webapp", name))["properties"]["siteConfig"]["appSettings"]["function"]
-        labels.append(extra["parameters"]["arg_2"][0])
-    assert [label["name"] for label in labels] == ["slotSetting", "slotSetting"]
-    assert [label["value"] for label in labels] == ["deployment.environment=production", "deployment.environment=staging"]
+    for name, parent in (("siteSettings", "site"), ("stagingSettings", "staging")):
+        config = body(resource(bicep, "webapp", name))
+        assert config["parent"] == parent and config["name"] == "appsettings"
+        merged = config["properties"]["function"]["parameters"]
+        assert merged["arg_1"] == "sharedSettings"
+        labels.append(merged["arg_2"])
+    assert labels == [{"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=production"},
+                      {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=staging"}]
 
 
 def test_basic_publishing_credentials_are_off_on_both_slots(bicep):
@@ -234,8 +242,17 @@ def test_basic_publishing_credentials_are_off_on_both_slots(bicep):
 def test_site_logs_go_to_log_analytics(bicep):
     diagnostics = body(resource(bicep, "webapp", "diagnostics"))
     assert diagnostics["scope"] == "site" and diagnostics["properties"]["workspaceId"] == "logAnalyticsWorkspaceId"
-    categories = {log["category"] for log in diagnostics["properties"]["logs"]}
-    assert {"AppServiceHTTPLogs", "AppServiceConsoleLogs", "AppServicePlatformLogs"} <= categories
+
+
+def test_every_diagnostic_setting_logs_the_allLogs_category_group(bicep):
+    # App Service rejects a category its kind does not emit; a category group never names one (issue 9).
+    found = 0
+    for document in bicep.values():
+        for res in document.get("resources", {}).values():
+            if res["type"] == "Microsoft.Insights/diagnosticSettings":
+                found += 1
+                assert body(res)["properties"]["logs"] == [{"categoryGroup": "allLogs", "enabled": True}]
+    assert found == 2
 
 
 REQUIRED_OUTPUTS = {
