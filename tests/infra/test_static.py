@@ -116,3 +116,11 @@ def test_requirements_lock_pins_every_runtime_dependency_within_pyproject_ranges
         name = dependency.name.lower().replace("_", "-")
         assert name in pins, f"{name} is not in requirements.txt"
         assert dependency.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {dependency.specifier}"
+
+
+def test_the_image_knows_its_own_tag():
+    # scripts/rollout.sh builds with --build-arg VOICEBRIDGE_IMAGE_TAG=<tag>; /healthz reports it.
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"(?m)^ARG VOICEBRIDGE_IMAGE_TAG", text)
+    assert "VOICEBRIDGE_IMAGE_TAG=${VOICEBRIDGE_IMAGE_TAG}" in text
+    assert text.index("ARG VOICEBRIDGE_IMAGE_TAG") > text.index("COPY src ./src"), "a new tag must reuse every layer"
