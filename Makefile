@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+AZ_CLI := $(VENV)/azure-cli/bin/az
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
@@ -19,6 +20,13 @@ $(VENV)/.dev: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
+# The real Azure CLI, so tests/infra can ask its parser about every az command the deploy scripts use. Its own
+# environment inside .venv: azure-cli pins azure-keyvault-secrets 4.7 and the app needs 4.9 or later.
+$(AZ_CLI): tests/infra/azure-cli.txt | $(VENV)/bin/python
+	$(PYTHON) -m venv $(VENV)/azure-cli
+	$(VENV)/azure-cli/bin/python -m pip install -q --disable-pip-version-check -r tests/infra/azure-cli.txt
+	touch $@
+
 run: $(VENV)/.runtime
 	$(PY) -m voicebridge serve --host $(HOST) --port $(PORT)
 
@@ -33,7 +41,7 @@ test: $(VENV)/.dev system-deps test-js test-py
 test-js:
 	@if [ -d tests/js ]; then node --test tests/js/; fi
 
-test-py: $(VENV)/.dev
+test-py: $(VENV)/.dev $(AZ_CLI)
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev system-deps
