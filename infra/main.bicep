@@ -15,6 +15,7 @@ param location string
 @description('Object id of the deploying user or pipeline principal; gets the roles local keyless development needs')
 param principalId string = ''
 
+@description('Type of principalId: User for a person, ServicePrincipal for a pipeline')
 @allowed([
   'User'
   'ServicePrincipal'
@@ -24,8 +25,10 @@ param principalType string = 'User'
 @description('Model the bridge asks Voice Live for')
 param voiceLiveModel string = 'gpt-realtime'
 
+@description('Version of the model deployed')
 param modelVersion string = '2025-08-28'
 
+@description('Deployment SKU of the model')
 @allowed([
   'GlobalStandard'
   'Standard'
@@ -44,6 +47,7 @@ param modelCapacity string = '10'
 ])
 param deployModel string = 'true'
 
+@description('Voice the agent speaks with (Azure neural voice or an OpenAI voice name)')
 param voiceLiveVoice string = 'en-US-AvaNeural'
 
 @description('true: keep key auth on the AI account and put the key in Key Vault; false (default): Entra ID only')

@@ -1,10 +1,15 @@
 // Linux App Service plan (Standard or above: slots and autoscale) with CPU/memory autoscale, so a busy app
 // scales out across instances; each WebSocket session stays on the instance that accepted it.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
+@description('Plan SKU (Standard or above: slots and autoscale)')
 param skuName string = 'P0v3'
 
+@description('Autoscale ceiling')
 @minValue(1)
 @maxValue(10)
 param maxInstances int = 3

@@ -1,18 +1,26 @@
 // Key Vault for the Voice Live key (only used when key auth is chosen): RBAC only, soft delete and purge
 // protection on, audit logs to Log Analytics.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
 
+@description('Public endpoint: Enabled unless private networking is added')
 @allowed([
   'Enabled'
   'Disabled'
 ])
 param publicNetworkAccess string = 'Enabled'
 
+@description('Principal id of the app identity, granted Key Vault Secrets User')
 param identityPrincipalId string
+@description('Deploying user or pipeline principal, granted Key Vault Secrets Officer (empty: none)')
 param userPrincipalId string = ''
+@description('Type of userPrincipalId')
 param userPrincipalType string = 'User'
+@description('Workspace that receives the audit logs')
 param logAnalyticsWorkspaceId string
 
 @description('recover: bring back the soft-deleted vault of the same name (purge protection keeps it after azd down --purge)')
@@ -22,6 +30,7 @@ param logAnalyticsWorkspaceId string
 ])
 param createMode string = 'default'
 
+@description('Days a deleted vault is kept (and its name taken)')
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 90

@@ -1,9 +1,14 @@
 // Container registry the image is built in (ACR Tasks) and pulled from by the site's managed identity only.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
+@description('Principal id of the app identity, granted AcrPull')
 param identityPrincipalId string
 
+@description('Registry SKU')
 @allowed([
   'Basic'
   'Standard'

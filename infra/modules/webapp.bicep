@@ -1,10 +1,16 @@
 // The Linux container web app and its staging slot. Rollouts go image -> staging -> health gate -> swap, so
 // both run the same hardened config; each slot is told which one it is through a sticky setting.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
+@description('App Service plan the site and slot run on')
 param planId string
+@description('Resource id of the user-assigned identity both slots use')
 param identityId string
+@description('Client id of that identity (ACR pulls)')
 param identityClientId string
 
 @description('Image production runs, without the DOCKER| prefix: the live one on a re-provision')
@@ -13,12 +19,15 @@ param image string
 @description('Image the staging slot runs (after a swap: the previous release, kept for swapping back)')
 param stagingImage string
 
+@description('Application Insights component whose connection string the app gets')
 param appInsightsName string
+@description('Workspace that receives the site logs')
 param logAnalyticsWorkspaceId string
 
 @description('App settings shared by production and staging (name -> value)')
 param appSettings object
 
+@description('Slot a release goes to first')
 param stagingSlotName string = 'staging'
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {

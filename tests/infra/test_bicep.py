@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from infra_helpers import body
+from infra_helpers import INFRA, body
 
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 KV_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
@@ -274,7 +274,6 @@ def test_outputs_give_azd_and_the_scripts_what_they_read_and_no_secret(bicep):
 
 
 def test_parameters_file_feeds_every_required_parameter(bicep):
-    from infra_helpers import INFRA
 
     values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     declared = bicep["main.bicep"]["parameters"]
@@ -284,3 +283,44 @@ def test_parameters_file_feeds_every_required_parameter(bicep):
     assert values["environmentName"]["value"] == "${AZURE_ENV_NAME}"
     assert values["location"]["value"] == "${AZURE_LOCATION}"
     assert values["principalId"]["value"].startswith("${AZURE_PRINCIPAL_ID")
+
+
+def test_re_provisioning_keeps_the_instance_count_autoscale_chose(bicep):
+    # A literal capacity would scale production back to it on every provision (issue 9).
+    plan = body(resource(bicep, "appserviceplan", "plan"))
+    capacity = plan["sku"]["capacity"]["function"]
+    assert capacity["type"] == "min" and capacity["parameters"] == {"arg_1": "instanceCount", "arg_2": "maxInstances"}
+    main = bicep["main.bicep"]
+    assert main["modules"]["plan"]["config"]["params"]["instanceCount"]["function"]["parameters"] == {"value_to_convert": "instanceCount"}
+
+
+def test_re_provisioning_keeps_both_images(bicep):
+    main = bicep["main.bicep"]
+    web = main["modules"]["web"]["config"]["params"]
+    assert web["image"] == "productionImage"
+    staging = web["stagingImage"]["operator"]["operands"]
+    assert staging["true_value"] == "productionImage" and staging["false_value"] == "webStagingImageName"
+    production = main["variables"]["productionImage"]["value"]["operator"]["operands"]
+    assert production["false_value"] == "webImageName"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["webImageName"]["value"] == "${SERVICE_WEB_IMAGE_NAME=}"
+    assert values["webStagingImageName"]["value"] == "${SERVICE_WEB_STAGING_IMAGE_NAME=}"
+    assert values["instanceCount"]["value"] == "${APP_SERVICE_INSTANCE_COUNT=1}"
+
+
+def test_a_soft_deleted_vault_can_be_recovered(bicep):
+    vault = body(resource(bicep, "keyvault", "vault"))["properties"]
+    assert vault["createMode"] == "createMode"
+    allowed = params(bicep, "keyvault")["createMode"]
+    assert allowed["default"] == "default"
+    main = bicep["main.bicep"]
+    assert main["modules"]["keyVault"]["config"]["params"]["createMode"] == "keyVaultCreateMode"
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["keyVaultCreateMode"]["value"] == "${KEY_VAULT_CREATE_MODE=default}"
+
+
+def test_every_parameter_is_described(bicep):
+    for path, document in bicep.items():
+        for name, param in document.get("parameters", {}).items():
+            kinds = {d["type"] for d in param["decorators"]}
+            assert "description" in kinds, f"{path}: param {name} has no @description"
