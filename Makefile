@@ -33,8 +33,10 @@ run: $(VENV)/.runtime
 emulator: $(VENV)/.runtime
 	$(PY) -m voicebridge emulator --host $(HOST) --port $${EMULATOR_PORT:-8765}
 
+# Debian: apt installs what is missing. Elsewhere: says what is missing and how to get it; test-py then
+# runs everything but the browser tests and says so.
 system-deps:
-	bash scripts/install-system-deps.sh
+	VENV=$(VENV) bash scripts/install-system-deps.sh
 
 test: $(VENV)/.dev system-deps test-js test-py
 
@@ -42,7 +44,7 @@ test-js:
 	@if [ -d tests/js ]; then node --test tests/js/; fi
 
 test-py: $(VENV)/.dev $(AZ_CLI)
-	$(PY) -m pytest
+	VENV=$(VENV) PY=$(PY) bash scripts/test-python.sh
 
 bench: $(VENV)/.dev system-deps
 	$(PY) -m benchmarks

@@ -107,8 +107,9 @@ def writes_to_production(call: dict, slot: str = "staging") -> str | None:
     if any(words.startswith(r) for r in READ_ONLY_AZ):
         return None
     if argv[:1] == ["rest"]:
-        method = (dict(zip(argv, argv[1:])).get("--method") or "get").lower()
-        url = dict(zip(argv, argv[1:])).get("--url") or dict(zip(argv, argv[1:])).get("--uri") or ""
+        options = dict(zip(argv, argv[1:], strict=False))
+        method = (options.get("--method") or "get").lower()
+        url = options.get("--url") or options.get("--uri") or ""
         if method in ("get", "head"):
             return None
         return None if f"/slots/{slot}/" in url else f"az rest --method {method} {url}"
