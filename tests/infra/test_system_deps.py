@@ -41,12 +41,18 @@ def test_without_apt_it_names_what_is_missing_and_how_to_get_it(tmp_path):
 
 
 def test_with_apt_nothing_is_recorded_as_missing(tmp_path):
-    # This machine and CI are Debian with the packages installed: apt has nothing to do.
+    # Debian with every package installed (stand-in dpkg-query and apt-get, so no real apt runs here).
+    folder = bin_without_apt(tmp_path)
+    (folder / "dpkg-query").write_text("#!/bin/sh\nprintf 'install ok installed'\n")
+    (folder / "apt-get").write_text(f"#!/bin/sh\ntouch {tmp_path}/apt-ran\n")
+    for tool in ("dpkg-query", "apt-get"):
+        (folder / tool).chmod(0o755)
     (tmp_path / "venv").mkdir()
     (tmp_path / "venv" / "system-deps-missing").write_text("sox\n")
-    result = run(INSTALL, tmp_path, os.environ["PATH"])
+    result = run(INSTALL, tmp_path, str(folder))
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "venv" / "system-deps-missing").exists()
+    assert not (tmp_path / "apt-ran").exists(), "nothing to install"
 
 
 def fake_pytest(tmp_path: Path, status: int) -> Path:
