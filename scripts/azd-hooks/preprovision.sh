@@ -102,8 +102,9 @@ check_model_region() {
 
 default_deploy_slot() {
   # The first `azd up` deploys straight to production (nothing to protect yet); later releases go through
-  # scripts/rollout.sh, which uses the staging slot.
-  if ! azd env get-value AZD_DEPLOY_WEB_SLOT_NAME "${ENV_ARGS[@]}" >/dev/null 2>&1; then
+  # scripts/rollout.sh, which uses the staging slot. A slot already chosen (the azd environment, or the
+  # pipeline's AZD_DEPLOY_WEB_SLOT_NAME: azd hands both to hooks) is left alone.
+  if [[ -z ${AZD_DEPLOY_WEB_SLOT_NAME:-} ]]; then
     env_set AZD_DEPLOY_WEB_SLOT_NAME production
   fi
 }

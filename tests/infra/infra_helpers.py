@@ -54,7 +54,7 @@ class FakeCloud:
         scenario_file = self.root / "scenario.json"
         scenario_file.write_text(json.dumps(self.scenario))
         environ = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "VOICEBRIDGE_", "GITHUB_"))},
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZD_", "VOICEBRIDGE_", "GITHUB_"))},
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
             "FAKE_LOG": str(self.log),
             "FAKE_SCENARIO": str(scenario_file),

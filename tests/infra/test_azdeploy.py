@@ -34,7 +34,6 @@ HOOK_FIRST_TIME = [
     "az keyvault list-deleted",
     "azd env set KEY_VAULT_CREATE_MODE",
     "az cognitiveservices model list",
-    "azd env get-value AZD_DEPLOY_WEB_SLOT_NAME",
     "azd env set AZD_DEPLOY_WEB_SLOT_NAME",
 ]
 HOOK = ("scripts/azd-hooks/preprovision.sh",)
@@ -209,6 +208,12 @@ def test_hook_sets_default_create_mode_when_no_vault_is_soft_deleted(cloud):
     assert env_sets(cloud) == {"SERVICE_WEB_IMAGE_NAME": "", "SERVICE_WEB_STAGING_IMAGE_NAME": "",
                                "APP_SERVICE_INSTANCE_COUNT": "1", "KEY_VAULT_CREATE_MODE": "default",
                                "AZD_DEPLOY_WEB_SLOT_NAME": "production"}
+
+
+def test_hook_leaves_a_chosen_deploy_slot_alone(cloud):
+    result = cloud.run(*HOOK, **HOOK_ENV, AZD_DEPLOY_WEB_SLOT_NAME="staging")
+    assert result.returncode == 0, result.stderr
+    assert "AZD_DEPLOY_WEB_SLOT_NAME" not in env_sets(cloud)
 
 
 def test_hook_stops_with_a_message_when_a_provider_cannot_be_registered(cloud):
