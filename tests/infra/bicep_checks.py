@@ -15,6 +15,7 @@ Each function returns a list of problems ('file:line:col message'); empty means 
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -102,6 +103,22 @@ def accepts(types: list[dict], typ: dict, value) -> bool:
     return True
 
 
+def string_rule_violations(typ: dict, value: str) -> list[str]:
+    """Length and pattern limits a literal string breaks (patterns are .NET regexes; the common subset)."""
+    found = []
+    if "minLength" in typ and len(value) < typ["minLength"]:
+        found.append(f"is shorter than {typ['minLength']}")
+    if "maxLength" in typ and len(value) > typ["maxLength"]:
+        found.append(f"is longer than {typ['maxLength']}")
+    if "pattern" in typ:
+        try:
+            if not re.search(typ["pattern"], value):
+                found.append(f"does not match {typ['pattern']}")
+        except re.error:
+            pass  # a .NET-only construct: the compiler checks it, not this
+    return found
+
+
 class TypeChecker:
     def __init__(self, data: TypeData, bicep: BicepFile):
         self.data, self.bicep = data, bicep
@@ -168,6 +185,9 @@ class TypeChecker:
             return  # known only when the deployment evaluates it
         if not accepts(types, typ, value):
             self.problem(node, f"{path}: {value!r} is not allowed; the type expects {describe(types, typ)}")
+        elif kind == "StringType" and isinstance(value, str):
+            for rule in string_rule_violations(typ, value):
+                self.problem(node, f"{path}: {value!r} {rule}")
 
     def _object_type(self, types: list[dict], typ: dict) -> dict | None:
         if typ["$type"] in ("ObjectType", "DiscriminatedObjectType"):
