@@ -9,7 +9,7 @@ without azure-cli these tests fail.
 
 What is checked: the exact argv of every az call the scripts make in the scenarios below (run with the
 stand-ins), every az command named in the scripts (so a call site no scenario reaches still has its
-command checked), and the az lines of the workflows.
+command checked), the az lines of the workflows, and the az commands in the docs' shell blocks.
 """
 
 from __future__ import annotations
@@ -166,6 +166,45 @@ def workflow_az_lines() -> list[list[str]]:
     return lines
 
 
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def documented_az_commands() -> list[tuple[str, list[str]]]:
+    """(file, argv) for every az command in the docs' shell blocks, `$(az ...)` substitutions included."""
+    found = []
+    for path in DOCS:
+        for block in re.findall(r"```(?:sh|bash|shell)?\n(.*?)```", path.read_text(), re.S):
+            text = block.replace("\\\n", " ")
+            pieces = []
+            while True:  # innermost command substitutions first, each a command of its own
+                match = re.search(r"\$\(([^()]*)\)", text)
+                if not match:
+                    break
+                pieces.append(match.group(1))
+                text = text[:match.start()] + "SUBST" + text[match.end():]
+            pieces.append(text)
+            for piece in pieces:
+                pending = ""
+                for line in piece.splitlines():
+                    pending += line + "\n"
+                    try:
+                        lexer = shlex.shlex(pending, posix=True, punctuation_chars=True)
+                        lexer.whitespace_split = True
+                        tokens = list(lexer)
+                    except ValueError:
+                        continue  # a quoted string goes on on the next line
+                    pending = ""
+                    for i, token in enumerate(tokens):
+                        if token == "az" and i + 1 < len(tokens) and re.fullmatch(r"[a-z][a-z-]*", tokens[i + 1]):
+                            argv = []
+                            for word in tokens[i + 1:]:
+                                if word in ("|", "||", "&&", ";", ")", ">", "&"):
+                                    break
+                                argv.append(word)
+                            found.append((path.name, argv))
+    return found
+
+
 @pytest.fixture(scope="module")
 def azure_cli(tmp_path_factory) -> AzureCli:
     return AzureCli(tmp_path_factory.mktemp("azure-config"))
@@ -206,6 +245,12 @@ def test_the_workflows_az_lines_parse(azure_cli):
     lines = workflow_az_lines()
     assert [command_words(argv) for argv in lines] == [("bicep", "build"), ("bicep", "lint")]
     assert sorted(p for argv in lines for p in azure_cli.problems(argv)) == []
+
+
+def test_the_az_commands_in_the_docs_parse(azure_cli):
+    documented = documented_az_commands()
+    assert len(documented) >= 10
+    assert sorted({f"{name}: {p}" for name, argv in documented for p in azure_cli.problems(argv)}) == []
 
 
 @pytest.mark.parametrize(
