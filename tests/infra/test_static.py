@@ -56,7 +56,9 @@ def test_shellcheck_passes_every_script():
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("script", ["azdeploy.sh", "scripts/rollout.sh", "scripts/azd-hooks/preprovision.sh"])
+@pytest.mark.parametrize("script", ["azdeploy.sh", "scripts/rollout.sh", "scripts/azd-hooks/preprovision.sh",
+                                    "scripts/azd-hooks/predeploy.sh", "scripts/install-system-deps.sh",
+                                    "scripts/test-python.sh"])
 def test_deployment_scripts_are_strict(script):
     assert "set -euo pipefail" in (REPO / script).read_text()
 
