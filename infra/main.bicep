@@ -95,6 +95,13 @@ param webStagingImageName string = ''
 ])
 param keyVaultCreateMode string = 'default'
 
+@description('true when a soft-deleted AI Services account of this environment exists (the preprovision hook decides)')
+@allowed([
+  'true'
+  'false'
+])
+param aiServicesRestore string = 'false'
+
 @description('Key Vault secret that holds the Voice Live key when key auth is chosen')
 param voiceLiveKeySecretName string = 'voice-live-api-key'
 
@@ -181,6 +188,7 @@ module aiServices 'modules/aiservices.bicep' = {
     tags: tags
     useKeyAuth: keyAuth
     deployModel: bool(deployModel)
+    restore: bool(aiServicesRestore)
     modelName: voiceLiveModel
     modelVersion: modelVersion
     modelSkuName: modelSkuName

@@ -10,6 +10,9 @@ param tags object
 param useKeyAuth bool = false
 @description('Deploy the model into the account')
 param deployModel bool = true
+
+@description('Restore a soft-deleted account of the same name (left by azd down without --purge)')
+param restore bool = false
 @description('Model to deploy (and deployment name)')
 param modelName string = 'gpt-realtime'
 @description('Version of the model')
@@ -72,6 +75,7 @@ resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
     // Entra ID token auth requires.
     customSubDomainName: name
     disableLocalAuth: !useKeyAuth
+    restore: restore
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       defaultAction: 'Allow'

@@ -6,7 +6,8 @@
 #      count are read from the live site and handed to the template (SERVICE_WEB_IMAGE_NAME,
 #      SERVICE_WEB_STAGING_IMAGE_NAME, APP_SERVICE_INSTANCE_COUNT), so a release by the deploy workflow,
 #      which azd never hears of, is not undone;
-#   3. a Key Vault that `azd down --purge` left soft-deleted (purge protection) is recovered, not collided with;
+#   3. a Key Vault that `azd down --purge` left soft-deleted (purge protection) is recovered, and so is an AI
+#      Services account that `azd down` without --purge left soft-deleted, instead of colliding with them;
 #   4. the region offers the Voice Live model;
 #   5. the slot `azd deploy` targets is chosen, because azd refuses to guess once the site has a staging slot.
 # Reads AZURE_ENV_NAME and AZURE_LOCATION (azd passes its environment to hooks).
@@ -88,6 +89,21 @@ recover_deleted_vault() {
   fi
 }
 
+# `azd down` without --purge leaves the AI Services account soft-deleted for 48 hours, its name taken:
+# creating it again fails (FlagMustBeSetForRestore). Restore it instead.
+restore_deleted_ai_account() {
+  local deleted
+  deleted=$(az cognitiveservices account list-deleted \
+    --query "[?contains(id, '/resourceGroups/rg-$AZURE_ENV_NAME/') && location=='$AZURE_LOCATION'].name | [0]" \
+    --output tsv)
+  if [[ -n $deleted ]]; then
+    log "AI Services account $deleted of environment '$AZURE_ENV_NAME' is soft-deleted: this provision restores it"
+    env_set AI_SERVICES_RESTORE true
+  else
+    env_set AI_SERVICES_RESTORE false
+  fi
+}
+
 check_model_region() {
   local location=$1 model=$2 offered
   offered=$(az cognitiveservices model list --location "$location" --query "length([?model.name=='$model'])" --output tsv)
@@ -123,6 +139,7 @@ main() {
   register_providers
   keep_what_runs
   recover_deleted_vault
+  restore_deleted_ai_account
   check_model_region "$location" "$model" || exit 1
   default_deploy_slot
 }

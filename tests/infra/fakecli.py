@@ -96,6 +96,10 @@ def az(argv: list[str], scenario: dict) -> int:
     if argv[:3] == ["appservice", "plan", "list"]:
         print(scenario.get("instances", 1))
         return 0
+    if argv[:3] == ["cognitiveservices", "account", "list-deleted"]:
+        for name in scenario.get("deleted_ai_accounts", []):
+            print(name)
+        return 0
     if argv[:2] == ["keyvault", "list-deleted"]:
         for name in scenario.get("deleted_vaults", []):
             print(name)

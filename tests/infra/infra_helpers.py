@@ -88,7 +88,8 @@ class FakeCloud:
 
 # az commands that only read. Anything else changes something in Azure.
 READ_ONLY_AZ = ("account show", "acr show", "webapp show", "webapp list", "webapp config show", "group exists",
-                "provider show", "appservice plan list", "keyvault list-deleted", "cognitiveservices model list")
+                "provider show", "appservice plan list", "keyvault list-deleted", "cognitiveservices model list",
+                "cognitiveservices account list-deleted")
 
 
 def writes_to_production(call: dict, slot: str = "staging") -> str | None:

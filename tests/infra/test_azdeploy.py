@@ -33,6 +33,8 @@ HOOK_FIRST_TIME = [
     "azd env set APP_SERVICE_INSTANCE_COUNT",
     "az keyvault list-deleted",
     "azd env set KEY_VAULT_CREATE_MODE",
+    "az cognitiveservices account list-deleted",
+    "azd env set AI_SERVICES_RESTORE",
     "az cognitiveservices model list",
     "azd env set AZD_DEPLOY_WEB_SLOT_NAME",
 ]
@@ -207,7 +209,17 @@ def test_hook_sets_default_create_mode_when_no_vault_is_soft_deleted(cloud):
     assert strip_image(cloud.commands()) == HOOK_FIRST_TIME
     assert env_sets(cloud) == {"SERVICE_WEB_IMAGE_NAME": "", "SERVICE_WEB_STAGING_IMAGE_NAME": "",
                                "APP_SERVICE_INSTANCE_COUNT": "1", "KEY_VAULT_CREATE_MODE": "default",
-                               "AZD_DEPLOY_WEB_SLOT_NAME": "production"}
+                               "AI_SERVICES_RESTORE": "false", "AZD_DEPLOY_WEB_SLOT_NAME": "production"}
+
+
+def test_hook_restores_an_ai_account_azd_down_left_soft_deleted(cloud):
+    cloud.scenario = {"deleted_ai_accounts": ["cog-abc123"]}
+    result = cloud.run(*HOOK, **HOOK_ENV)
+    assert result.returncode == 0, result.stderr
+    assert env_sets(cloud)["AI_SERVICES_RESTORE"] == "true"
+    assert "cog-abc123" in result.stderr
+    query = next(c["argv"] for c in cloud.calls() if c["argv"][:3] == ["cognitiveservices", "account", "list-deleted"])
+    assert "/resourceGroups/rg-lab/" in query[query.index("--query") + 1]
 
 
 def test_hook_leaves_a_chosen_deploy_slot_alone(cloud):

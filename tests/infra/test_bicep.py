@@ -319,6 +319,14 @@ def test_a_soft_deleted_vault_can_be_recovered(bicep):
     assert values["keyVaultCreateMode"]["value"] == "${KEY_VAULT_CREATE_MODE=default}"
 
 
+def test_a_soft_deleted_ai_account_can_be_restored(bicep):
+    account = body(resource(bicep, "aiservices", "account"))["properties"]
+    assert account["restore"] == "restore" and params(bicep, "aiservices")["restore"]["default"] is False
+    main = bicep["main.bicep"]
+    restore = main["modules"]["aiServices"]["config"]["params"]["restore"]["function"]
+    assert restore == {"type": "bool", "parameters": {"arg_1": "aiServicesRestore"}}
+
+
 def test_every_parameter_is_described(bicep):
     for path, document in bicep.items():
         for name, param in document.get("parameters", {}).items():
