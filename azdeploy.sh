@@ -5,7 +5,7 @@
 #   bash azdeploy.sh --image-only --env NAME [--builder docker]
 # Option 1 provisions with azd and rolls the image out; option 2 only rolls a new image out. Both roll out
 # through scripts/rollout.sh (build -> staging -> health gate on the new tag -> swap -> verify -> roll back).
-# The checks before provisioning (providers, what runs now, a soft-deleted vault, region) are azd's
+# The checks before provisioning (providers, what runs now, soft-deleted vault/account, region) are azd's
 # preprovision hook, scripts/azd-hooks/preprovision.sh, run here first so they stop before azd starts.
 set -euo pipefail
 
@@ -13,9 +13,9 @@ usage() {
   cat <<'USAGE'
 Usage: bash azdeploy.sh [--full | --image-only | --status | --teardown] [options]
 
-  --full             1: preflight, azd provision, build in ACR, staging, health gate, swap
-  --image-only       2: build a new image in ACR, staging, health gate, swap
-  --status           3: show the site and its /healthz
+  --full             1: preflight hook, azd provision, build, staging, health gate, swap
+  --image-only       2: build a new image, staging, health gate, swap
+  --status           3: show both images, the site and its /healthz
   --teardown         4: azd down --purge (deletes the Azure resources; .azure/ is kept)
   --env NAME         azd environment (default: $AZURE_ENV_NAME or voicebridge)
   --location REGION  region for a new environment (must offer gpt-realtime, e.g. eastus2, swedencentral)
