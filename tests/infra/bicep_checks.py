@@ -124,6 +124,7 @@ class TypeChecker:
         self.data, self.bicep = data, bicep
         self.problems: list[str] = []
         self.bindings: dict[str, object] = {}
+        self.expanding: set[str] = set()
 
     def problem(self, node: Node, message: str) -> None:
         self.problems.append(f"{self.bicep.path.name}:{where(node)} {message}")
@@ -157,6 +158,15 @@ class TypeChecker:
             return
         if node.type == "parenthesized_expression":
             self.check_value(types, named(node)[0], typ, path)
+            return
+        if node.type == "identifier":
+            # A variable holding an object or array literal is checked where it is used.
+            decl = self.bicep.declarations.get(text(node))
+            if decl is not None and decl.kind == "var" and decl.value is not None and decl.value.type in ("object", "array"):
+                if decl.symbol not in self.expanding:
+                    self.expanding.add(decl.symbol)
+                    self.check_value(types, decl.value, typ, f"{path} (var {decl.symbol})")
+                    self.expanding.discard(decl.symbol)
             return
         if node.type == "ternary_expression":
             for branch in ("consequence", "alternative"):

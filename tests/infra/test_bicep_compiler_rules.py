@@ -84,12 +84,16 @@ def test_type_check_finds_the_registry_property_the_old_api_version_lacks(types)
          "    tenantId: tenant().tenantId\n    sku: {\n      family: 'A'\n      name: 'standard'\n    }\n"
          "    enablePurgeProtection: 'true'\n  }\n}\n",
          "'true' is not allowed; the type expects Boolean"),
+        ("var ident = {\n  type: 'UserAssignedd'\n}\nresource s 'Microsoft.Web/sites@2024-04-01' = {\n  name: 'a'\n"
+         "  location: 'l'\n  identity: ident\n}\n",
+         "s.identity (var ident).type: 'UserAssignedd' is not allowed"),
         ("resource r 'Microsoft.ContainerRegistry/registries@2025-04-01' = {\n  name: 'cr-with-dashes'\n"
          "  location: 'l'\n  sku: {\n    name: 'Basic'\n  }\n}\n",
          "'cr-with-dashes' does not match"),
     ],
     ids=["unknown-api-version", "misspelt-nested-property", "read-only", "enum-value", "enum-in-ternary",
-         "missing-required", "discriminator", "discriminated-element", "array-item", "value-kind", "name-pattern"],
+         "missing-required", "discriminator", "discriminated-element", "array-item", "value-kind", "through-a-variable",
+         "name-pattern"],
 )
 def test_type_check_catches(source, expected, types):
     problems = type_problems(snippet(source), types)
