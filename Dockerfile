@@ -20,8 +20,12 @@ RUN pip install --no-cache-dir --no-deps . \
 
 USER 10001:10001
 
+# The tag this image is pushed under (scripts/rollout.sh passes it): /healthz reports it, so a rollout's
+# gate can tell the new container from an old one that is still healthy. Late, so a new tag reuses the layers above.
+ARG VOICEBRIDGE_IMAGE_TAG=""
 ENV VOICEBRIDGE_HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    VOICEBRIDGE_IMAGE_TAG=${VOICEBRIDGE_IMAGE_TAG}
 EXPOSE 8000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

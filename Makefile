@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+AZ_CLI := $(VENV)/azure-cli/bin/az
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
@@ -19,14 +20,23 @@ $(VENV)/.dev: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
+# The real Azure CLI, so tests/infra can ask its parser about every az command the deploy scripts use. Its own
+# environment inside .venv: azure-cli pins azure-keyvault-secrets 4.7 and the app needs 4.9 or later.
+$(AZ_CLI): tests/infra/azure-cli.txt | $(VENV)/bin/python
+	$(PYTHON) -m venv $(VENV)/azure-cli
+	$(VENV)/azure-cli/bin/python -m pip install -q --disable-pip-version-check -r tests/infra/azure-cli.txt
+	touch $@
+
 run: $(VENV)/.runtime
 	$(PY) -m voicebridge serve --host $(HOST) --port $(PORT)
 
 emulator: $(VENV)/.runtime
 	$(PY) -m voicebridge emulator --host $(HOST) --port $${EMULATOR_PORT:-8765}
 
+# Debian: apt installs what is missing. Elsewhere: says what is missing and how to get it; test-py then
+# runs everything but the browser tests and says so.
 system-deps:
-	bash scripts/install-system-deps.sh
+	VENV=$(VENV) bash scripts/install-system-deps.sh
 
 test: $(VENV)/.dev system-deps test-js test-py
 
@@ -35,17 +45,17 @@ test-js:
 
 # TESTS narrows the run, e.g. `make test-py TESTS=tests/browser`.
 TESTS ?=
-test-py: $(VENV)/.dev
-	$(PY) -m pytest $(TESTS)
+test-py: $(VENV)/.dev $(AZ_CLI)
+	VENV=$(VENV) PY=$(PY) bash scripts/test-python.sh $(TESTS)
 
 # The stability proof: the suite N times in a row, stopping at the first failure,
 # e.g. `make test-repeat N=20 TESTS=tests/browser`.
 N ?= 5
-test-repeat: $(VENV)/.dev system-deps
+test-repeat: $(VENV)/.dev $(AZ_CLI) system-deps
 	@for i in $$(seq 1 $(N)); do \
 	  echo "== run $$i of $(N)"; \
 	  if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory test-js || { echo "== run $$i of $(N) failed"; exit 1; }; fi; \
-	  $(PY) -m pytest -q -p no:cacheprovider $(TESTS) || { echo "== run $$i of $(N) failed"; exit 1; }; \
+	  VENV=$(VENV) PY=$(PY) bash scripts/test-python.sh -q -p no:cacheprovider $(TESTS) || { echo "== run $$i of $(N) failed"; exit 1; }; \
 	done; echo "== $(N) of $(N) runs passed"
 
 bench: $(VENV)/.dev system-deps

@@ -2,21 +2,25 @@
 # Deploy voicebridge to Azure from Cloud Shell (or any bash with az and azd logged in).
 #   bash azdeploy.sh                  interactive menu
 #   bash azdeploy.sh --full --env NAME --location REGION --yes
-#   bash azdeploy.sh --image-only --env NAME
+#   bash azdeploy.sh --image-only --env NAME [--builder docker]
 # Option 1 provisions with azd and rolls the image out; option 2 only rolls a new image out. Both roll out
-# through scripts/rollout.sh (build in ACR -> staging -> health gate -> swap -> verify -> roll back).
+# through scripts/rollout.sh (build -> staging -> health gate on the new tag -> swap -> verify -> roll back).
+# The checks before provisioning (providers, what runs now, soft-deleted vault/account, region) are azd's
+# preprovision hook, scripts/azd-hooks/preprovision.sh, run here first so they stop before azd starts.
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
 Usage: bash azdeploy.sh [--full | --image-only | --status | --teardown] [options]
 
-  --full             1: preflight, azd provision, build in ACR, staging, health gate, swap
-  --image-only       2: build a new image in ACR, staging, health gate, swap
-  --status           3: show the site and its /healthz
+  --full             1: preflight hook, azd provision, build, staging, health gate, swap
+  --image-only       2: build a new image, staging, health gate, swap
+  --status           3: show both images, the site and its /healthz
   --teardown         4: azd down --purge (deletes the Azure resources; .azure/ is kept)
   --env NAME         azd environment (default: $AZURE_ENV_NAME or voicebridge)
   --location REGION  region for a new environment (must offer gpt-realtime, e.g. eastus2, swedencentral)
+  --builder B        acr (default: ACR Tasks, no Docker needed) or docker (build here and push; for
+                     free-trial subscriptions, which may not run ACR Tasks)
   --yes              do not ask for confirmation
   --dry-run          print every command, run none
 
@@ -24,9 +28,7 @@ Environment: VOICEBRIDGE_PROVISION_RETRIES (default 3), VOICEBRIDGE_RETRY_DELAY 
 USAGE
 }
 
-readonly PROVIDERS=(Microsoft.Web Microsoft.ContainerRegistry Microsoft.KeyVault Microsoft.CognitiveServices
-  Microsoft.OperationalInsights Microsoft.Insights Microsoft.ManagedIdentity)
-MODE="" ENV_NAME=${AZURE_ENV_NAME:-voicebridge} LOCATION="" ASSUME_YES=false DRY_RUN=false
+MODE="" ENV_NAME=${AZURE_ENV_NAME:-voicebridge} LOCATION="" BUILDER=acr ASSUME_YES=false DRY_RUN=false
 RETRIES=${VOICEBRIDGE_PROVISION_RETRIES:-3}
 RETRY_DELAY=${VOICEBRIDGE_RETRY_DELAY:-30}
 
@@ -42,9 +44,13 @@ parse_args() {
       --image-only) MODE=image; shift ;;
       --status) MODE=status; shift ;;
       --teardown) MODE=teardown; shift ;;
-      --env | --location)
+      --env | --location | --builder)
         (($# >= 2)) || die "$1 needs a value"
-        if [[ $1 == --env ]]; then ENV_NAME=$2; else LOCATION=$2; fi
+        case $1 in
+          --env) ENV_NAME=$2 ;;
+          --location) LOCATION=$2 ;;
+          --builder) BUILDER=$2 ;;
+        esac
         shift 2
         ;;
       -y | --yes) ASSUME_YES=true; shift ;;
@@ -95,17 +101,6 @@ preflight_tools() {
   query "" azd auth login --check-status >/dev/null || die "azd is not logged in: run azd auth login"
 }
 
-register_providers() {
-  local namespace state
-  for namespace in "${PROVIDERS[@]}"; do
-    state=$(query Registered az provider show --namespace "$namespace" --query registrationState --output tsv)
-    if [[ $state != Registered ]]; then
-      log "registering resource provider $namespace ($state)"
-      run az provider register --namespace "$namespace" --wait
-    fi
-  done
-}
-
 # Select the environment, creating it only when it does not exist yet: the user's azd state is never reset.
 ensure_env() {
   local current subscription
@@ -128,7 +123,8 @@ existing_env() {
     die "environment '$ENV_NAME' does not exist yet: run a full deploy (option 1) first"
 }
 
-check_region() {
+# azd runs this hook again inside `azd provision`; running it first stops before azd starts, with its message.
+preprovision_checks() {
   run env AZURE_LOCATION="$LOCATION" AZURE_ENV_NAME="$ENV_NAME" \
     VOICE_LIVE_MODEL="${VOICE_LIVE_MODEL:-gpt-realtime}" bash scripts/azd-hooks/preprovision.sh
 }
@@ -151,7 +147,7 @@ rollout() {
   group=$(env_value AZURE_RESOURCE_GROUP)
   app=$(env_value SERVICE_WEB_NAME)
   registry=$(env_value AZURE_CONTAINER_REGISTRY_NAME)
-  args=(--resource-group "$group" --app "$app" --registry "$registry")
+  args=(--resource-group "$group" --app "$app" --registry "$registry" --builder "$BUILDER")
   [[ $DRY_RUN == true ]] && args+=(--dry-run)
   if [[ -z ${VOICEBRIDGE_SMOKE_CMD:-} ]] && ! python3 -c 'import voicebridge.smoke' 2>/dev/null; then
     log "warning: voicebridge is not installed here (pip install .), so the gate checks /healthz only"
@@ -167,16 +163,15 @@ rollout() {
     [[ $line == image=* ]] && image=${line#image=}
   done <"$outputs"
   rm -f "$outputs"
-  # A later re-provision must keep running this image rather than reset the site to the placeholder.
+  # The preprovision hook reads the live image before every provision; this is the fallback it starts from.
   [[ $DRY_RUN == true ]] || run azd env set SERVICE_WEB_IMAGE_NAME "$image" --environment "$ENV_NAME"
 }
 
 full_deploy() {
   preflight_tools
-  register_providers
   ensure_env
   confirm "Provision '$ENV_NAME' in $LOCATION and deploy?"
-  check_region
+  preprovision_checks
   provision
   rollout
   log "done: $(env_value SERVICE_WEB_URI)"
@@ -195,10 +190,13 @@ status() {
   local url group app
   group=$(env_value AZURE_RESOURCE_GROUP)
   app=$(env_value SERVICE_WEB_NAME)
-  run az webapp show --resource-group "$group" --name "$app" \
-    --query "{state: state, host: defaultHostName, image: siteConfig.linuxFxVersion}" --output table
+  run az webapp show --resource-group "$group" --name "$app" --query "{state: state, host: defaultHostName}" --output table
+  log "production image: $(query '<image>' az webapp config show --resource-group "$group" --name "$app" \
+    --query linuxFxVersion --output tsv)"
+  log "staging image (swap-back): $(query '<image>' az webapp config show --resource-group "$group" --name "$app" \
+    --slot staging --query linuxFxVersion --output tsv)"
   url=$(env_value SERVICE_WEB_URI)
-  log "$url/healthz answers $(query 200 curl --silent --output /dev/null --write-out '%{http_code}' --max-time 10 "$url/healthz" || true)"
+  log "$url/healthz answers $(query '{}' curl --silent --max-time 10 "$url/healthz" || true)"
 }
 
 teardown() {
@@ -206,6 +204,8 @@ teardown() {
   existing_env
   confirm "Delete every Azure resource of '$ENV_NAME' (azd down --purge)?"
   run azd down --purge --force --environment "$ENV_NAME"
+  log "the Key Vault stays soft-deleted for its retention period (purge protection, even with --purge);"
+  log "a full deploy (option 1) of '$ENV_NAME' recovers it, or use a new --env name"
 }
 
 main() {

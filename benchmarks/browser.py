@@ -19,7 +19,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
+# VOICEBRIDGE_CHROMIUM: another Chromium (e.g. Playwright's own, where Debian's package is not available).
+CHROMIUM = os.environ.get("VOICEBRIDGE_CHROMIUM") or next(
+    (p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None
+)
 # The machine's network is closed: keep Chromium from phoning home and stalling on it.
 QUIET_FLAGS = [
     "--disable-background-networking",

@@ -15,6 +15,7 @@ param location string
 @description('Object id of the deploying user or pipeline principal; gets the roles local keyless development needs')
 param principalId string = ''
 
+@description('Type of principalId: User for a person, ServicePrincipal for a pipeline')
 @allowed([
   'User'
   'ServicePrincipal'
@@ -24,8 +25,10 @@ param principalType string = 'User'
 @description('Model the bridge asks Voice Live for')
 param voiceLiveModel string = 'gpt-realtime'
 
+@description('Version of the model deployed')
 param modelVersion string = '2025-08-28'
 
+@description('Deployment SKU of the model')
 @allowed([
   'GlobalStandard'
   'Standard'
@@ -44,6 +47,7 @@ param modelCapacity string = '10'
 ])
 param deployModel string = 'true'
 
+@description('Voice the agent speaks with (Azure neural voice or an OpenAI voice name)')
 param voiceLiveVoice string = 'en-US-AvaNeural'
 
 @description('true: keep key auth on the AI account and put the key in Key Vault; false (default): Entra ID only')
@@ -72,10 +76,31 @@ param keyVaultPublicNetworkAccess string = 'Enabled'
 @description('Plan SKU; Standard or above, which gives deployment slots and autoscale')
 param appServiceSkuName string = 'P0v3'
 
+@description('Autoscale ceiling (instances)')
 param maxInstances string = '3'
 
-@description('Image the site runs; empty on first provision, azdeploy.sh records the rolled-out one so a re-provision keeps it')
+@description('Instances the plan runs now; the preprovision hook reads it from the live plan so a re-provision keeps what autoscale chose')
+param instanceCount string = '1'
+
+@description('Image production runs; empty on first provision (placeholder), then the live one, read by the preprovision hook')
 param webImageName string = ''
+
+@description('Image the staging slot runs (the swap-back image after a release); read from the live slot like webImageName')
+param webStagingImageName string = ''
+
+@description('recover when a soft-deleted vault of this environment exists (the preprovision hook decides)')
+@allowed([
+  'default'
+  'recover'
+])
+param keyVaultCreateMode string = 'default'
+
+@description('true when a soft-deleted AI Services account of this environment exists (the preprovision hook decides)')
+@allowed([
+  'true'
+  'false'
+])
+param aiServicesRestore string = 'false'
 
 @description('Key Vault secret that holds the Voice Live key when key auth is chosen')
 param voiceLiveKeySecretName string = 'voice-live-api-key'
@@ -86,6 +111,8 @@ var tags = {
   'azd-env-name': environmentName
 }
 var keyAuth = bool(useKeyAuth)
+var placeholderImage = 'mcr.microsoft.com/appsvc/staticsite:latest'
+var productionImage = empty(webImageName) ? placeholderImage : webImageName
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -133,6 +160,7 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     publicNetworkAccess: keyVaultPublicNetworkAccess
+    createMode: keyVaultCreateMode
     identityPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
     userPrincipalType: principalType
@@ -160,6 +188,7 @@ module aiServices 'modules/aiservices.bicep' = {
     tags: tags
     useKeyAuth: keyAuth
     deployModel: bool(deployModel)
+    restore: bool(aiServicesRestore)
     modelName: voiceLiveModel
     modelVersion: modelVersion
     modelSkuName: modelSkuName
@@ -181,6 +210,7 @@ module plan 'modules/appserviceplan.bicep' = {
     tags: tags
     skuName: appServiceSkuName
     maxInstances: int(maxInstances)
+    instanceCount: int(instanceCount)
   }
 }
 
@@ -194,7 +224,8 @@ module web 'modules/webapp.bicep' = {
     planId: plan.outputs.id
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
-    image: empty(webImageName) ? 'mcr.microsoft.com/appsvc/staticsite:latest' : webImageName
+    image: productionImage
+    stagingImage: empty(webStagingImageName) ? productionImage : webStagingImageName
     appInsightsName: monitoring.outputs.appInsightsName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     appSettings: {

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Roll out one image: build in ACR -> point the staging slot at it -> gate staging (/healthz, then a smoke
-# session) -> swap into production -> verify production the same way -> swap back if that fails.
+# Roll out one image: build it (ACR Tasks, or Docker here and push) -> point the staging slot at it ->
+# gate staging (/healthz must report the new image tag, then a smoke session) -> swap into production ->
+# verify production the same way -> swap back if that fails.
 # The one implementation behind azdeploy.sh and the GitHub deploy workflow.
+#
+# Production is never written before the swap: the slot's image changes through a PATCH of the slot's own
+# config/web (what azd does). `az webapp config set --slot ... --linux-fx-version` and
+# `az webapp config container set --slot` also rewrite the production site's app settings inside
+# azure-cli (its app-settings update is called without the slot), restarting production mid-conversation.
 set -euo pipefail
 
 usage() {
@@ -9,10 +15,13 @@ usage() {
 Usage: scripts/rollout.sh --resource-group RG --app APP --registry ACR_NAME [options]
 
   --image NAME           repository in the registry (default voicebridge)
-  --tag TAG              image tag (default: short commit + UTC timestamp)
+  --tag TAG              image tag (default: short commit + UTC timestamp); baked into the image as
+                         VOICEBRIDGE_IMAGE_TAG, which /healthz reports and the gate waits for
   --slot NAME            slot that receives the image first (default staging)
-  --gate-timeout SECS    how long a slot may take to answer /healthz with 200 (default 300)
-  --skip-build           roll out an image already in the registry
+  --builder acr|docker   acr (default): ACR Tasks builds in Azure, no local Docker needed (not allowed on
+                         free-trial subscriptions); docker: build here and push (needs Docker)
+  --gate-timeout SECS    how long a slot may take to report the new tag on /healthz (default 300)
+  --skip-build           roll out an image already in the registry (built by this script, so it knows its tag)
   --skip-smoke           gate on /healthz only (when `python -m voicebridge smoke` is not installed)
   --output-file FILE     append image=, url=, result= lines (e.g. "$GITHUB_OUTPUT")
   --dry-run              print every command, run none
@@ -21,11 +30,14 @@ Environment: VOICEBRIDGE_SMOKE_CMD  program run as `PROGRAM URL` instead of `pyt
              VOICEBRIDGE_GATE_TIMEOUT  default for --gate-timeout
              VOICEBRIDGE_GATE_INTERVAL  seconds between /healthz polls (default 10)
              GITHUB_STEP_SUMMARY  when set, a markdown summary is appended to it
-Exit status: 0 released; 1 gate or verification failed (production untouched or rolled back); 2 usage.
+Exit status: 0 released; 1 build, gate or verification failed (production untouched or rolled back); 2 usage.
 USAGE
 }
 
-RESOURCE_GROUP="" APP="" REGISTRY="" IMAGE="voicebridge" TAG="" SLOT="staging"
+# The Microsoft.Web API version of the slot config PATCH (the one the Bicep declares).
+readonly WEB_API_VERSION=2024-04-01
+
+RESOURCE_GROUP="" APP="" REGISTRY="" IMAGE="voicebridge" TAG="" SLOT="staging" BUILDER=acr
 GATE_TIMEOUT=${VOICEBRIDGE_GATE_TIMEOUT:-300}
 SKIP_BUILD=false SKIP_SMOKE=false DRY_RUN=false OUTPUT_FILE=""
 POLL_INTERVAL=${VOICEBRIDGE_GATE_INTERVAL:-10}
@@ -41,7 +53,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/dryrun.sh"
 parse_args() {
   while (($#)); do
     case $1 in
-      --resource-group | --app | --registry | --image | --tag | --slot | --gate-timeout | --output-file)
+      --resource-group | --app | --registry | --image | --tag | --slot | --builder | --gate-timeout | --output-file)
         (($# >= 2)) || die "$1 needs a value"
         case $1 in
           --resource-group) RESOURCE_GROUP=$2 ;;
@@ -50,6 +62,7 @@ parse_args() {
           --image) IMAGE=$2 ;;
           --tag) TAG=$2 ;;
           --slot) SLOT=$2 ;;
+          --builder) BUILDER=$2 ;;
           --gate-timeout) GATE_TIMEOUT=$2 ;;
           --output-file) OUTPUT_FILE=$2 ;;
         esac
@@ -65,6 +78,7 @@ parse_args() {
   [[ -n $RESOURCE_GROUP && -n $APP && -n $REGISTRY ]] || { usage >&2; die "--resource-group, --app and --registry are required"; }
   [[ $GATE_TIMEOUT =~ ^[0-9]+$ ]] || die "--gate-timeout takes whole seconds, got '$GATE_TIMEOUT'"
   [[ $SLOT != production ]] || die "--slot must be a deployment slot, not production"
+  [[ $BUILDER == acr || $BUILDER == docker ]] || die "--builder is acr or docker, got '$BUILDER'"
   if [[ -z $TAG ]]; then
     TAG="$(git rev-parse --short HEAD 2>/dev/null || echo local)-$(date -u +%Y%m%d%H%M%S)"
   fi
@@ -83,18 +97,26 @@ smoke() {
   fi
 }
 
-# /healthz must answer 200 within the gate timeout, then a real session must reach ready.
+# The image tag a /healthz body reports ("image_tag": "..."), or nothing.
+reported_tag() {
+  sed -n 's/.*"image_tag" *: *"\([^"]*\)".*/\1/p' <<<"$1"
+}
+
+# /healthz must answer 200 AND report the tag just rolled out (an old container that is still healthy
+# must not pass), within the gate timeout; then a real session must reach ready.
 gate() {
-  local url=$1 code deadline=$((SECONDS + GATE_TIMEOUT))
-  log "gate: waiting up to ${GATE_TIMEOUT}s for $url/healthz to answer 200"
+  local url=$1 expected=$2 response code tag deadline=$((SECONDS + GATE_TIMEOUT))
+  log "gate: waiting up to ${GATE_TIMEOUT}s for $url/healthz to answer 200 with image_tag '$expected'"
   if [[ $DRY_RUN == true ]]; then
-    show curl --silent --output /dev/null --write-out '%{http_code}' --max-time 10 "$url/healthz"
+    show curl --silent --max-time 10 --write-out '\n%{http_code}' "$url/healthz"
   else
     while :; do
-      code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 10 "$url/healthz" || true)
-      [[ $code == 200 ]] && break
+      response=$(curl --silent --max-time 10 --write-out '\n%{http_code}' "$url/healthz" || true)
+      code=${response##*$'\n'}
+      tag=$(reported_tag "${response%$'\n'*}")
+      [[ $code == 200 && $tag == "$expected" ]] && break
       if ((SECONDS >= deadline)); then
-        log "gate: $url/healthz answered ${code:-nothing} until the deadline"
+        log "gate: $url/healthz answered ${code:-nothing} with image_tag '${tag}' until the deadline (expected '$expected')"
         return 1
       fi
       sleep "$POLL_INTERVAL"
@@ -104,7 +126,7 @@ gate() {
     log "gate: the smoke session against $url failed"
     return 1
   fi
-  log "gate: $url is healthy"
+  log "gate: $url is healthy and runs $expected"
 }
 
 swap() {
@@ -112,11 +134,52 @@ swap() {
     --slot "$SLOT" --target-slot production
 }
 
-host_of() {
-  local slot_args=()
-  [[ -n ${1:-} ]] && slot_args=(--slot "$1")
-  query "<${APP}${1:+-$1}.azurewebsites.net>" az webapp show --resource-group "$RESOURCE_GROUP" --name "$APP" \
-    "${slot_args[@]}" --query defaultHostName --output tsv
+# "<resource id><TAB><default host name>" of the site, or of a slot when one is named.
+site_of() {
+  local slot_args=() placeholder="/subscriptions/<subscription>/resourceGroups/$RESOURCE_GROUP/providers/Microsoft.Web/sites/$APP"
+  if [[ -n ${1:-} ]]; then
+    slot_args=(--slot "$1")
+    placeholder+="/slots/$1"
+  fi
+  query "$placeholder"$'\t'"${APP}${1:+-$1}.azurewebsites.net" az webapp show --resource-group "$RESOURCE_GROUP" \
+    --name "$APP" "${slot_args[@]}" --query "[id, defaultHostName]" --output tsv
+}
+
+json_string() {
+  local value=${1//\\/\\\\}
+  printf '"%s"' "${value//\"/\\\"}"
+}
+
+# Only the slot's own config/web changes; the slot then pulls the image with its managed identity.
+point_slot_at_image() {
+  local slot_id=$1
+  run az rest --method patch --url "$slot_id/config/web?api-version=$WEB_API_VERSION" \
+    --body "{\"properties\": {\"linuxFxVersion\": $(json_string "DOCKER|$IMAGE_REF")}}" --output none
+}
+
+build_in_acr() {
+  local log_file status=0
+  if [[ $DRY_RUN == true ]]; then
+    show az acr build --registry "$REGISTRY" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" .
+    return 0
+  fi
+  log_file=$(mktemp)
+  az acr build --registry "$REGISTRY" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" . 2>&1 |
+    tee "$log_file" >&2 || status=$?
+  if ((status != 0)) && grep -q TasksOperationsNotAllowed "$log_file"; then
+    log "error: this subscription may not run ACR Tasks (TasksOperationsNotAllowed: free-trial and some"
+    log "  sponsored subscriptions). Build elsewhere instead: where Docker runs, re-run with --builder docker"
+    log "  (bash azdeploy.sh --image-only --builder docker), or push to main and let the deploy workflow"
+    log "  build on its runner; see docs/deploy.md, 'Free trial subscriptions'."
+  fi
+  rm -f "$log_file"
+  return "$status"
+}
+
+build_with_docker() {
+  run docker build --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" --tag "$IMAGE_REF" .
+  run az acr login --name "$REGISTRY"
+  run docker push "$IMAGE_REF"
 }
 
 report() {
@@ -135,31 +198,33 @@ report() {
 
 main() {
   parse_args "$@"
-  # `az acr build` uploads the current directory: always the repository root.
+  # The build context is the repository root.
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   STARTED=true
   trap report EXIT
 
-  local login_server staging_url
+  local login_server slot_id slot_host prod_host
   login_server=$(query "<$REGISTRY.azurecr.io>" az acr show --name "$REGISTRY" --query loginServer --output tsv)
   IMAGE_REF="$login_server/$IMAGE:$TAG"
-  staging_url="https://$(host_of "$SLOT")"
-  PROD_URL="https://$(host_of)"
+  IFS=$'\t' read -r slot_id slot_host < <(site_of "$SLOT")
+  IFS=$'\t' read -r _ prod_host < <(site_of)
+  [[ -n $slot_id && -n $slot_host && -n $prod_host ]] || die "cannot read site '$APP' and its slot '$SLOT' in '$RESOURCE_GROUP'"
+  PROD_URL="https://$prod_host"
 
   if [[ $SKIP_BUILD == false ]]; then
-    run az acr build --registry "$REGISTRY" --image "$IMAGE:$TAG" .
+    if [[ $BUILDER == docker ]]; then build_with_docker; elif ! build_in_acr; then
+      RESULT="image build failed; production untouched"
+      exit 1
+    fi
   fi
-  # linuxFxVersion only: the slot keeps pulling with its managed identity (acrUseManagedIdentityCreds).
-  run az webapp config set --resource-group "$RESOURCE_GROUP" --name "$APP" --slot "$SLOT" \
-    --linux-fx-version "DOCKER|$IMAGE_REF" --output none
-  run az webapp restart --resource-group "$RESOURCE_GROUP" --name "$APP" --slot "$SLOT"
+  point_slot_at_image "$slot_id"
 
-  if ! gate "$staging_url"; then
+  if ! gate "https://$slot_host" "$TAG"; then
     RESULT="staging gate failed; not swapped, production untouched"
     exit 1
   fi
   swap
-  if ! gate "$PROD_URL"; then
+  if ! gate "$PROD_URL" "$TAG"; then
     log "production verification failed: swapping back"
     swap
     RESULT="production verification failed; swapped back to the previous image"

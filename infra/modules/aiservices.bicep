@@ -1,18 +1,35 @@
 // Azure AI Services account that serves Voice Live, its model deployment [FR-16], the roles keyless access
 // needs, and, only when key auth is chosen, the account key written straight into Key Vault.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
+@description('Keep key auth on and store the key in Key Vault (default: Entra ID only)')
 param useKeyAuth bool = false
+@description('Deploy the model into the account')
 param deployModel bool = true
+
+@description('Restore a soft-deleted account of the same name (left by azd down without --purge)')
+param restore bool = false
+@description('Model to deploy (and deployment name)')
 param modelName string = 'gpt-realtime'
+@description('Version of the model')
 param modelVersion string = '2025-08-28'
+@description('Deployment SKU')
 param modelSkuName string = 'GlobalStandard'
+@description('Capacity in thousands of tokens per minute')
 param modelCapacity int = 10
+@description('Principal id of the app identity, granted Cognitive Services User and Azure AI User')
 param identityPrincipalId string
+@description('Deploying user or pipeline principal, granted the same roles (empty: none)')
 param userPrincipalId string = ''
+@description('Type of userPrincipalId')
 param userPrincipalType string = 'User'
+@description('Vault that receives the key when key auth is on')
 param keyVaultName string
+@description('Secret name for the key')
 param keySecretName string = 'voice-live-api-key'
 
 var cognitiveServicesUser = 'a97b65f3-24c7-4388-baec-2e87135dc908'
@@ -58,6 +75,7 @@ resource account 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
     // Entra ID token auth requires.
     customSubDomainName: name
     disableLocalAuth: !useKeyAuth
+    restore: restore
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       defaultAction: 'Allow'

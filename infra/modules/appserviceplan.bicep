@@ -1,13 +1,23 @@
 // Linux App Service plan (Standard or above: slots and autoscale) with CPU/memory autoscale, so a busy app
 // scales out across instances; each WebSocket session stays on the instance that accepted it.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
+@description('Plan SKU (Standard or above: slots and autoscale)')
 param skuName string = 'P0v3'
 
+@description('Autoscale ceiling')
 @minValue(1)
 @maxValue(10)
 param maxInstances int = 3
+
+@description('Instances the plan runs now: a re-provision passes the live count so it never undoes what autoscale chose')
+@minValue(1)
+@maxValue(30)
+param instanceCount int = 1
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy needs three instances minimum, tripling the default cost
@@ -17,7 +27,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   kind: 'linux'
   sku: {
     name: skuName
-    capacity: 1
+    capacity: min(instanceCount, maxInstances)
   }
   properties: {
     reserved: true

@@ -1,20 +1,36 @@
 // Key Vault for the Voice Live key (only used when key auth is chosen): RBAC only, soft delete and purge
 // protection on, audit logs to Log Analytics.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
 
+@description('Public endpoint: Enabled unless private networking is added')
 @allowed([
   'Enabled'
   'Disabled'
 ])
 param publicNetworkAccess string = 'Enabled'
 
+@description('Principal id of the app identity, granted Key Vault Secrets User')
 param identityPrincipalId string
+@description('Deploying user or pipeline principal, granted Key Vault Secrets Officer (empty: none)')
 param userPrincipalId string = ''
+@description('Type of userPrincipalId')
 param userPrincipalType string = 'User'
+@description('Workspace that receives the audit logs')
 param logAnalyticsWorkspaceId string
 
+@description('recover: bring back the soft-deleted vault of the same name (purge protection keeps it after azd down --purge)')
+@allowed([
+  'default'
+  'recover'
+])
+param createMode string = 'default'
+
+@description('Days a deleted vault is kept (and its name taken)')
 @minValue(7)
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
@@ -42,6 +58,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   tags: tags
   properties: {
     tenantId: tenant().tenantId
+    createMode: createMode
     sku: {
       family: 'A'
       name: 'standard'
@@ -75,7 +92,7 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
     workspaceId: logAnalyticsWorkspaceId
     logs: [
       {
-        categoryGroup: 'audit'
+        categoryGroup: 'allLogs'
         enabled: true
       }
     ]

@@ -1,7 +1,11 @@
 // Log Analytics workspace and the workspace-based Application Insights component the app exports to.
+@description('Log Analytics workspace name')
 param logAnalyticsName string
+@description('Application Insights component name')
 param appInsightsName string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
 
 @description('Days Log Analytics keeps data; 30 is the free retention')

@@ -1,9 +1,14 @@
 // Container registry the image is built in (ACR Tasks) and pulled from by the site's managed identity only.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
+@description('Principal id of the app identity, granted AcrPull')
 param identityPrincipalId string
 
+@description('Registry SKU')
 @allowed([
   'Basic'
   'Standard'
@@ -13,7 +18,9 @@ param skuName string = 'Basic'
 
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 
-resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
+// 2025-04-01: the first stable version whose type has anonymousPullEnabled (ARM silently drops a property
+// the API version lacks, and Bicep only warns).
+resource registry 'Microsoft.ContainerRegistry/registries@2025-04-01' = {
   // checkov:skip=CKV_AZURE_139: ACR Tasks (az acr build) and App Service without VNet integration reach the registry publicly; pulls need the identity's AcrPull role
   // checkov:skip=CKV_AZURE_163: vulnerability scanning is Defender for Containers, a subscription-level paid plan, not a registry setting
   // checkov:skip=CKV_AZURE_166: quarantine needs a scanner to release images, which would stall every rollout

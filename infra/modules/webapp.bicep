@@ -1,21 +1,33 @@
 // The Linux container web app and its staging slot. Rollouts go image -> staging -> health gate -> swap, so
 // both run the same hardened config; each slot is told which one it is through a sticky setting.
+@description('Resource name (derived in main.bicep from the environment)')
 param name string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
+@description('App Service plan the site and slot run on')
 param planId string
+@description('Resource id of the user-assigned identity both slots use')
 param identityId string
+@description('Client id of that identity (ACR pulls)')
 param identityClientId string
 
-@description('Image reference without the DOCKER| prefix')
+@description('Image production runs, without the DOCKER| prefix: the live one on a re-provision')
 param image string
 
+@description('Image the staging slot runs (after a swap: the previous release, kept for swapping back)')
+param stagingImage string
+
+@description('Application Insights component whose connection string the app gets')
 param appInsightsName string
+@description('Workspace that receives the site logs')
 param logAnalyticsWorkspaceId string
 
 @description('App settings shared by production and staging (name -> value)')
 param appSettings object
 
+@description('Slot a release goes to first')
 param stagingSlotName string = 'staging'
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -23,17 +35,15 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 }
 
 // Swapped with the image: a release carries its configuration, and the warm-up ping makes the swap wait for
-// /healthz on the new instances before production traffic moves.
+// /healthz on the new instances before production traffic moves. One object written as the `appsettings`
+// config of each slot below: the connection string is known only at deploy time, and Bicep rejects a
+// `for` loop over such a value (BCP178), so the settings are never turned into a name/value list here.
 var sharedSettings = union(appSettings, {
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   WEBSITES_ENABLE_APP_SERVICE_STORAGE: 'false'
   WEBSITE_SWAP_WARMUP_PING_PATH: '/healthz'
   WEBSITE_SWAP_WARMUP_PING_STATUSES: '200'
 })
-var sharedSettingList = [for setting in items(sharedSettings): {
-  name: setting.key
-  value: setting.value
-}]
 // Sticky (see slotConfigNames below): telemetry from a staging smoke test stays labelled staging after a swap.
 var slotSetting = 'OTEL_RESOURCE_ATTRIBUTES'
 var identities = {
@@ -79,12 +89,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       httpLoggingEnabled: true
       detailedErrorLoggingEnabled: true
       requestTracingEnabled: true
-      appSettings: concat(sharedSettingList, [
-        {
-          name: slotSetting
-          value: 'deployment.environment=production'
-        }
-      ])
     }
   }
 }
@@ -108,7 +112,7 @@ resource staging 'Microsoft.Web/sites/slots@2024-04-01' = {
     keyVaultReferenceIdentity: identityId
     publicNetworkAccess: 'Enabled'
     siteConfig: {
-      linuxFxVersion: 'DOCKER|${image}'
+      linuxFxVersion: 'DOCKER|${stagingImage}'
       acrUseManagedIdentityCreds: true
       acrUserManagedIdentityID: identityClientId
       webSocketsEnabled: true
@@ -122,14 +126,31 @@ resource staging 'Microsoft.Web/sites/slots@2024-04-01' = {
       httpLoggingEnabled: true
       detailedErrorLoggingEnabled: true
       requestTracingEnabled: true
-      appSettings: concat(sharedSettingList, [
-        {
-          name: slotSetting
-          value: 'deployment.environment=staging'
-        }
-      ])
     }
   }
+}
+
+resource siteSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: appsettings holds only app settings; checkov mistakes every sites/config for the web config, which the site declares
+  // checkov:skip=CKV_AZURE_63: appsettings holds only app settings; checkov mistakes every sites/config for the web config, which the site declares
+  // checkov:skip=CKV_AZURE_65: appsettings holds only app settings; checkov mistakes every sites/config for the web config, which the site declares
+  // checkov:skip=CKV_AZURE_66: appsettings holds only app settings; checkov mistakes every sites/config for the web config, which the site declares
+  // checkov:skip=CKV_AZURE_80: appsettings holds only app settings; checkov mistakes every sites/config for the web config, which the site declares
+  // checkov:skip=CKV_AZURE_88: appsettings holds only app settings; checkov mistakes every sites/config for the web config, which the site declares
+  // checkov:skip=CKV_AZURE_222: appsettings holds only app settings; checkov mistakes every sites/config for the web config, which the site declares
+  parent: site
+  name: 'appsettings'
+  properties: union(sharedSettings, {
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=production'
+  })
+}
+
+resource stagingSettings 'Microsoft.Web/sites/slots/config@2024-04-01' = {
+  parent: staging
+  name: 'appsettings'
+  properties: union(sharedSettings, {
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=staging'
+  })
 }
 
 resource stickySettings 'Microsoft.Web/sites/config@2024-04-01' = {
@@ -177,21 +198,11 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   scope: site
   properties: {
     workspaceId: logAnalyticsWorkspaceId
+    // A category group, not a list of categories: App Service rejects a category the site's kind does not
+    // emit, and allLogs follows whatever categories the service adds (AVM does the same).
     logs: [
       {
-        category: 'AppServiceHTTPLogs'
-        enabled: true
-      }
-      {
-        category: 'AppServiceConsoleLogs'
-        enabled: true
-      }
-      {
-        category: 'AppServiceAppLogs'
-        enabled: true
-      }
-      {
-        category: 'AppServicePlatformLogs'
+        categoryGroup: 'allLogs'
         enabled: true
       }
     ]

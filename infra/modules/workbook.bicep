@@ -1,8 +1,12 @@
 // The "is it fast and healthy?" dashboard: an Application Insights workbook over the app's OpenTelemetry metrics.
 // Its queries live in workbook.json so tests can check every metric name against the app's METRICS table.
+@description('Title shown in the portal')
 param displayName string
+@description('Component the workbook queries')
 param appInsightsId string
+@description('Region of the resource')
 param location string
+@description('Tags for every resource (azd-env-name)')
 param tags object
 
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {

@@ -78,7 +78,14 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         # Never touches Azure: the platform polls this often.
         if bridge.draining:
             return jsonify(status="draining"), 503
-        return jsonify(status="ok", sessions=len(bridge.sessions), emulator=bridge.uses_emulator)
+        # version and image_tag tell a rollout's gate which container answered.
+        return jsonify(
+            status="ok",
+            sessions=len(bridge.sessions),
+            emulator=bridge.uses_emulator,
+            version=__version__,
+            image_tag=settings.image_tag,
+        )
 
     @app.before_request
     def websocket_upgrade_rules():

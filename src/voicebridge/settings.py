@@ -75,6 +75,10 @@ class Settings:
     telemetry: str = ""
     telemetry_transcripts: bool = False
 
+    # Deployment: the tag of the image this process runs, reported by /healthz so a rollout's gate can
+    # tell the new container from an old one that is still healthy.
+    image_tag: str = ""
+
     @property
     def use_emulator(self) -> bool:
         return not self.endpoint
@@ -122,6 +126,7 @@ class Settings:
             appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, d.telemetry),
             telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
+            image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
         )
         return settings
 

@@ -26,3 +26,13 @@ def test_without_an_endpoint_the_app_runs_the_whole_loop_on_the_built_in_emulato
         assert tab.audio() and tab.audio() in sent  # the emulator echoes the utterance (with its padding)
     finally:
         tab.close()
+
+
+def test_healthz_reports_the_version_and_the_image_tag_it_runs(request):
+    # The rollout gate waits for the tag it deployed: an old container that is still healthy must not pass.
+    from voicebridge import __version__
+
+    app = start_app(request, {"VOICEBRIDGE_IMAGE_TAG": "0123abc-20261130"})
+    health = json.loads(http_get(app.url + "/healthz")[1])
+    assert health["status"] == "ok"
+    assert health["version"] == __version__ and health["image_tag"] == "0123abc-20261130"

@@ -181,7 +181,9 @@ def test_rollout_script_accepts_the_deploy_step_as_written(tmp_path):
         ["bash", "-c", step["run"] + " --dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"az acr build --registry crtest --image voicebridge:{sha} ." in result.stderr
+    assert f"docker build --build-arg VOICEBRIDGE_IMAGE_TAG={sha} --tag" in result.stderr
+    assert "az acr login --name crtest" in result.stderr and "docker push" in result.stderr
+    assert "az rest --method patch" in result.stderr and "/slots/staging/config/web" in result.stderr
     assert "az webapp deployment slot swap --resource-group rg-test --name app-test" in result.stderr
     assert re.search(r"(?m)^url=https://\S+$", outputs.read_text()), outputs.read_text()
 

@@ -42,7 +42,7 @@ class FakeCloud:
         # A space in the directory proves the scripts quote the paths they are given.
         self.bin = self.root / "fake bin"
         self.bin.mkdir()
-        for prog in ("az", "azd", "curl", "smoke"):
+        for prog in ("az", "azd", "curl", "smoke", "docker"):
             wrapper = self.bin / prog
             wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKECLI}" {prog} "$@"\n')
             wrapper.chmod(0o755)
@@ -54,7 +54,7 @@ class FakeCloud:
         scenario_file = self.root / "scenario.json"
         scenario_file.write_text(json.dumps(self.scenario))
         environ = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "VOICEBRIDGE_", "GITHUB_"))},
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZD_", "VOICEBRIDGE_", "GITHUB_"))},
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
             "FAKE_LOG": str(self.log),
             "FAKE_SCENARIO": str(scenario_file),
@@ -84,3 +84,38 @@ class FakeCloud:
                 words.append(arg)
             out.append(" ".join(words))
         return out
+
+
+# az commands that only read. Anything else changes something in Azure.
+READ_ONLY_AZ = ("account show", "acr show", "webapp show", "webapp list", "webapp config show", "group exists",
+                "provider show", "appservice plan list", "keyvault list-deleted", "cognitiveservices model list",
+                "cognitiveservices account list-deleted")
+
+
+def writes_to_production(call: dict, slot: str = "staging") -> str | None:
+    """Why this call changes the production site, or None. `az webapp config set` and
+    `az webapp config container set` count even with --slot: azure-cli then updates the app settings
+    without the slot, i.e. production's (update_site_configs), which restarts production."""
+    if call["prog"] != "az":
+        return None
+    argv = call["argv"]
+    leading = []
+    for arg in argv:
+        if arg.startswith("-"):
+            break
+        leading.append(arg)
+    words = " ".join(leading)
+    if any(words.startswith(r) for r in READ_ONLY_AZ):
+        return None
+    if argv[:1] == ["rest"]:
+        options = dict(zip(argv, argv[1:], strict=False))
+        method = (options.get("--method") or "get").lower()
+        url = options.get("--url") or options.get("--uri") or ""
+        if method in ("get", "head"):
+            return None
+        return None if f"/slots/{slot}/" in url else f"az rest --method {method} {url}"
+    if words.startswith(("webapp config set", "webapp config container set")):
+        return f"az {words} (rewrites production's app settings even with --slot)"
+    if words.startswith("webapp") and "--slot" not in argv:
+        return f"az {words} without --slot"
+    return None

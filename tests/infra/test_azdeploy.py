@@ -19,15 +19,37 @@ ENV_VALUES = {
 }
 OUTPUTS = ["azd env get-value AZURE_RESOURCE_GROUP", "azd env get-value SERVICE_WEB_NAME",
            "azd env get-value AZURE_CONTAINER_REGISTRY_NAME"]
-ROLLOUT = ["az acr show", "az webapp show", "az webapp show", "az acr build", "az webapp config set",
-           "az webapp restart", "curl", "smoke", "az webapp deployment slot swap", "curl", "smoke"]
+ROLLOUT = ["az acr show", "az webapp show", "az webapp show", "az acr build", "az rest", "curl", "smoke",
+           "az webapp deployment slot swap", "curl", "smoke"]
 RECORD_AND_REPORT = ["azd env set SERVICE_WEB_IMAGE_NAME", "azd env get-value SERVICE_WEB_URI"]
 LOGIN_CHECKS = ["az account show", "azd auth login"]
+# scripts/azd-hooks/preprovision.sh on a subscription with nothing deployed yet.
+HOOK_FIRST_TIME = [
+    "az account show",
+    *["az provider show"] * PROVIDERS,
+    "az group exists",
+    "azd env set SERVICE_WEB_IMAGE_NAME",
+    "azd env set SERVICE_WEB_STAGING_IMAGE_NAME",
+    "azd env set APP_SERVICE_INSTANCE_COUNT",
+    "az keyvault list-deleted",
+    "azd env set KEY_VAULT_CREATE_MODE",
+    "az cognitiveservices account list-deleted",
+    "azd env set AI_SERVICES_RESTORE",
+    "az cognitiveservices model list",
+    "azd env set AZD_DEPLOY_WEB_SLOT_NAME",
+]
+HOOK = ("scripts/azd-hooks/preprovision.sh",)
+HOOK_ENV = {"AZURE_ENV_NAME": "lab", "AZURE_LOCATION": "swedencentral"}
 
 
 def strip_image(commands: list[str]) -> list[str]:
-    # The recorded image carries a commit + timestamp tag; the sequence, not the tag, is under test here.
-    return [c.rsplit(" ", 1)[0] if c.startswith("azd env set SERVICE_WEB_IMAGE_NAME ") else c for c in commands]
+    # Values set in the azd environment (a tag carries a timestamp) are checked separately: the sequence is
+    # under test here.
+    return [" ".join(c.split(" ")[:4]) if c.startswith("azd env set ") else c for c in commands]
+
+
+def env_sets(cloud) -> dict[str, str]:
+    return {c["argv"][2]: c["argv"][3] for c in cloud.calls() if c["prog"] == "azd" and c["argv"][:2] == ["env", "set"]}
 
 
 def test_option_1_full_deploy_on_a_new_environment(cloud):
@@ -36,15 +58,10 @@ def test_option_1_full_deploy_on_a_new_environment(cloud):
     assert result.returncode == 0, result.stderr
     assert strip_image(cloud.commands()) == [
         *LOGIN_CHECKS,
-        *["az provider show"] * PROVIDERS,
         "azd env get-values",
         "az account show",  # subscription id for the new environment
         "azd env new lab",
-        # preprovision hook: region offers the model, then the slot azd deploys to
-        "az account show",
-        "az cognitiveservices model list",
-        "azd env get-value AZD_DEPLOY_WEB_SLOT_NAME",
-        "azd env set AZD_DEPLOY_WEB_SLOT_NAME production",
+        *HOOK_FIRST_TIME,
         "azd provision",
         *OUTPUTS,
         *ROLLOUT,
@@ -53,8 +70,9 @@ def test_option_1_full_deploy_on_a_new_environment(cloud):
     new_env = next(c["argv"] for c in cloud.calls() if c["argv"][:2] == ["env", "new"])
     assert new_env == ["env", "new", "lab", "--location", "swedencentral", "--subscription",
                        "00000000-0000-0000-0000-000000000001"]
-    image = next(c["argv"][3] for c in cloud.calls() if c["argv"][:3] == ["env", "set", "SERVICE_WEB_IMAGE_NAME"])
-    assert image.startswith("cr1.azurecr.io/voicebridge:")
+    images = [c["argv"][3] for c in cloud.calls() if c["argv"][:3] == ["env", "set", "SERVICE_WEB_IMAGE_NAME"]]
+    # Cleared by the hook (nothing deployed yet), then the released image is recorded.
+    assert images[0] == "" and images[-1].startswith("cr1.azurecr.io/voicebridge:")
     assert "https://app-1.azurewebsites.net" in result.stderr
 
 
@@ -67,6 +85,22 @@ def test_option_1_on_an_existing_environment_selects_it_and_registers_missing_pr
     assert commands.index("azd env select lab") < commands.index("azd provision")
     register = [c["argv"] for c in cloud.calls() if c["argv"][:2] == ["provider", "register"]]
     assert register == [["provider", "register", "--namespace", "Microsoft.CognitiveServices", "--wait"]]
+    assert "Microsoft.CognitiveServices is NotRegistered" in result.stderr
+
+
+def test_option_1_re_provisions_with_what_runs_now(cloud):
+    # A release by the deploy workflow: the azd environment still records an older image.
+    cloud.scenario = {"env": {**ENV_VALUES, "SERVICE_WEB_IMAGE_NAME": "cr1.azurecr.io/voicebridge:stale"},
+                      "site_exists": True, "instances": 3,
+                      "live_image": "cr1.azurecr.io/voicebridge:live", "staging_image": "cr1.azurecr.io/voicebridge:prev"}
+    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+    assert result.returncode == 0, result.stderr
+    commands = cloud.commands()
+    provision = commands.index("azd provision")
+    sets = [c["argv"][2:4] for c in cloud.calls()[:provision] if c["argv"][:2] == ["env", "set"]]
+    assert ["SERVICE_WEB_IMAGE_NAME", "cr1.azurecr.io/voicebridge:live"] in sets
+    assert ["SERVICE_WEB_STAGING_IMAGE_NAME", "cr1.azurecr.io/voicebridge:prev"] in sets
+    assert ["APP_SERVICE_INSTANCE_COUNT", "3"] in sets
 
 
 def test_option_2_image_only_update(cloud):
@@ -110,7 +144,7 @@ def test_dry_run_prints_every_command_and_runs_none(cloud):
     assert result.returncode == 0, result.stderr
     assert cloud.calls() == []
     for command in ("azd provision --no-prompt --environment lab", "preprovision.sh", "az acr build",
-                    "az webapp deployment slot swap"):
+                    "az rest --method patch", "az webapp deployment slot swap"):
         assert command in result.stderr
 
 
@@ -151,3 +185,83 @@ def test_teardown_purges_but_keeps_azd_state(cloud):
         ["down", "--purge", "--force", "--environment", "lab"]
     ]
     assert not any(c["argv"][:2] in (["env", "remove"], ["env", "delete"]) for c in cloud.calls())
+    assert "option 1" in result.stderr and "soft-deleted" in result.stderr
+
+
+def test_option_4_then_option_1_recovers_the_purge_protected_vault(cloud):
+    cloud.scenario = {"env": {**ENV_VALUES, "SERVICE_WEB_IMAGE_NAME": "cr1.azurecr.io/voicebridge:gone"}}
+    assert cloud.run("azdeploy.sh", "--teardown", "--env", "lab", "--yes").returncode == 0
+    # What azd down --purge leaves: no resource group, the vault soft-deleted and still holding its name.
+    cloud.scenario = {**cloud.scenario, "deleted_vaults": ["kv-abc123"], "site_exists": False}
+    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+    assert result.returncode == 0, result.stderr
+    sets = env_sets(cloud)
+    assert sets["KEY_VAULT_CREATE_MODE"] == "recover"
+    # The recorded image lived in the deleted registry: the new site starts on the placeholder.
+    assert [c["argv"][3] for c in cloud.calls() if c["argv"][:3] == ["env", "set", "SERVICE_WEB_IMAGE_NAME"]][0] == ""
+    assert "kv-abc123" in result.stderr and "recovers it" in result.stderr
+    assert "azd provision" in cloud.commands()
+
+
+def test_hook_sets_default_create_mode_when_no_vault_is_soft_deleted(cloud):
+    result = cloud.run(*HOOK, **HOOK_ENV)
+    assert result.returncode == 0, result.stderr
+    assert strip_image(cloud.commands()) == HOOK_FIRST_TIME
+    assert env_sets(cloud) == {"SERVICE_WEB_IMAGE_NAME": "", "SERVICE_WEB_STAGING_IMAGE_NAME": "",
+                               "APP_SERVICE_INSTANCE_COUNT": "1", "KEY_VAULT_CREATE_MODE": "default",
+                               "AI_SERVICES_RESTORE": "false", "AZD_DEPLOY_WEB_SLOT_NAME": "production"}
+
+
+def test_hook_restores_an_ai_account_azd_down_left_soft_deleted(cloud):
+    cloud.scenario = {"deleted_ai_accounts": ["cog-abc123"]}
+    result = cloud.run(*HOOK, **HOOK_ENV)
+    assert result.returncode == 0, result.stderr
+    assert env_sets(cloud)["AI_SERVICES_RESTORE"] == "true"
+    assert "cog-abc123" in result.stderr
+    query = next(c["argv"] for c in cloud.calls() if c["argv"][:3] == ["cognitiveservices", "account", "list-deleted"])
+    assert "/resourceGroups/rg-lab/" in query[query.index("--query") + 1]
+
+
+def test_hook_leaves_a_chosen_deploy_slot_alone(cloud):
+    result = cloud.run(*HOOK, **HOOK_ENV, AZD_DEPLOY_WEB_SLOT_NAME="staging")
+    assert result.returncode == 0, result.stderr
+    assert "AZD_DEPLOY_WEB_SLOT_NAME" not in env_sets(cloud)
+
+
+def test_hook_stops_with_a_message_when_a_provider_cannot_be_registered(cloud):
+    cloud.scenario = {"providers": {"Microsoft.Web": "NotRegistered"}, "register_fails": True}
+    result = cloud.run(*HOOK, **HOOK_ENV)
+    assert result.returncode == 1
+    assert "could not register Microsoft.Web" in result.stderr and "az provider register --namespace Microsoft.Web" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_hook_without_an_azure_cli_login_stops_before_anything_is_reset(cloud):
+    cloud.scenario = {"az_logged_in": False}
+    result = cloud.run(*HOOK, **HOOK_ENV)
+    assert result.returncode == 1
+    assert "az login" in result.stderr
+    assert env_sets(cloud) == {}
+
+
+def test_predeploy_hook_on_a_free_trial_says_what_works_instead(cloud):
+    cloud.scenario = {"quota_id": "FreeTrial_2014-09-01"}
+    result = cloud.run("scripts/azd-hooks/predeploy.sh", AZURE_SUBSCRIPTION_ID="sub-1")
+    assert result.returncode == 1
+    assert "TasksOperationsNotAllowed" in result.stderr and "--builder docker" in result.stderr
+    assert "deploy workflow" in result.stderr
+    rest = next(c["argv"] for c in cloud.calls() if c["argv"][:1] == ["rest"])
+    assert rest[rest.index("--url") + 1] == "/subscriptions/sub-1?api-version=2022-12-01"
+
+
+def test_predeploy_hook_passes_on_a_pay_as_you_go_subscription(cloud):
+    result = cloud.run("scripts/azd-hooks/predeploy.sh", AZURE_SUBSCRIPTION_ID="sub-1")
+    assert result.returncode == 0, result.stderr
+
+
+def test_option_2_can_build_with_docker(cloud):
+    cloud.scenario = {"env": ENV_VALUES}
+    result = cloud.run("azdeploy.sh", "--image-only", "--env", "lab", "--builder", "docker")
+    assert result.returncode == 0, result.stderr
+    assert "az acr build" not in cloud.commands()
+    assert any(c["prog"] == "docker" and c["argv"][0] == "push" for c in cloud.calls())

@@ -56,7 +56,9 @@ def test_shellcheck_passes_every_script():
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("script", ["azdeploy.sh", "scripts/rollout.sh", "scripts/azd-hooks/preprovision.sh"])
+@pytest.mark.parametrize("script", ["azdeploy.sh", "scripts/rollout.sh", "scripts/azd-hooks/preprovision.sh",
+                                    "scripts/azd-hooks/predeploy.sh", "scripts/install-system-deps.sh",
+                                    "scripts/test-python.sh"])
 def test_deployment_scripts_are_strict(script):
     assert "set -euo pipefail" in (REPO / script).read_text()
 
@@ -116,3 +118,29 @@ def test_requirements_lock_pins_every_runtime_dependency_within_pyproject_ranges
         name = dependency.name.lower().replace("_", "-")
         assert name in pins, f"{name} is not in requirements.txt"
         assert dependency.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {dependency.specifier}"
+
+
+def test_the_image_knows_its_own_tag():
+    # scripts/rollout.sh builds with --build-arg VOICEBRIDGE_IMAGE_TAG=<tag>; /healthz reports it.
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"(?m)^ARG VOICEBRIDGE_IMAGE_TAG", text)
+    assert "VOICEBRIDGE_IMAGE_TAG=${VOICEBRIDGE_IMAGE_TAG}" in text
+    assert text.index("ARG VOICEBRIDGE_IMAGE_TAG") > text.index("COPY src ./src"), "a new tag must reuse every layer"
+
+
+def test_azure_yaml_requires_an_azd_that_deploys_containers_to_app_service_safely():
+    # 1.27 brought container deploys to App Service; 1.29 stopped a deploy overwriting unrelated site configuration.
+    required = yaml.safe_load((REPO / "azure.yaml").read_text())["requiredVersions"]["azd"]
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)\.(\d+)", required.strip())
+    assert match, required
+    assert tuple(map(int, match.groups())) >= (1, 29, 0)
+
+
+@pytest.mark.parametrize("hook", ["preprovision", "predeploy"])
+def test_azd_hooks_are_executable_bash_scripts(hook):
+    # azd runs a `shell: sh` hook by its path on Linux and macOS: the shebang and the executable bit decide.
+    document = yaml.safe_load((REPO / "azure.yaml").read_text())
+    script = REPO / document["hooks"][hook]["run"]
+    assert script.read_text().startswith("#!/usr/bin/env bash\n")
+    assert script.stat().st_mode & 0o111
+    assert document["hooks"][hook]["continueOnError"] is False
