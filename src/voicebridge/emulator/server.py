@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .records import EmulatorConfig, Registry, SessionRecord
+from .records import EmulatorConfig, Registry, SessionRecord, normalize_calls
 from .session import EmulatedSession, default_session, new_id
 from .vad import BYTES_PER_MS, sum_of_squares
 
@@ -38,6 +38,8 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = False
+        self._calls_lock = threading.Lock()
+        self._queued_calls: list[tuple[str | None, tuple[dict, ...]]] = []  # (session id or None, calls)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -49,6 +51,7 @@ class Emulator:
         app.router.add_post("/emulator/faults", self._http_faults)
         app.router.add_post("/emulator/inject", self._http_inject)
         app.router.add_post("/emulator/drop", self._http_drop)
+        app.router.add_post("/emulator/function-call", self._http_function_call)
         return app
 
     async def _bind(self, host: str, port: int) -> str:
@@ -129,6 +132,30 @@ class Emulator:
         """Send an `error` event to one or all open sessions; returns how many got it."""
         kind = error_type or ("server_error" if code == "server_error" else "invalid_request_error")
         return self._on_loop(lambda s: s.error(message, code, type_=kind), session_id)
+
+    def queue_function_calls(self, calls: list[dict], session_id: str | None = None) -> None:
+        """Make the next response to user input (of that session, or of any) call these functions."""
+        normalized = normalize_calls(calls)
+        with self._calls_lock:
+            self._queued_calls.append((session_id, normalized))
+
+    def function_calls_for(self, session: EmulatedSession, typed_text: str | None) -> list[dict] | None:
+        """What the next response to user input calls, if anything: a queued one-shot, the function_calls
+        knob, or, for typed text, a declared tool one of whose name's words the text contains ("What time
+        is it?" → get_current_time), so a person can watch a tool call without a model."""
+        with self._calls_lock:
+            for index, (target, calls) in enumerate(self._queued_calls):
+                if target in (None, session.record.id):
+                    del self._queued_calls[index]
+                    return list(calls)
+        if self.config.function_calls:
+            return list(self.config.function_calls)
+        if typed_text:
+            words = {w for w in "".join(c if c.isalnum() else " " for c in typed_text.lower()).split() if len(w) > 3}
+            for tool in session.record.config.get("tools") or []:
+                if words & {w for w in str(tool.get("name", "")).lower().split("_") if len(w) > 3}:
+                    return [{"name": tool["name"], "arguments": "{}"}]
+        return None
 
     def drop(self, session_id: str | None = None) -> int:
         """Abruptly drop one or all connections (no close frame); returns how many."""
@@ -232,6 +259,15 @@ class Emulator:
                                   message=str(body.get("message", "The server had an error.")),
                                   session_id=body.get("session_id"), error_type=body.get("type"))
         return web.json_response({"sessions": count})
+
+    async def _http_function_call(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        calls = body.get("calls", [body] if "name" in body else None)
+        try:
+            self.queue_function_calls(calls, body.get("session_id"))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response({"queued": len(calls)})
 
     async def _http_drop(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)

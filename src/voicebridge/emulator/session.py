@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
 VAD_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
+EOU_MODELS = ("semantic_detection_v1", "semantic_detection_v1_en", "semantic_detection_v1_multilingual")
+NOISE_REDUCTION_TYPES = ("azure_deep_noise_suppression", "near_field", "far_field")
 MIN_COMMIT_MS = 100
+# Typed turns and tool results have no audio to echo: the reply is a tone this long per word, within bounds.
+TEXT_REPLY_MS_PER_WORD, TEXT_REPLY_MS = 150, (600, 3000)
 
 
 def new_id(prefix: str) -> str:
@@ -120,6 +124,59 @@ def validate_session(update: dict) -> None:
         _check_number(td, "threshold", 0.0, 1.0)
         _check_number(td, "prefix_padding_ms", 0)
         _check_number(td, "silence_duration_ms", 0)
+        eou = td.get("end_of_utterance_detection")
+        if eou is not None:
+            if not td["type"].startswith("azure_semantic_vad"):
+                raise ProtocolError("Invalid 'session.turn_detection.end_of_utterance_detection': end-of-utterance "
+                                    "detection is only supported with azure_semantic_vad turn detection.",
+                                    "invalid_value", "session.turn_detection.end_of_utterance_detection")
+            if not isinstance(eou, dict) or eou.get("model") not in EOU_MODELS:
+                raise ProtocolError("Invalid 'session.turn_detection.end_of_utterance_detection.model': supported "
+                                    f"values are {', '.join(EOU_MODELS)}.", "invalid_value",
+                                    "session.turn_detection.end_of_utterance_detection.model")
+    _check_typed_object(update, "input_audio_noise_reduction", NOISE_REDUCTION_TYPES)
+    _check_typed_object(update, "input_audio_echo_cancellation", ("server_echo_cancellation",))
+    temperature = update.get("temperature")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)
+                                    or not 0.6 <= temperature <= 1.2):
+        raise ProtocolError("Invalid 'session.temperature': expected a number between 0.6 and 1.2.",
+                            "invalid_value", "session.temperature")
+    _check_tools(update)
+
+
+def _check_typed_object(update: dict, name: str, types: tuple[str, ...]) -> None:
+    value = update.get(name)
+    if value is not None and (not isinstance(value, dict) or value.get("type") not in types):
+        raise ProtocolError(f"Invalid 'session.{name}.type': supported values are {', '.join(types)}.",
+                            "invalid_value", f"session.{name}.type")
+
+
+def _check_tools(update: dict) -> None:
+    tools = update.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise ProtocolError("Invalid 'session.tools': expected an array.", "invalid_type", "session.tools")
+    names = set()
+    for index, tool in enumerate(tools):
+        where = f"session.tools[{index}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise ProtocolError(f"Invalid '{where}.type': supported values are function.", "invalid_value",
+                                f"{where}.type")
+        name = tool.get("name")
+        if not isinstance(name, str) or not name or name in names:
+            raise ProtocolError(f"Invalid '{where}.name': expected a unique non-empty string.", "invalid_value",
+                                f"{where}.name")
+        names.add(name)
+        parameters = tool.get("parameters")
+        if parameters is not None and (not isinstance(parameters, dict) or parameters.get("type") != "object"):
+            raise ProtocolError(f"Invalid '{where}.parameters': expected a JSON schema of type object.",
+                                "invalid_value", f"{where}.parameters")
+    choice = update.get("tool_choice")
+    if choice is not None and choice not in ("auto", "none", "required") and not (
+            isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name") in names):
+        raise ProtocolError("Invalid 'session.tool_choice': expected auto, none, required or a declared function.",
+                            "invalid_value", "session.tool_choice")
 
 
 @dataclass(slots=True)
@@ -154,6 +211,8 @@ class EmulatedSession:
         # Conversation: id -> {"item", "audio_bytes"}; insertion order is conversation order.
         self.items: dict[str, dict] = {}
         self.last_utterance = b""
+        # What the next response answers: ("audio", pcm), ("text", typed text) or ("tool", [outputs]).
+        self.reply_to: tuple[str, object] = ("audio", b"")
         self.active: Response | None = None
         self.handlers = {
             "session.update": self.on_session_update,
@@ -340,7 +399,7 @@ class EmulatedSession:
         self.commit(start, stop, item_id, stop - self.vad.silence_samples - onset)
         td = self.record.config.get("turn_detection") or {}
         if td.get("create_response", True) is not False and self.active is None:
-            self.start_response(self.last_utterance)
+            self.start_response()
 
     def commit(self, start: int, stop: int, item_id: str, speech_samples: int) -> None:
         pcm = bytes(self.buf[(start - self.buf_start) * 2:(stop - self.buf_start) * 2])
@@ -353,6 +412,7 @@ class EmulatedSession:
         self.items[item_id] = {"item": item, "audio_bytes": len(pcm)}
         self.emit("conversation.item.created", previous_item_id=previous, item=item)
         self.last_utterance = pcm
+        self.reply_to = ("audio", pcm)
         if self.record.config.get("input_audio_transcription"):
             # No ASR here: an honest, deterministic description of what was heard instead.
             transcript = f"({speech_samples / SAMPLE_RATE:.1f} s of speech)"
@@ -383,12 +443,25 @@ class EmulatedSession:
 
     # ---- responses --------------------------------------------------------------------------------
 
-    def start_response(self, pcm: bytes) -> None:
-        if pcm:
+    def start_response(self) -> None:
+        kind, subject = self.reply_to
+        if kind != "tool":
+            calls = self.emu.function_calls_for(self, subject if kind == "text" else None)
+            if calls:
+                self._call_functions(calls)
+                return
+        if kind == "text":
+            pcm, transcript = _text_tone(str(subject)), f"You wrote: {subject}"
+        elif kind == "tool":
+            pcm = _text_tone(" ".join(subject))
+            transcript = "The tool answered: " + "; ".join(subject)
+        elif subject:
+            pcm = subject
             seconds = len(pcm) / (1000 * BYTES_PER_MS)
             transcript = f"Echoing your {seconds:.1f} seconds of speech back to you."
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
+        self.reply_to = ("audio", self.last_utterance)
         response_id, item_id = new_id("resp"), new_id("item")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None}
@@ -450,12 +523,42 @@ class EmulatedSession:
         response.task.cancel()  # suspended at an await, so it can emit nothing more
         self._finish(response, "cancelled", reason)
 
+    def _call_functions(self, calls: list[dict]) -> None:
+        """A response whose output is function calls, in the service's event order; it completes at once
+        (the arguments are known), and the client answers with function_call_output items + response.create."""
+        response_id = new_id("resp")
+        record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
+                  "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
+        with self.emu.registry.changing(self.record) as rec:
+            rec.responses.append(record)
+        self.emit("response.created", response={"object": "realtime.response", "id": response_id,
+                                                "status": "in_progress", "status_details": None, "output": []})
+        output = []
+        for index, call in enumerate(calls):
+            item_id, call_id = new_id("item"), new_id("call")
+            item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                    "name": call["name"], "call_id": call_id, "arguments": ""}
+            ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "call_id": call_id}
+            self.emit("response.output_item.added", response_id=response_id, output_index=index, item=item)
+            arguments = call["arguments"]
+            for offset in range(0, len(arguments), 16):  # streamed in pieces, as the model writes them
+                self.emit("response.function_call_arguments.delta", delta=arguments[offset:offset + 16], **ids)
+            self.emit("response.function_call_arguments.done", name=call["name"], arguments=arguments, **ids)
+            item = {**item, "status": "completed", "arguments": arguments}
+            self.items[item_id] = {"item": item, "audio_bytes": 0}
+            self.emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
+            output.append(item)
+        self.emit("response.done", response={"object": "realtime.response", "id": response_id,
+                                             "status": "completed", "status_details": None, "output": output})
+        with self.emu.registry.changing(self.record):
+            record.update(status="completed")
+
     def on_response_create(self, event: dict) -> None:
         if self.active is not None:
             raise ProtocolError(
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
                 "response is finished before creating a new one.", "conversation_already_has_active_response")
-        self.start_response(self.last_utterance)
+        self.start_response()
 
     def on_response_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.
@@ -507,8 +610,26 @@ class EmulatedSession:
         if previous is not None and previous not in self.items:
             raise ProtocolError(f"Previous item with item_id '{previous}' not found.", "item_not_found",
                                 "previous_item_id")
+        if item["type"] == "function_call_output":
+            call_id = _require(item, "call_id", str)
+            _require(item, "output", str)
+            if not any(e["item"].get("type") == "function_call" and e["item"].get("call_id") == call_id
+                       for e in self.items.values()):
+                raise ProtocolError(f"No function call with call_id '{call_id}' found.", "invalid_value",
+                                    "item.call_id")
         item = {**item, "id": item_id, "object": "realtime.item", "status": "completed"}
         self.items[item_id] = {"item": item, "audio_bytes": 0}
+        with self.emu.registry.changing(self.record) as rec:
+            if len(rec.items_received) < self.emu.config.record_max_events:
+                rec.items_received.append(item)
+        if item["type"] == "function_call_output":
+            outputs = self.reply_to[1] if self.reply_to[0] == "tool" else []
+            self.reply_to = ("tool", [*outputs, item["output"]])
+        elif item.get("role") == "user":
+            texts = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
+                     and c.get("type") == "input_text" and isinstance(c.get("text"), str)]
+            if texts:
+                self.reply_to = ("text", " ".join(texts))
         self.emit("conversation.item.created", previous_item_id=previous, item=item)
 
     def on_item_delete(self, event: dict) -> None:
@@ -518,6 +639,11 @@ class EmulatedSession:
 
     def on_item_retrieve(self, event: dict) -> None:
         self.emit("conversation.item.retrieved", item=self._known_item(event)["item"])
+
+
+def _text_tone(text: str) -> bytes:
+    low, high = TEXT_REPLY_MS
+    return _tone(max(low, min(high, TEXT_REPLY_MS_PER_WORD * len(text.split()))))
 
 
 def _tone(ms: int = 600, hz: int = 440, dbfs: float = -20.0) -> bytes:
