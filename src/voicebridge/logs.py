@@ -19,3 +19,12 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+_session_log = logging.getLogger("voicebridge.session")
+
+
+def event(name: str, session_id: str, **fields: object) -> None:
+    """One lifecycle line of a session: `event=<name> session=<id> key=value…`."""
+    extra = "".join(f" {key}={value}" for key, value in fields.items())
+    _session_log.info("event=%s session=%s%s", name, session_id, extra)

@@ -1,7 +1,10 @@
-"""The browser contract: parse and validate what a tab sends, build what the bridge sends back.
+"""The browser contract, in one place: its vocabulary, parsing what a tab sends, building what it gets.
 
-Everything here is pure and thread-agnostic: the WSGI thread parses (so a malformed frame is answered
-without ever reaching the event loop), the event loop builds. See docs/protocol.md.
+docs/protocol.md describes the contract for people; the enums below are the same contract for code
+(tests/bridge/test_contract.py keeps the two in agreement), and the page reads them from
+static/js/contract.js, which is generated from this module (`python -m voicebridge.contract`).
+Everything here is pure: the event loop parses each frame as the tab's socket delivers it, and builds
+the frames it sends back.
 """
 
 from __future__ import annotations
@@ -9,16 +12,106 @@ from __future__ import annotations
 import binascii
 import json
 from dataclasses import dataclass
+from enum import IntEnum, StrEnum
 
-# PCM16 mono at 24 kHz.
+# PCM16 mono at 24 kHz both ways: Voice Live's pcm16 format, relayed untouched.
 SAMPLE_RATE = 24_000
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+# A frame over this size closes the socket with CloseCode.MESSAGE_TOO_BIG.
+MAX_FRAME_BYTES = 1024 * 1024
+
+
+class State(StrEnum):
+    """What `{"type":"state"}` reports; IDLE is only ever the page's own initial state."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    READY = "ready"
+    LISTENING = "listening"
+    PROCESSING = "processing"
+    SPEAKING = "speaking"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+# The states in which audio flows both ways.
+ACTIVE_STATES = frozenset((State.READY, State.LISTENING, State.PROCESSING, State.SPEAKING))
+
+
+class ClientType(StrEnum):
+    """Browser → server message types."""
+
+    SESSION_START = "session.start"
+    AUDIO = "audio"
+    PLAYBACK = "playback"
+    SESSION_STOP = "session.stop"
+
+
+class ServerType(StrEnum):
+    """Server → browser message types."""
+
+    STATE = "state"
+    AUDIO = "audio"
+    AUDIO_CLEAR = "audio.clear"
+    TRANSCRIPT = "transcript"
+    ERROR = "error"
+
+
+class ErrorCode(StrEnum):
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    BAD_AUDIO = "bad_audio"
+    NOT_STARTED = "not_started"
+    UPSTREAM_AUTH = "upstream_auth"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_LOST = "upstream_lost"
+    UPSTREAM_ERROR = "upstream_error"
+    SERVER_DRAINING = "server_draining"
+    TOO_MANY_SESSIONS = "too_many_sessions"
+    INTERNAL = "internal"
+
+
+class Outcome(StrEnum):
+    """What an error means for the tab's session (the "session" column of the docs' error table)."""
+
+    UNAFFECTED = "unaffected"
+    ENDS = "ends"
+    CONTINUES = "continues"
+    CLOSED = "closed"
+    NOT_STARTED = "not started"
+
+
+ERROR_OUTCOMES: dict[ErrorCode, Outcome] = {
+    ErrorCode.BAD_JSON: Outcome.UNAFFECTED,
+    ErrorCode.BAD_MESSAGE: Outcome.UNAFFECTED,
+    ErrorCode.UNKNOWN_TYPE: Outcome.UNAFFECTED,
+    ErrorCode.BAD_AUDIO: Outcome.UNAFFECTED,
+    ErrorCode.NOT_STARTED: Outcome.UNAFFECTED,
+    ErrorCode.UPSTREAM_AUTH: Outcome.ENDS,
+    ErrorCode.UPSTREAM_UNAVAILABLE: Outcome.ENDS,
+    ErrorCode.UPSTREAM_TIMEOUT: Outcome.ENDS,
+    ErrorCode.UPSTREAM_LOST: Outcome.ENDS,
+    ErrorCode.UPSTREAM_ERROR: Outcome.CONTINUES,
+    ErrorCode.SERVER_DRAINING: Outcome.CLOSED,
+    ErrorCode.TOO_MANY_SESSIONS: Outcome.NOT_STARTED,
+    ErrorCode.INTERNAL: Outcome.ENDS,
+}
+# After these the server has ended (or never started) the session: a client retrying would only repeat them.
+FATAL_ERRORS = frozenset(code for code, outcome in ERROR_OUTCOMES.items() if outcome in (Outcome.ENDS, Outcome.NOT_STARTED))
+
+
+class CloseCode(IntEnum):
+    MESSAGE_TOO_BIG = 1009  # a frame over MAX_FRAME_BYTES; nothing else is affected
+    SERVICE_RESTART = 1012  # the instance is draining: reconnect, the load balancer picks a healthy one
 
 
 class ProtocolError(ValueError):
     """A frame the bridge cannot accept; `code` and `message` go back to the tab verbatim."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: ErrorCode, message: str):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -56,36 +149,36 @@ _STOP = Stop()
 
 def parse(frame: str | bytes) -> ClientMessage:
     if isinstance(frame, bytes):
-        raise ProtocolError("bad_message", "Binary frames are not supported; send JSON text frames.")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "Binary frames are not supported; send JSON text frames.")
     try:
         message = json.loads(frame)
     except ValueError:
-        raise ProtocolError("bad_json", "The frame is not valid JSON.") from None
+        raise ProtocolError(ErrorCode.BAD_JSON, "The frame is not valid JSON.") from None
     if not isinstance(message, dict):
-        raise ProtocolError("bad_message", "A message must be a JSON object with a \"type\".")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "A message must be a JSON object with a \"type\".")
     kind = message.get("type")
-    if kind == "audio":
+    if kind == ClientType.AUDIO:
         return _audio(message.get("data"))
-    if kind == "playback":
+    if kind == ClientType.PLAYBACK:
         return _playback(message)
-    if kind == "session.start":
+    if kind == ClientType.SESSION_START:
         return _START
-    if kind == "session.stop":
+    if kind == ClientType.SESSION_STOP:
         return _STOP
     if not isinstance(kind, str):
-        raise ProtocolError("bad_message", "A message must be a JSON object with a string \"type\".")
-    raise ProtocolError("unknown_type", f"Unknown message type {kind[:64]!r}.")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "A message must be a JSON object with a string \"type\".")
+    raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:64]!r}.")
 
 
 def _audio(data: object) -> Audio:
     if not isinstance(data, str) or not data:
-        raise ProtocolError("bad_audio", "An audio message needs \"data\": base64 PCM16 audio.")
+        raise ProtocolError(ErrorCode.BAD_AUDIO, "An audio message needs \"data\": base64 PCM16 audio.")
     try:
         pcm = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError):
-        raise ProtocolError("bad_audio", "The audio data is not valid base64.") from None
+        raise ProtocolError(ErrorCode.BAD_AUDIO, "The audio data is not valid base64.") from None
     if len(pcm) % 2:
-        raise ProtocolError("bad_audio", "The audio data is not whole 16-bit samples.")
+        raise ProtocolError(ErrorCode.BAD_AUDIO, "The audio data is not whole 16-bit samples.")
     return Audio(data, len(pcm))
 
 
@@ -93,9 +186,9 @@ def _playback(message: dict) -> Playback:
     item_id = message.get("item_id")
     played = message.get("played_ms")
     if not isinstance(item_id, str) or not item_id:
-        raise ProtocolError("bad_message", "A playback message needs an \"item_id\".")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "A playback message needs an \"item_id\".")
     if isinstance(played, bool) or not isinstance(played, int | float) or not 0 <= played < 86_400_000:
-        raise ProtocolError("bad_message", "\"played_ms\" must be a non-negative number of milliseconds.")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "\"played_ms\" must be a non-negative number of milliseconds.")
     latency = message.get("latency_ms")
     if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < 60_000:
         latency = None
@@ -107,23 +200,23 @@ def _playback(message: dict) -> Playback:
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def state(value: str) -> str:
-    return _dumps({"type": "state", "state": value})
+def state(value: State) -> str:
+    return _dumps({"type": ServerType.STATE, "state": value})
 
 
 def audio(data: str, item_id: str) -> str:
     # Hot path: base64 needs no escaping, so skip the encoder unless the service sent something odd.
     if '"' in data or "\\" in data:
-        return _dumps({"type": "audio", "item_id": item_id, "data": data})
+        return _dumps({"type": ServerType.AUDIO, "item_id": item_id, "data": data})
     return '{"type":"audio","item_id":' + _dumps(item_id) + ',"data":"' + data + '"}'
 
 
-CLEAR = _dumps({"type": "audio.clear"})
+CLEAR = _dumps({"type": ServerType.AUDIO_CLEAR})
 
 
 def transcript(role: str, item_id: str, text: str, final: bool, **extra: object) -> str:
-    return _dumps({"type": "transcript", "role": role, "item_id": item_id, "text": text, "final": final, **extra})
+    return _dumps({"type": ServerType.TRANSCRIPT, "role": role, "item_id": item_id, "text": text, "final": final, **extra})
 
 
-def error(code: str, message: str, **extra: object) -> str:
-    return _dumps({"type": "error", "code": code, "message": message, **extra})
+def error(code: ErrorCode, message: str, **extra: object) -> str:
+    return _dumps({"type": ServerType.ERROR, "code": code, "message": message, **extra})

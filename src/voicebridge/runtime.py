@@ -26,7 +26,8 @@ from websockets.frames import Opcode
 from websockets.protocol import Protocol as WebSocketProtocol
 from websockets.protocol import Side
 
-from .settings import MAX_FRAME_BYTES
+from .protocol import MAX_FRAME_BYTES
+from .tasks import TaskOwner
 
 T = TypeVar("T")
 log = logging.getLogger("voicebridge.runtime")
@@ -40,6 +41,7 @@ CLOSE_HANDSHAKE_S = 2.0
 class LoopThread:
     def __init__(self, name: str = "voicebridge-loop"):
         self.loop = asyncio.new_event_loop()
+        self.tasks = TaskOwner("loop")  # the loop's own tasks (socket adoptions); sessions own theirs
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> LoopThread:
@@ -58,6 +60,10 @@ class LoopThread:
 
     def stop(self) -> None:
         if self._thread.is_alive():
+            try:
+                self.run(self.tasks.close(1.0), timeout=2.0)
+            except Exception as exc:  # stopping goes on regardless
+                log.warning("event=loop.tasks_left detail=%s", exc)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
 
@@ -96,7 +102,7 @@ def serve_tab(runtime: LoopThread, ws: Any, attach: Callable[[TabConnection], Ta
             done.set()
             raise
 
-    runtime.call(lambda: runtime.loop.create_task(adopt()))
+    runtime.call(lambda: runtime.tasks.spawn(adopt(), "adopt"))
     done.wait()
     ws.connected = False  # flask-sock's own close() must not write after our close frame
 

@@ -30,9 +30,6 @@ DEFAULT_INSTRUCTIONS = (
     "and stop talking as soon as the user interrupts."
 )
 
-# The browser contract caps a frame at 1 MiB (close 1009 beyond it).
-MAX_FRAME_BYTES = 1024 * 1024
-
 
 class SettingsError(ValueError):
     """A configuration value is missing or invalid; the message is meant for the operator."""

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .protocol import ClientType, ErrorCode, ServerType, State
+
 PASSED, FAILED, UNREACHABLE, TIMED_OUT = 0, 1, 2, 3
 
 # How long to wait for the error message that explains a `state: error` before reporting the bare state.
@@ -24,13 +26,13 @@ ERROR_DETAIL_WAIT_S = 2.0
 
 # Codes whose message alone would not tell an operator where to look.
 EXPLANATIONS = {
-    "upstream_auth": "Voice Live rejected the app's credentials",
-    "upstream_unavailable": "the app cannot connect to Voice Live",
-    "upstream_timeout": "Voice Live did not answer the app in time",
-    "upstream_lost": "the app lost Voice Live and gave up reconnecting",
-    "upstream_error": "Voice Live reported an error",
-    "too_many_sessions": "the app is at its session limit",
-    "server_draining": "the app is shutting down",
+    ErrorCode.UPSTREAM_AUTH: "Voice Live rejected the app's credentials",
+    ErrorCode.UPSTREAM_UNAVAILABLE: "the app cannot connect to Voice Live",
+    ErrorCode.UPSTREAM_TIMEOUT: "Voice Live did not answer the app in time",
+    ErrorCode.UPSTREAM_LOST: "the app lost Voice Live and gave up reconnecting",
+    ErrorCode.UPSTREAM_ERROR: "Voice Live reported an error",
+    ErrorCode.TOO_MANY_SESSIONS: "the app is at its session limit",
+    ErrorCode.SERVER_DRAINING: "the app is shutting down",
 }
 
 
@@ -74,10 +76,10 @@ class Smoke:
             except aiohttp.ClientError as exc:
                 raise SmokeFailure(UNREACHABLE, f"cannot open {self.ws_url}: {exc}") from exc
             async with ws:
-                await ws.send_json({"type": "session.start"})
-                await self.wait_for_state(ws, "ready")
-                await ws.send_json({"type": "session.stop"})
-                await self.wait_for_state(ws, "stopped")
+                await ws.send_json({"type": ClientType.SESSION_START})
+                await self.wait_for_state(ws, State.READY)
+                await ws.send_json({"type": ClientType.SESSION_STOP})
+                await self.wait_for_state(ws, State.STOPPED)
 
     async def check_health(self, http: aiohttp.ClientSession) -> None:
         url = f"{self.origin}/healthz"
@@ -92,17 +94,17 @@ class Smoke:
         except aiohttp.ClientError as exc:
             raise SmokeFailure(UNREACHABLE, f"cannot reach {url}: {exc}") from exc
 
-    async def wait_for_state(self, ws: aiohttp.ClientWebSocketResponse, wanted: str) -> None:
+    async def wait_for_state(self, ws: aiohttp.ClientWebSocketResponse, wanted: State) -> None:
         self.step = f"waiting for state {wanted}"
         async for event in self.events(ws):
-            if event.get("type") != "state":
+            if event.get("type") != ServerType.STATE:
                 continue
             state = event.get("state")
             if state == wanted:
                 return
-            if state == "error":
+            if state == State.ERROR:
                 raise SmokeFailure(FAILED, await self.explain_error_state(ws))
-            if state == "stopped":
+            if state == State.STOPPED:
                 raise SmokeFailure(FAILED, f"the session stopped while {self.step}")
         raise SmokeFailure(FAILED, f"the app closed the WebSocket (code {ws.close_code}) while {self.step}")
 
@@ -127,7 +129,7 @@ class Smoke:
                 event = json.loads(message.data)
             except ValueError as exc:
                 raise SmokeFailure(FAILED, f"the app sent something that is not JSON: {message.data[:100]!r}") from exc
-            if event.get("type") == "error":
+            if event.get("type") == ServerType.ERROR:
                 raise SmokeFailure(FAILED, describe_error(event))
             yield event
 

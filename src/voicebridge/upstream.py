@@ -29,13 +29,14 @@ from azure.ai.voicelive.models import (
 )
 
 from .credentials import CredentialError, CredentialProvider
+from .protocol import ErrorCode
 from .settings import Settings
 
 log = logging.getLogger("voicebridge.upstream")
 
 
 class UpstreamError(Exception):
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: ErrorCode, message: str):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -114,7 +115,7 @@ class Connector:
             try:
                 credential = await self._provider.get()
             except CredentialError as exc:
-                raise UpstreamError("upstream_auth", str(exc)) from exc
+                raise UpstreamError(ErrorCode.UPSTREAM_AUTH, str(exc)) from exc
             try:
                 async with asyncio.timeout(settings.connect_timeout_s):
                     return await connect(
@@ -126,7 +127,7 @@ class Connector:
                     ).__aenter__()
             except TimeoutError:
                 raise UpstreamError(
-                    "upstream_timeout",
+                    ErrorCode.UPSTREAM_TIMEOUT,
                     f"Voice Live at {self._host} did not answer within {settings.connect_timeout_s:g} s.",
                 ) from None
             except VoiceLiveConnectionError as exc:
@@ -136,16 +137,16 @@ class Connector:
                         log.info("event=upstream.auth_retry status=%s", status)
                         continue
                     raise UpstreamError(
-                        "upstream_auth",
+                        ErrorCode.UPSTREAM_AUTH,
                         f"Voice Live rejected the app's credentials (HTTP {status}, {self._provider.source}). "
                         "Check the API key or the identity's Cognitive Services User / Azure AI User roles.",
                     ) from exc
                 detail = f"HTTP {status}" if status else str(exc.__cause__ or exc)
                 raise UpstreamError(
-                    "upstream_unavailable", f"Could not connect to Voice Live at {self._host} ({detail})."
+                    ErrorCode.UPSTREAM_UNAVAILABLE, f"Could not connect to Voice Live at {self._host} ({detail})."
                 ) from exc
             except OSError as exc:
                 raise UpstreamError(
-                    "upstream_unavailable", f"Could not connect to Voice Live at {self._host} ({exc})."
+                    ErrorCode.UPSTREAM_UNAVAILABLE, f"Could not connect to Voice Live at {self._host} ({exc})."
                 ) from exc
         raise AssertionError("unreachable")

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from voicebridge import protocol
-from voicebridge.bridge import StateMachine
 from voicebridge.protocol import Audio, Playback, ProtocolError, Start, Stop
+from voicebridge.session import StateMachine
 from voicebridge.settings import Settings, SettingsError
 
 
@@ -133,11 +133,14 @@ class _Channel:
 
 
 def test_surprising_upstream_events_are_skipped_and_the_session_goes_on():
-    from voicebridge.bridge import Bridge, BridgeSession
+    from voicebridge.session.run import Run
+    from voicebridge.session.tab import TabLink
+    from voicebridge.tasks import TaskOwner
 
-    session = BridgeSession(Bridge(Settings(), runtime=None, connector=None), _Channel())
-    session.machine.connecting(False)
-    session.machine.session_updated()
+    channel = _Channel()
+    run = Run("s", TabLink(channel, "s"), TaskOwner("test"), {"chunks_down": 0}, record_transcripts=False)
+    run.status.machine.connecting(False)
+    run.status.machine.session_updated()
     for raw in (
         b"not json at all",
         b"[1, 2, 3]",
@@ -145,10 +148,10 @@ def test_surprising_upstream_events_are_skipped_and_the_session_goes_on():
         b'{"type": "response.audio.delta", "delta": 5, "item_id": null}',
         b'{"type": "brand.new.event", "anything": true}',
     ):
-        session._on_upstream(raw)
-    session._on_upstream(b'{"type": "input_audio_buffer.speech_started", "item_id": "i"}')
-    assert session.machine.state == "listening"
-    assert session.channel.sent == [{"type": "state", "state": "listening"}]
+        run.events.dispatch(raw)
+    run.events.dispatch(b'{"type": "input_audio_buffer.speech_started", "item_id": "i"}')
+    assert run.status.state == "listening"
+    assert channel.sent == [{"type": "state", "state": "listening"}]
 
 
 def test_allowed_origins_are_normalised_and_validated():

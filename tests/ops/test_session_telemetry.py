@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -47,6 +48,7 @@ class Observed:
     url: str
     spans: EndedSpans
     reader: InMemoryMetricReader
+    bridge: Any
 
     def points(self, name: str) -> list:
         data = self.reader.get_metrics_data()
@@ -75,7 +77,7 @@ def observed(emulator) -> Iterator[Observed]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield Observed(f"http://127.0.0.1:{server.server_port}", spans, reader)
+        yield Observed(f"http://127.0.0.1:{server.server_port}", spans, reader, app.extensions["voicebridge"])
     finally:
         server.shutdown()
         app.extensions["voicebridge"].shutdown(timeout=2.0)
@@ -148,3 +150,22 @@ def test_span_count_does_not_grow_with_audio_length(observed):
     long = converse(observed, 3000)
     assert [s.name for s in observed.session_spans(short)] == ["voicebridge.turn", "voicebridge.session"]
     assert [s.name for s in observed.session_spans(long)] == ["voicebridge.turn", "voicebridge.session"]
+
+
+def test_a_drain_counts_every_session_out_and_reports_clean(observed):
+    """Issue 10 (8): the drain closes each tab before its session's cleanup has run; the cleanup must
+    still end the session (the active-sessions metric returns to zero) and the drain report clean."""
+    tabs = [Tab(observed.url), Tab(observed.url)]
+    try:
+        for tab in tabs:
+            tab.start()
+            tab.wait_state("ready")
+        assert total(observed.points("voicebridge.sessions.active")) == 2
+        assert observed.bridge.drain(3.0) is True
+        assert [tab.wait_closed() for tab in tabs] == [1012, 1012]
+    finally:
+        for tab in tabs:
+            tab.close()
+    assert total(observed.points("voicebridge.sessions.active")) == 0
+    ended = [s.attributes["voicebridge.end_reason"] for s in observed.spans.named("voicebridge.session")]
+    assert ended == ["stopped", "stopped"]

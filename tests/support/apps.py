@@ -34,6 +34,7 @@ class AppProcess:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "VOICE_LIVE_", "VOICEBRIDGE_"))}
         base.pop("PORT", None)
         self.env = {**base, "VOICEBRIDGE_LOG_LEVEL": "INFO", **(env or {})}
+        self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "voicebridge", "serve", "--host", "127.0.0.1", "--port", str(self.port)],

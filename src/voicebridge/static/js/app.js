@@ -1,300 +1,327 @@
 // The page: one voice session over /ws, driven by the Start/Stop buttons.
 // Audio never touches the main thread sample by sample: the worklets exchange base64 with it.
 import { AudioEngine, AudioUnsupported } from "./audio.js";
-import { WIRE_RATE } from "./dsp.js";
 import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
-import { View } from "./ui.js";
+import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerType, State } from "./contract.js";
+import { WIRE_RATE } from "./dsp.js";
+import { PageProblem, View } from "./ui.js";
 
-const SENDING = new Set(["ready", "listening", "processing", "speaking"]);
+const SENDING = new Set(ACTIVE_STATES);
 // Errors after which the server ends the session: reconnecting would only repeat them.
-const FATAL = new Set(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "internal"]);
+const FATAL = new Set(FATAL_ERRORS);
 const MAX_RECONNECTS = 6; // about 30 s of backoff, the same window the server gives its upstream
 const VOICE_LEVEL = 0.01; // chunk RMS (about -40 dBFS): above a quiet room, below soft speech
 const REPORT_MS = 250;
 const MAX_REPORTS = 100;
+const NORMAL_CLOSURE = 1000;
 
 const params = new URLSearchParams(location.search);
 const on = (name) => params.get(name) !== "0";
 const constraints = { echoCancellation: on("ec"), noiseSuppression: on("ns"), autoGainControl: on("agc") };
 
 const view = new View();
-const stats = {};
-const turns = [];
-const reports = []; // playback messages sent (with why), newest last: what the server was told was heard
-let state = "idle";
-let audio = null;
-let ws = null;
-let run = 0; // bumps on Start and Stop so late callbacks from an older run are ignored
-let stopping = false;
-let terminal = false; // the server ended the session: do not reconnect unless it asks (1012)
-let attempt = 0;
-let retryTimer = null;
-let items = new Map(); // assistant item id → { receivedAt, latencyMs, latencySent, reported }
-let muted = new Set(); // items flushed by audio.clear: late deltas of them must stay silent
-let receiving = null; // the item whose audio arrived last
-let progress = null; // the playback worklet's latest report
-let lastVoiceAt = null;
-let clearAt = null;
-let flushing = []; // items flushed by audio.clear whose "what was heard" report is still owed
-
-function resetRun() {
-  Object.assign(stats, {
-    samplesCaptured: 0, samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, samplesQueued: 0, clears: 0, underruns: 0, overruns: 0,
-    chunkMs: null, uplinkMs: null, socketBufferedBytes: 0, lastTurn: null,
-    medianResponseMs: null, medianInterruptMs: null,
-  });
-  turns.length = 0;
-  reports.length = 0;
-  items = new Map();
-  muted = new Set();
-  flushing = [];
-  receiving = progress = lastVoiceAt = clearAt = null;
-  attempt = 0;
-  stopping = terminal = false;
-}
-
-function setState(next) {
-  state = next;
-  view.setState(next);
-}
-
-function send(message) {
-  if (ws?.readyState !== WebSocket.OPEN) return false;
-  ws.send(JSON.stringify(message));
-  return true;
-}
-
-function start() {
-  if (audio || SENDING.has(state) || state === "connecting" || state === "reconnecting") return;
-  const mine = ++run;
-  resetRun();
-  view.clearProblem();
-  view.clearTranscript();
-  view.latency(turns);
-  setState("connecting");
-  AudioEngine.open(constraints, { onChunk, onPlayback }).then(
-    (engine) => {
-      if (mine !== run) return engine.close();
-      audio = engine;
-      connect();
-    },
-    (err) => {
-      if (mine !== run) return;
-      const code = problemOf(err);
-      // The browser's own wording ("Permission denied") adds nothing to ours for the known cases.
-      fail(code, code === "internal" ? err.message : undefined);
-    },
-  );
-}
 
 function problemOf(err) {
-  if (err instanceof AudioUnsupported) return "unsupported";
-  return { NotAllowedError: "mic_denied", SecurityError: "mic_denied", NotFoundError: "mic_absent",
-    OverconstrainedError: "mic_absent", NotReadableError: "mic_busy", AbortError: "mic_busy" }[err.name] ?? "internal";
+  if (err instanceof AudioUnsupported) return PageProblem.UNSUPPORTED;
+  return { NotAllowedError: PageProblem.MIC_DENIED, SecurityError: PageProblem.MIC_DENIED,
+    NotFoundError: PageProblem.MIC_ABSENT, OverconstrainedError: PageProblem.MIC_ABSENT,
+    NotReadableError: PageProblem.MIC_BUSY, AbortError: PageProblem.MIC_BUSY }[err.name] ?? ErrorCode.INTERNAL;
 }
 
-function fail(code, detail) {
-  terminal = true;
-  clearTimeout(retryTimer);
-  ws?.close(1000);
-  release();
-  view.showProblem(code, detail);
-  setState("error");
-}
+// One press of Start until Stop or the next Start: it owns everything that session needs. Once ended it
+// is dead, and a callback arriving late (a microphone grant, a socket event, a timer) finds it so.
+class Run {
+  constructor() {
+    this.alive = true;
+    this.state = State.IDLE;
+    this.stats = {
+      samplesCaptured: 0, samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, samplesQueued: 0, clears: 0, underruns: 0, overruns: 0,
+      chunkMs: null, uplinkMs: null, socketBufferedBytes: 0, lastTurn: null,
+      medianResponseMs: null, medianInterruptMs: null,
+    };
+    this.turns = [];
+    this.reports = []; // playback messages sent (with why), newest last: what the server was told was heard
+    this.audio = null;
+    this.ws = null;
+    this.stopping = false;
+    this.terminal = false; // the server ended the session: do not reconnect unless it asks (1012)
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.items = new Map(); // assistant item id → { receivedAt, latencyMs, latencySent, reported }
+    this.muted = new Set(); // items flushed by audio.clear: late deltas of them must stay silent
+    this.receiving = null; // the item whose audio arrived last
+    this.progress = null; // the playback worklet's latest report
+    this.lastVoiceAt = null;
+    this.clearAt = null;
+    this.flushing = []; // items flushed by audio.clear whose "what was heard" report is still owed
+    this.reportTimer = setInterval(() => this.progress?.item && this.report(this.progress.item, this.progress.played, "periodic"), REPORT_MS);
+  }
 
-function release() {
-  audio?.close();
-  audio = null;
-  progress = null;
-}
+  // Still starting, talking or reconnecting: a second Start waits for Stop.
+  get busy() {
+    return Boolean(this.audio) || SENDING.has(this.state) || this.state === State.CONNECTING || this.state === State.RECONNECTING;
+  }
 
-function connect() {
-  const socket = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
-  ws = socket;
-  socket.onopen = () => send({ type: "session.start" });
-  socket.onmessage = (event) => {
-    if (socket !== ws) return;
-    let message;
-    try {
-      message = JSON.parse(event.data);
-    } catch {
-      return console.warn("voicebridge: ignoring a frame that is not JSON");
+  end() {
+    this.alive = false;
+    clearInterval(this.reportTimer);
+    clearTimeout(this.retryTimer);
+  }
+
+  setState(next) {
+    this.state = next;
+    view.setState(next);
+  }
+
+  send(message) {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  // Called synchronously from the click: the AudioContext must be created inside the user gesture.
+  begin() {
+    view.clearProblem();
+    view.clearTranscript();
+    view.latency(this.turns);
+    this.setState(State.CONNECTING);
+    AudioEngine.open(constraints, { onChunk: (m) => this.onChunk(m), onPlayback: (m) => this.onPlayback(m) }).then(
+      (engine) => {
+        if (!this.alive) return engine.close();
+        this.audio = engine;
+        this.connect();
+      },
+      (err) => {
+        if (!this.alive) return;
+        const code = problemOf(err);
+        // The browser's own wording ("Permission denied") adds nothing to ours for the known cases.
+        this.fail(code, code === ErrorCode.INTERNAL ? err.message : undefined);
+      },
+    );
+  }
+
+  fail(code, detail) {
+    this.terminal = true;
+    clearTimeout(this.retryTimer);
+    this.ws?.close(NORMAL_CLOSURE);
+    this.release();
+    view.showProblem(code, detail);
+    this.setState(State.ERROR);
+  }
+
+  release() {
+    this.audio?.close();
+    this.audio = null;
+    this.progress = null;
+  }
+
+  connect() {
+    const socket = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
+    this.ws = socket;
+    socket.onopen = () => this.send({ type: ClientType.SESSION_START });
+    const mine = () => this.alive && socket === this.ws; // a socket of an ended run, or a replaced one, is ignored
+    socket.onmessage = (event) => {
+      if (!mine()) return;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return console.warn("voicebridge: ignoring a frame that is not JSON");
+      }
+      this.onServer(message);
+    };
+    socket.onclose = (event) => mine() && this.onClose(event);
+  }
+
+  onClose(event) {
+    this.ws = null;
+    this.audio?.clear(); // the upstream session that queued this audio is gone
+    this.progress = null;
+    if (this.stopping) return this.finishStop();
+    if (this.terminal && event.code !== CloseCode.SERVICE_RESTART) return this.release();
+    if (this.attempt >= MAX_RECONNECTS) return this.fail(PageProblem.UNREACHABLE);
+    // The server draining for a deploy: a fresh session on another instance is expected to work.
+    this.terminal = false;
+    this.setState(State.RECONNECTING);
+    this.retryTimer = setTimeout(() => this.connect(), backoffDelay(this.attempt++));
+  }
+
+  stop() {
+    if (this.state === State.IDLE || this.state === State.STOPPED || this.state === State.ERROR) return;
+    this.stopping = true;
+    clearTimeout(this.retryTimer);
+    if (this.send({ type: ClientType.SESSION_STOP })) {
+      // The server confirms with state "stopped"; close anyway if it does not answer promptly.
+      const socket = this.ws;
+      setTimeout(() => socket.readyState !== WebSocket.CLOSED && socket.close(NORMAL_CLOSURE), 1500);
+    } else {
+      this.ws?.close(NORMAL_CLOSURE);
+      this.finishStop();
     }
-    onServer(message);
-  };
-  socket.onclose = (event) => socket === ws && onClose(event);
+  }
+
+  finishStop() {
+    this.end();
+    this.ws = null;
+    this.stopping = false;
+    this.release();
+    this.setState(State.STOPPED);
+  }
+
+  onServer(message) {
+    switch (message.type) {
+      case ServerType.STATE:
+        return this.onState(message.state);
+      case ServerType.AUDIO:
+        return this.onAudio(message);
+      case ServerType.AUDIO_CLEAR:
+        return this.onClear();
+      case ServerType.TRANSCRIPT:
+        return view.transcript(message);
+      case ServerType.ERROR:
+        if (FATAL.has(message.code)) this.terminal = true;
+        return view.showProblem(message.code, message.message);
+    }
+  }
+
+  onState(next) {
+    if (this.stopping) {
+      if (next === State.STOPPED) this.ws.close(NORMAL_CLOSURE, "session stopped");
+      return;
+    }
+    if (next === State.STOPPED) {
+      this.terminal = true;
+      view.showProblem(PageProblem.ENDED_BY_SERVER);
+    } else if (next === State.ERROR) {
+      this.terminal = true;
+      if (document.getElementById("error").hidden) view.showProblem(ErrorCode.INTERNAL);
+    } else if (next === State.READY && this.attempt > 0) {
+      this.attempt = 0;
+      view.clearProblem();
+    }
+    if (next === State.LISTENING && this.state !== State.LISTENING) view.expectUser();
+    this.setState(next);
+    if (this.terminal) {
+      this.ws.close(NORMAL_CLOSURE);
+      this.release();
+    }
+  }
+
+  onAudio({ item_id: item, data }) {
+    if (!this.audio || this.muted.has(item)) return;
+    if (!this.items.has(item)) this.items.set(item, { receivedAt: Date.now(), latencyMs: null, latencySent: false, reported: 0 });
+    this.receiving = item;
+    this.stats.samplesReceived += base64ByteLength(data) / 2;
+    this.audio.play(item, data);
+  }
+
+  onClear() {
+    this.clearAt = Date.now();
+    this.stats.clears++;
+    if (this.receiving) {
+      this.muted.add(this.receiving);
+      view.interrupted(this.receiving);
+      this.flushing.push(this.receiving);
+    }
+    this.audio?.clear();
+  }
+
+  onChunk({ data, samples, level, at }) {
+    const stats = this.stats;
+    stats.samplesCaptured += samples;
+    stats.chunkMs = (samples / WIRE_RATE) * 1000;
+    if (level > VOICE_LEVEL) this.lastVoiceAt = at;
+    if (!SENDING.has(this.state) || !this.send({ type: ClientType.AUDIO, data })) return;
+    stats.samplesSent += samples;
+    stats.uplinkMs = Date.now() - at;
+    stats.socketBufferedBytes = this.ws.bufferedAmount;
+  }
+
+  onPlayback(message) {
+    if (message.type === "started") return this.onStarted(message);
+    Object.assign(this.stats, {
+      samplesPlayed: message.total, samplesQueued: message.queued, underruns: message.underruns, overruns: message.overruns,
+    });
+    this.progress = message;
+    if (message.type === "cleared") {
+      // The server truncates the interrupted reply at this report, so it is owed after every clear, even
+      // when the count equals the last periodic report; an item still queued behind another was not heard.
+      // (Two clears within one render quantum come back as one "cleared".)
+      for (const item of this.flushing) this.report(item, item === message.item ? message.played : 0, "clear", true);
+      this.flushing = [];
+      const turn = message.item && this.turns.findLast((t) => t.item === message.item);
+      if (turn && this.clearAt) turn.interruptMs = message.at - this.clearAt;
+      this.updateLatency();
+    }
+  }
+
+  onStarted({ item, at }) {
+    const info = this.items.get(item);
+    if (!info) return;
+    info.latencyMs = at - info.receivedAt;
+    const heardAt = at + (this.audio?.outputLatencyMs ?? 0);
+    this.turns.push({
+      item,
+      playoutMs: info.latencyMs,
+      responseMs: this.lastVoiceAt && this.lastVoiceAt < heardAt ? heardAt - this.lastVoiceAt : null,
+      interruptMs: null,
+    });
+    this.updateLatency();
+  }
+
+  updateLatency() {
+    const turns = this.turns;
+    this.stats.lastTurn = turns.at(-1) ?? null;
+    this.stats.medianResponseMs = median(turns.map((t) => t.responseMs).filter((v) => v != null));
+    this.stats.medianInterruptMs = median(turns.map((t) => t.interruptMs).filter((v) => v != null));
+    view.latency(turns);
+  }
+
+  // Tells the server how much of an item was really heard (it truncates the model's memory to that).
+  // Periodic reports are skipped when nothing changed; the report after a flush never is.
+  report(item, played, cause, flushed = false) {
+    const info = this.items.get(item);
+    if (!info || (!flushed && played === info.reported)) return;
+    const message = { type: ClientType.PLAYBACK, item_id: item, played_ms: Math.floor((played * 1000) / WIRE_RATE) };
+    if (flushed) message.cleared = true;
+    if (info.latencyMs != null && !info.latencySent) message.latency_ms = Math.round(info.latencyMs);
+    if (!SENDING.has(this.state) || !this.send(message)) return;
+    info.reported = played;
+    info.latencySent ||= message.latency_ms != null;
+    this.reports.push({ ...message, cause });
+    if (this.reports.length > MAX_REPORTS) this.reports.shift();
+  }
 }
 
-function onClose(event) {
-  ws = null;
-  audio?.clear(); // the upstream session that queued this audio is gone
-  progress = null;
-  if (stopping) return finishStop();
-  if (terminal && event.code !== 1012) return release();
-  if (attempt >= MAX_RECONNECTS) return fail("unreachable");
-  // 1012 is the server draining for a deploy: a fresh session on another instance is expected to work.
-  terminal = false;
-  setState("reconnecting");
-  retryTimer = setTimeout(connect, backoffDelay(attempt++));
+let run = null; // the current run, or the last one (ended): the page's numbers are its numbers
+
+function start() {
+  if (run?.busy) return;
+  run?.end();
+  run = new Run();
+  run.begin();
 }
 
 function stop() {
-  if (state === "idle" || state === "stopped" || state === "error") return;
-  stopping = true;
-  clearTimeout(retryTimer);
-  if (send({ type: "session.stop" })) {
-    // The server confirms with state "stopped"; close anyway if it does not answer promptly.
-    const socket = ws;
-    setTimeout(() => socket.readyState !== WebSocket.CLOSED && socket.close(1000), 1500);
-  } else {
-    ws?.close(1000);
-    finishStop();
-  }
+  run?.stop();
 }
-
-function finishStop() {
-  run++;
-  ws = null;
-  stopping = false;
-  release();
-  setState("stopped");
-}
-
-function onServer(message) {
-  switch (message.type) {
-    case "state":
-      return onState(message.state);
-    case "audio":
-      return onAudio(message);
-    case "audio.clear":
-      return onClear();
-    case "transcript":
-      return view.transcript(message);
-    case "error":
-      if (FATAL.has(message.code)) terminal = true;
-      return view.showProblem(message.code, message.message);
-  }
-}
-
-function onState(next) {
-  if (stopping) {
-    if (next === "stopped") ws.close(1000, "session stopped");
-    return;
-  }
-  if (next === "stopped") {
-    terminal = true;
-    view.showProblem("ended_by_server");
-  } else if (next === "error") {
-    terminal = true;
-    if (document.getElementById("error").hidden) view.showProblem("internal");
-  } else if (next === "ready" && attempt > 0) {
-    attempt = 0;
-    view.clearProblem();
-  }
-  if (next === "listening" && state !== "listening") view.expectUser();
-  setState(next);
-  if (terminal) {
-    ws.close(1000);
-    release();
-  }
-}
-
-function onAudio({ item_id: item, data }) {
-  if (!audio || muted.has(item)) return;
-  if (!items.has(item)) items.set(item, { receivedAt: Date.now(), latencyMs: null, latencySent: false, reported: 0 });
-  receiving = item;
-  stats.samplesReceived += base64ByteLength(data) / 2;
-  audio.play(item, data);
-}
-
-function onClear() {
-  clearAt = Date.now();
-  stats.clears++;
-  if (receiving) {
-    muted.add(receiving);
-    view.interrupted(receiving);
-    flushing.push(receiving);
-  }
-  audio?.clear();
-}
-
-function onChunk({ data, samples, level, at }) {
-  stats.samplesCaptured += samples;
-  stats.chunkMs = (samples / WIRE_RATE) * 1000;
-  if (level > VOICE_LEVEL) lastVoiceAt = at;
-  if (!SENDING.has(state) || !send({ type: "audio", data })) return;
-  stats.samplesSent += samples;
-  stats.uplinkMs = Date.now() - at;
-  stats.socketBufferedBytes = ws.bufferedAmount;
-}
-
-function onPlayback(message) {
-  if (message.type === "started") return onStarted(message);
-  stats.samplesPlayed = message.total;
-  stats.samplesQueued = message.queued;
-  stats.underruns = message.underruns;
-  stats.overruns = message.overruns;
-  progress = message;
-  if (message.type === "cleared") {
-    // The server truncates the interrupted reply at this report, so it is owed after every clear, even
-    // when the count equals the last periodic report; an item still queued behind another was not heard.
-    // (Two clears within one render quantum come back as one "cleared".)
-    for (const item of flushing) report(item, item === message.item ? message.played : 0, "clear", true);
-    flushing = [];
-    const turn = message.item && turns.findLast((t) => t.item === message.item);
-    if (turn && clearAt) turn.interruptMs = message.at - clearAt;
-    updateLatency();
-  }
-}
-
-function onStarted({ item, at }) {
-  const info = items.get(item);
-  if (!info) return;
-  info.latencyMs = at - info.receivedAt;
-  const heardAt = at + (audio?.outputLatencyMs ?? 0);
-  turns.push({
-    item,
-    playoutMs: info.latencyMs,
-    responseMs: lastVoiceAt && lastVoiceAt < heardAt ? heardAt - lastVoiceAt : null,
-    interruptMs: null,
-  });
-  updateLatency();
-}
-
-function updateLatency() {
-  stats.lastTurn = turns.at(-1) ?? null;
-  stats.medianResponseMs = median(turns.map((t) => t.responseMs).filter((v) => v != null));
-  stats.medianInterruptMs = median(turns.map((t) => t.interruptMs).filter((v) => v != null));
-  view.latency(turns);
-}
-
-// Tells the server how much of an item was really heard (it truncates the model's memory to that).
-// Periodic reports are skipped when nothing changed; the report after a flush never is.
-function report(item, played, cause, flushed = false) {
-  const info = items.get(item);
-  if (!info || (!flushed && played === info.reported)) return;
-  const message = { type: "playback", item_id: item, played_ms: Math.floor((played * 1000) / WIRE_RATE) };
-  if (flushed) message.cleared = true;
-  if (info.latencyMs != null && !info.latencySent) message.latency_ms = Math.round(info.latencyMs);
-  if (!SENDING.has(state) || !send(message)) return;
-  info.reported = played;
-  info.latencySent ||= message.latency_ms != null;
-  reports.push({ ...message, cause });
-  if (reports.length > MAX_REPORTS) reports.shift();
-}
-
-setInterval(() => progress?.item && report(progress.item, progress.played, "periodic"), REPORT_MS);
 
 view.start.addEventListener("click", start);
 view.stop.addEventListener("click", stop);
-setState("idle");
+view.setState(State.IDLE);
 
 window.voicebridge = {
-  stats,
-  turns,
-  reports,
+  get stats() {
+    return run?.stats ?? {};
+  },
+  get turns() {
+    return run?.turns ?? [];
+  },
+  get reports() {
+    return run?.reports ?? [];
+  },
   get state() {
-    return state;
+    return run?.state ?? State.IDLE;
   },
   start,
   stop,

@@ -1,7 +1,8 @@
 // Pure signal processing shared by the AudioWorklets and the Node tests. Nothing here allocates
 // after construction, because it runs on the audio thread where a GC pause is an audible click.
+import { SAMPLE_RATE } from "./contract.js";
 
-export const WIRE_RATE = 24000; // Voice Live pcm16: 24 kHz mono, 16-bit little endian
+export const WIRE_RATE = SAMPLE_RATE; // the wire's PCM16: 24 kHz mono, 16-bit little endian
 export const CHUNK_SAMPLES = 480; // 20 ms at WIRE_RATE: the uplink frame the bridge forwards as is
 
 // Windowed-sinc low-pass (Blackman window), unity gain at DC. cutoff is in cycles per sample.

@@ -1,8 +1,9 @@
 // Assistant audio: 24 kHz PCM16 (base64) → context rate, through a preallocated ring, counting what
 // was really rendered per assistant item so the server can truncate the model's memory to what was heard.
+import { MAX_FRAME_BYTES } from "./contract.js";
 import { decodeBase64, pcm16ToFloat, Resampler, RingBuffer, WIRE_RATE } from "./dsp.js";
 
-const MAX_DELTA_BYTES = 1 << 20; // the bridge caps a frame at 1 MiB
+const MAX_DELTA_BYTES = MAX_FRAME_BYTES; // a delta's audio is smaller than the frame that carries it
 const MAX_SEGMENTS = 64;
 const REPORT_FRAMES = 1024; // progress to the page about every 20 ms while playing
 

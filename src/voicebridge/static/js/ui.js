@@ -1,42 +1,53 @@
 // Everything the page shows. State lives in app.js; this module only renders it.
 import { median } from "./bookkeeping.js";
+import { ErrorCode, State } from "./contract.js";
 
 export const STATES = {
-  idle: ["Not started", "Press Start session and allow the microphone when asked."],
-  connecting: ["Connecting…", "Opening a voice session."],
-  ready: ["Ready", "Go ahead and speak."],
-  listening: ["Listening", "Pause when you are done and the assistant will answer."],
-  processing: ["Thinking", "Working on a reply."],
-  speaking: ["Speaking", "Talk over the assistant at any time to interrupt."],
-  reconnecting: ["Reconnecting…", "The connection dropped. Trying again."],
-  stopped: ["Session ended", "Press Start session to talk again."],
-  error: ["Stopped by a problem", "See the message below."],
+  [State.IDLE]: ["Not started", "Press Start session and allow the microphone when asked."],
+  [State.CONNECTING]: ["Connecting…", "Opening a voice session."],
+  [State.READY]: ["Ready", "Go ahead and speak."],
+  [State.LISTENING]: ["Listening", "Pause when you are done and the assistant will answer."],
+  [State.PROCESSING]: ["Thinking", "Working on a reply."],
+  [State.SPEAKING]: ["Speaking", "Talk over the assistant at any time to interrupt."],
+  [State.RECONNECTING]: ["Reconnecting…", "The connection dropped. Trying again."],
+  [State.STOPPED]: ["Session ended", "Press Start session to talk again."],
+  [State.ERROR]: ["Stopped by a problem", "See the message below."],
 };
+
+// Problems the page finds itself (the server's come as ErrorCode).
+export const PageProblem = Object.freeze({
+  MIC_DENIED: "mic_denied",
+  MIC_ABSENT: "mic_absent",
+  MIC_BUSY: "mic_busy",
+  UNSUPPORTED: "unsupported",
+  UNREACHABLE: "unreachable",
+  ENDED_BY_SERVER: "ended_by_server",
+});
 
 // What a person can do about each failure.
 export const PROBLEMS = {
-  mic_denied: [
+  [PageProblem.MIC_DENIED]: [
     "Microphone access is blocked",
     "Allow the microphone for this site (the icon in the address bar or the browser's site settings), then press Start session again.",
   ],
-  mic_absent: ["No microphone found", "Connect a microphone or headset, then press Start session again."],
-  mic_busy: ["The microphone is in use", "Another app is holding the microphone. Close it, then press Start session again."],
-  unsupported: [
+  [PageProblem.MIC_ABSENT]: ["No microphone found", "Connect a microphone or headset, then press Start session again."],
+  [PageProblem.MIC_BUSY]: ["The microphone is in use", "Another app is holding the microphone. Close it, then press Start session again."],
+  [PageProblem.UNSUPPORTED]: [
     "This browser cannot stream audio here",
     "The page needs AudioWorklet, microphone access and a secure (https) address. Use a current Chrome, Edge, Firefox or Safari.",
   ],
-  unreachable: ["Cannot reach the voicebridge server", "Check your network connection, then press Start session again."],
-  upstream_auth: [
+  [PageProblem.UNREACHABLE]: ["Cannot reach the voicebridge server", "Check your network connection, then press Start session again."],
+  [ErrorCode.UPSTREAM_AUTH]: [
     "The voice service rejected the server's credentials",
     "This is a server setup problem: an administrator needs to check the Voice Live key or the managed identity's role.",
   ],
-  upstream_unavailable: ["The voice service is unreachable", "It may be a short outage. Try again in a minute."],
-  upstream_timeout: ["The voice service did not answer in time", "Try again in a minute."],
-  upstream_lost: ["The connection to the voice service was lost", "Press Start session to begin a new conversation."],
-  too_many_sessions: ["The server is busy", "Too many conversations are running. Try again in a few minutes."],
-  server_draining: ["The server is restarting", "Reconnecting automatically; nothing to do."],
-  ended_by_server: ["The session was ended by the server", "Press Start session to begin a new one."],
-  internal: ["The server hit an unexpected error", "Press Start session to try again. If it keeps happening, tell the operator."],
+  [ErrorCode.UPSTREAM_UNAVAILABLE]: ["The voice service is unreachable", "It may be a short outage. Try again in a minute."],
+  [ErrorCode.UPSTREAM_TIMEOUT]: ["The voice service did not answer in time", "Try again in a minute."],
+  [ErrorCode.UPSTREAM_LOST]: ["The connection to the voice service was lost", "Press Start session to begin a new conversation."],
+  [ErrorCode.TOO_MANY_SESSIONS]: ["The server is busy", "Too many conversations are running. Try again in a few minutes."],
+  [ErrorCode.SERVER_DRAINING]: ["The server is restarting", "Reconnecting automatically; nothing to do."],
+  [PageProblem.ENDED_BY_SERVER]: ["The session was ended by the server", "Press Start session to begin a new one."],
+  [ErrorCode.INTERNAL]: ["The server hit an unexpected error", "Press Start session to try again. If it keeps happening, tell the operator."],
 };
 
 const $ = (id) => document.getElementById(id);
@@ -54,7 +65,7 @@ export class View {
     document.body.dataset.state = state;
     $("state-text").textContent = label;
     $("state-hint").textContent = hint;
-    const live = !["idle", "stopped", "error"].includes(state);
+    const live = ![State.IDLE, State.STOPPED, State.ERROR].includes(state);
     this.start.disabled = live;
     this.stop.disabled = !live;
   }

@@ -1,0 +1,59 @@
+"""The run's current upstream connection, as the event handlers and barge-in see it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
+from azure.ai.voicelive.aio import VoiceLiveConnection
+
+from ..tasks import TaskOwner
+
+log = logging.getLogger("voicebridge.session")
+
+
+class UpstreamLink:
+    """Which connection is current, how this attempt is going, and sends on the side as owned tasks."""
+
+    def __init__(self, tasks: TaskOwner):
+        self._tasks = tasks
+        self.conn: VoiceLiveConnection | None = None
+        self.reconnect = False  # this attempt restores a lost connection
+        self.ready = False  # the service confirmed the session on this connection
+        self._opened_at = 0.0
+
+    def connecting(self, reconnect: bool) -> None:
+        self._opened_at = time.monotonic()
+        self.reconnect = reconnect
+
+    def attach(self, conn: VoiceLiveConnection) -> None:
+        self.conn = conn
+        self.ready = False
+
+    def detach(self) -> VoiceLiveConnection | None:
+        conn, self.conn = self.conn, None
+        return conn
+
+    def confirmed(self) -> float:
+        """The service confirmed the session: milliseconds since this attempt began."""
+        self.ready = True
+        return (time.monotonic() - self._opened_at) * 1000.0
+
+    def send_soon(self, event: dict, name: str) -> None:
+        if self.conn is not None:
+            self._tasks.spawn(quiet_send(self.conn, event), name)
+
+
+async def quiet_send(conn: VoiceLiveConnection, event: dict) -> None:
+    try:
+        await conn.send(event)
+    except (VoiceLiveConnectionError, OSError) as exc:
+        log.info("event=upstream.send_failed type=%s detail=%s", event.get("type"), exc)
+
+
+async def quiet_close(conn: VoiceLiveConnection) -> None:
+    try:
+        await conn.close()
+    except Exception as exc:  # closing must never raise into the session's own cleanup
+        log.info("event=upstream.close_failed detail=%s", exc)

@@ -1,0 +1,176 @@
+"""Voice Live's server events, turned into tab states, audio, transcripts and barge-ins.
+
+A surprising event (unparseable, an unexpected shape) is skipped and logged, never fatal: the
+conversation goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from .. import protocol
+from ..logs import event as log_event
+from ..protocol import ErrorCode, State
+from ..telemetry import SessionTelemetry
+from .bargein import INTERNAL_EVENT_PREFIX, BargeIn
+from .connection import UpstreamLink
+from .tab import TabLink, TabStatus
+from .transcripts import TranscriptKeeper
+from .turns import TurnTracker
+
+log = logging.getLogger("voicebridge.session")
+
+BENIGN_ERROR_CODES = frozenset(("response_cancel_not_active",))
+
+
+def _b64_len(data: str) -> int:
+    return len(data) // 4 * 3 - (2 if data.endswith("==") else 1 if data.endswith("=") else 0)
+
+
+class UpstreamEvents:
+    def __init__(
+        self,
+        session_id: str,
+        status: TabStatus,
+        tab: TabLink,
+        upstream: UpstreamLink,
+        turns: TurnTracker,
+        transcripts: TranscriptKeeper,
+        barge_in: BargeIn,
+        telemetry: SessionTelemetry,
+        stats: dict[str, int],
+    ):
+        self._id = session_id
+        self._status = status
+        self._machine = status.machine
+        self._tab = tab
+        self._upstream = upstream
+        self._turns = turns
+        self._transcripts = transcripts
+        self._barge_in = barge_in
+        self._telemetry = telemetry
+        self._stats = stats
+
+    def dispatch(self, raw: bytes) -> None:
+        try:
+            event = json.loads(raw)
+            handler = _HANDLERS.get(event.get("type"))
+        except (ValueError, AttributeError):
+            log.warning("event=upstream.unparseable session=%s bytes=%d", self._id, len(raw))
+            return
+        if handler is None:
+            return
+        try:
+            handler(self, event)
+        except Exception:  # an event shaped in a way nobody expected: skip it, keep the conversation
+            log.exception("event=upstream.unexpected session=%s type=%s", self._id, event.get("type"))
+
+    def _session_updated(self, event: dict) -> None:
+        new = self._machine.session_updated()
+        if new is None:
+            return
+        elapsed_ms = self._upstream.confirmed()
+        reconnect = self._upstream.reconnect
+        self._telemetry.connected(elapsed_ms, reconnect=reconnect)
+        log_event("session.ready", self._id, connect_ms=round(elapsed_ms), reconnect=reconnect)
+        self._status.show(new)
+
+    def _speech_started(self, event: dict) -> None:
+        received = time.monotonic()
+        interruption = self._turns.interrupt(received)
+        if interruption is not None:  # a barge-in: silence the tab first, then sort out the upstream
+            self._tab.send(protocol.CLEAR)
+            self._stats["barge_ins"] += 1
+            self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
+            self._barge_in.recover(interruption)
+        self._status.show(self._machine.speech_started())
+
+    def _speech_stopped(self, event: dict) -> None:
+        self._status.show(self._machine.speech_stopped())
+        self._telemetry.turn_started()
+
+    def _response_created(self, event: dict) -> None:
+        response = event.get("response")
+        self._turns.response_created(response.get("id") if isinstance(response, dict) else None)
+
+    def _audio_delta(self, event: dict) -> None:
+        response_id = event.get("response_id")
+        if self._turns.dropped(response_id):
+            return
+        data = event.get("delta")
+        item_id = event.get("item_id")
+        if not isinstance(data, str) or not isinstance(item_id, str):
+            return
+        self._turns.audio_sent(item_id, response_id, _b64_len(data), time.monotonic())
+        self._stats["chunks_down"] += 1
+        self._tab.send(protocol.audio(data, item_id))
+        if self._machine.state != State.SPEAKING:
+            self._status.show(self._machine.audio_delta())
+            self._telemetry.first_audio()
+
+    def _audio_done(self, event: dict) -> None:
+        if self._turns.is_current(event.get("response_id")):
+            self._status.show(self._machine.response_finished())
+
+    def _response_done(self, event: dict) -> None:
+        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        response_id = response.get("id")
+        status = str(response.get("status", "unknown"))
+        current = self._turns.is_current(response_id)
+        dropped = self._turns.dropped(response_id)
+        self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
+        self._turns.response_done(response_id)
+        if current:
+            self._telemetry.turn_ended(status)
+            self._status.show(self._machine.response_finished())
+        elif dropped and self._machine.state == State.LISTENING:
+            self._telemetry.turn_ended(status)  # the interrupted turn ends; the user's next one has not begun
+
+    def _user_transcript_delta(self, event: dict) -> None:
+        self._transcripts.user(event.get("item_id"), event.get("delta"), final=False)
+
+    def _user_transcript_done(self, event: dict) -> None:
+        self._transcripts.user(event.get("item_id"), event.get("transcript"), final=True)
+
+    def _assistant_transcript_delta(self, event: dict) -> None:
+        response_id = event.get("response_id")
+        if not self._turns.dropped(response_id):
+            self._transcripts.assistant_delta(event.get("item_id"), response_id, event.get("delta"))
+
+    def _assistant_transcript_done(self, event: dict) -> None:
+        interrupted = self._turns.dropped(event.get("response_id"))
+        self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
+
+    def _error(self, event: dict) -> None:
+        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        code = str(error.get("code") or error.get("type") or "unknown")
+        message = str(error.get("message") or "no details")
+        source = str(error.get("event_id") or "")
+        if code in BENIGN_ERROR_CODES or source.startswith(INTERNAL_EVENT_PREFIX):
+            log.info("event=upstream.benign_error session=%s code=%s source=%s", self._id, code, source)
+            return
+        log.warning("event=upstream.error session=%s code=%s", self._id, code)
+        self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", upstream_code=code)
+
+
+_HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
+    "session.updated": UpstreamEvents._session_updated,
+    "input_audio_buffer.speech_started": UpstreamEvents._speech_started,
+    "input_audio_buffer.speech_stopped": UpstreamEvents._speech_stopped,
+    "response.created": UpstreamEvents._response_created,
+    "response.audio.delta": UpstreamEvents._audio_delta,
+    "response.output_audio.delta": UpstreamEvents._audio_delta,
+    "response.audio.done": UpstreamEvents._audio_done,
+    "response.output_audio.done": UpstreamEvents._audio_done,
+    "response.done": UpstreamEvents._response_done,
+    "conversation.item.input_audio_transcription.delta": UpstreamEvents._user_transcript_delta,
+    "conversation.item.input_audio_transcription.completed": UpstreamEvents._user_transcript_done,
+    "response.audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
+    "response.output_audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
+    "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,
+    "response.output_audio_transcript.done": UpstreamEvents._assistant_transcript_done,
+    "error": UpstreamEvents._error,
+}

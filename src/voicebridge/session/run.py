@@ -1,0 +1,61 @@
+"""One run of a tab's session: from a start to its end, across upstream reconnects.
+
+A run is built whole at each start and dropped at its end, so nothing of one conversation (states,
+turns, transcripts, telemetry) leaks into the next, and a late callback meets a finished run.
+"""
+
+from __future__ import annotations
+
+from azure.ai.voicelive.aio import VoiceLiveConnection
+
+from .. import protocol
+from ..protocol import Audio, Playback
+from ..tasks import TaskOwner
+from ..telemetry import SessionTelemetry
+from .bargein import BargeIn
+from .connection import UpstreamLink
+from .events import UpstreamEvents
+from .tab import TabLink, TabStatus
+from .transcripts import TranscriptKeeper
+from .turns import TurnTracker
+from .uplink import Uplink
+
+
+class Run:
+    def __init__(self, session_id: str, tab: TabLink, tasks: TaskOwner, stats: dict[str, int], record_transcripts: bool):
+        self._tab = tab
+        self._stats = stats
+        self.telemetry = SessionTelemetry(session_id, record_transcripts)
+        self.status = TabStatus(session_id, tab, self.telemetry)
+        self.upstream = UpstreamLink(tasks)
+        self.turns = TurnTracker()
+        self.transcripts = TranscriptKeeper(self._transcript)
+        barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
+        self.events = UpstreamEvents(
+            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, barge_in, self.telemetry, stats
+        )
+        self.uplink = Uplink()
+
+    def accepts_audio(self) -> bool:
+        return self.upstream.conn is not None and self.status.state in protocol.ACTIVE_STATES
+
+    def audio(self, message: Audio) -> None:
+        self._stats["chunks_up"] += 1
+        self.uplink.push(message.data)
+
+    def playback(self, message: Playback) -> None:
+        if message.latency_ms is not None:
+            self.telemetry.playback_latency(message.latency_ms)
+        self.turns.played(message.item_id, message.played_ms, message.cleared)
+
+    def connected(self, conn: VoiceLiveConnection) -> None:
+        """A new upstream connection: what the previous one said about turns and items is void."""
+        self.turns.reset()
+        self.transcripts.new_connection()
+        self.uplink.clear()
+        self.upstream.attach(conn)
+
+    def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
+        self._tab.send(protocol.transcript(role, item_id, text, final, **extra))
+        if final:
+            self.telemetry.transcript(role, text)

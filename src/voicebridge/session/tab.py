@@ -1,0 +1,76 @@
+"""The session's side of the tab's socket: what it tells the tab, and the tab-visible state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from .. import protocol
+from ..logs import event
+from ..protocol import ErrorCode, State
+from ..telemetry import SessionTelemetry
+from .machine import StateMachine
+
+log = logging.getLogger("voicebridge.session")
+
+
+class TabChannel(Protocol):
+    """The tab's socket as the session uses it (runtime.TabConnection); loop-thread only."""
+
+    def send(self, text: str) -> None: ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class TabLink:
+    """Frames to one tab. Once the tab is closed (by either side) nothing more is sent: a session's
+    cleanup runs after the close frame, and telling a closed tab anything must never fail it."""
+
+    def __init__(self, channel: TabChannel, session_id: str):
+        self._channel = channel
+        self._session_id = session_id
+        self.open = True
+
+    def send(self, text: str) -> None:
+        if not self.open:
+            return
+        try:
+            self._channel.send(text)
+        except Exception as exc:  # the socket is closing under us: the tab is gone for this session
+            self.open = False
+            log.info("event=tab.send_refused session=%s detail=%s", self._session_id, exc)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.open:
+            self.open = False
+            self._channel.close(code, reason)
+
+    def gone(self) -> None:
+        self.open = False
+
+
+class TabStatus:
+    """One run's tab-visible state machine, its error reports, and telling the tab about both."""
+
+    def __init__(self, session_id: str, tab: TabLink, telemetry: SessionTelemetry):
+        self._session_id = session_id
+        self._tab = tab
+        self._telemetry = telemetry
+        self.machine = StateMachine()
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    def show(self, new: State | None) -> None:
+        if new is not None:
+            self._tab.send(protocol.state(new))
+
+    def error(self, code: ErrorCode, message: str, **extra: object) -> None:
+        self._telemetry.error(code)
+        self._tab.send(protocol.error(code, message, **extra))
+
+    def fail(self, code: ErrorCode, message: str) -> None:
+        event("session.error", self._session_id, code=code)
+        self.error(code, message)
+        self.show(self.machine.failed())

@@ -1,0 +1,91 @@
+"""Transcripts to the tab, and the run's conversation history.
+
+The tab gets every partial and a final per item. The history keeps the finals: what the user said and
+what the assistant said, an interrupted reply only as far as the user heard it, in order, bounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MAX_HISTORY = 500  # entries; the oldest go first, so a day-long session costs bounded memory
+
+Emit = Callable[..., None]  # (role, item_id, text, final, **extra) -> None
+
+
+@dataclass(slots=True)
+class Entry:
+    role: str
+    item_id: str
+    text: str
+    interrupted: bool = False
+
+
+class TranscriptKeeper:
+    def __init__(self, emit: Emit):
+        self._emit = emit
+        self._streaming: dict[str, tuple[object, str]] = {}  # assistant item id -> (response id, text so far)
+        self._heard: dict[str, float] = {}  # interrupted item id -> share of its audio the user heard
+        self.history: deque[Entry] = deque(maxlen=MAX_HISTORY)
+
+    def new_connection(self) -> None:
+        """Items of the previous upstream connection will never finish."""
+        self._streaming.clear()
+        self._heard.clear()
+
+    def user(self, item_id: object, text: object, final: bool) -> None:
+        if isinstance(text, str) and isinstance(item_id, str):
+            self._send("user", item_id, text, final)
+
+    def assistant_delta(self, item_id: object, response_id: object, text: object) -> None:
+        if isinstance(text, str) and isinstance(item_id, str):
+            _, so_far = self._streaming.get(item_id, (response_id, ""))
+            self._streaming[item_id] = (response_id, so_far + text)
+            self._send("assistant", item_id, text, False)
+
+    def assistant_done(self, item_id: object, transcript: object, interrupted: bool) -> None:
+        if not isinstance(item_id, str):
+            return
+        _, streamed = self._streaming.pop(item_id, (None, ""))
+        if interrupted:
+            # The user cut the reply off: show what was streamed before the interruption.
+            self._send("assistant", item_id, streamed, True, interrupted=True)
+        elif isinstance(transcript, str):
+            self._send("assistant", item_id, transcript, True)
+
+    def response_done(self, response_id: object, interrupted: bool) -> None:
+        """Every streamed assistant transcript ends with a final, even when the service sends none
+        (a cancelled response ends without response.audio_transcript.done)."""
+        for item_id, (owner, text) in list(self._streaming.items()):
+            if owner == response_id:
+                del self._streaming[item_id]
+                extra = {"interrupted": True} if interrupted else {}
+                self._send("assistant", item_id, text, True, **extra)
+
+    def heard(self, item_id: str, share: float) -> None:
+        """The user heard `share` of an interrupted item's audio: its history entry keeps that much text."""
+        for entry in reversed(self.history):
+            if entry.item_id == item_id:
+                entry.text = _cut(entry.text, share)
+                return
+        self._heard[item_id] = share  # its final has not arrived yet
+
+    def _send(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
+        self._emit(role, item_id, text, final, **extra)
+        if final:
+            interrupted = bool(extra.get("interrupted"))
+            share = self._heard.pop(item_id, None)
+            kept = _cut(text, share) if share is not None else text
+            self.history.append(Entry(role, item_id, kept, interrupted))
+
+
+def _cut(text: str, share: float) -> str:
+    """The first `share` of a text, ending at a word boundary (the text has no timings to cut closer)."""
+    if share >= 1.0:
+        return text
+    end = int(len(text) * max(share, 0.0))
+    if end < len(text) and not text[end : end + 1].isspace():
+        end = text.rfind(" ", 0, end) + 1 if " " in text[:end] else 0
+    return text[:end].rstrip()

@@ -1,0 +1,60 @@
+// The browser ↔ bridge contract (docs/protocol.md), generated from src/voicebridge/protocol.py by
+// `python -m voicebridge.contract`. Do not edit: change protocol.py and generate again.
+
+// PCM16 mono both ways; a frame over MAX_FRAME_BYTES closes the socket (CloseCode.MESSAGE_TOO_BIG).
+export const SAMPLE_RATE = 24000;
+export const MAX_FRAME_BYTES = 1048576;
+
+export const State = Object.freeze({
+  IDLE: "idle",
+  CONNECTING: "connecting",
+  READY: "ready",
+  LISTENING: "listening",
+  PROCESSING: "processing",
+  SPEAKING: "speaking",
+  RECONNECTING: "reconnecting",
+  STOPPED: "stopped",
+  ERROR: "error",
+});
+
+// Audio flows both ways in these states.
+export const ACTIVE_STATES = Object.freeze(["ready", "listening", "processing", "speaking"]);
+
+export const ClientType = Object.freeze({
+  SESSION_START: "session.start",
+  AUDIO: "audio",
+  PLAYBACK: "playback",
+  SESSION_STOP: "session.stop",
+});
+
+export const ServerType = Object.freeze({
+  STATE: "state",
+  AUDIO: "audio",
+  AUDIO_CLEAR: "audio.clear",
+  TRANSCRIPT: "transcript",
+  ERROR: "error",
+});
+
+export const ErrorCode = Object.freeze({
+  BAD_JSON: "bad_json",
+  BAD_MESSAGE: "bad_message",
+  UNKNOWN_TYPE: "unknown_type",
+  BAD_AUDIO: "bad_audio",
+  NOT_STARTED: "not_started",
+  UPSTREAM_AUTH: "upstream_auth",
+  UPSTREAM_UNAVAILABLE: "upstream_unavailable",
+  UPSTREAM_TIMEOUT: "upstream_timeout",
+  UPSTREAM_LOST: "upstream_lost",
+  UPSTREAM_ERROR: "upstream_error",
+  SERVER_DRAINING: "server_draining",
+  TOO_MANY_SESSIONS: "too_many_sessions",
+  INTERNAL: "internal",
+});
+
+// After these the server has ended (or never started) the session: retrying would only repeat them.
+export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "internal"]);
+
+export const CloseCode = Object.freeze({
+  MESSAGE_TOO_BIG: 1009,
+  SERVICE_RESTART: 1012,
+});
