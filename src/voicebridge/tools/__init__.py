@@ -53,22 +53,28 @@ class Tool:
     description: str
     parameters: dict[str, Any]  # JSON schema of the arguments object
     fn: Callable[..., Any]
+    label: str | None = None  # what the page shows while it runs, e.g. "Checking the time"
 
     def definition(self) -> dict[str, Any]:
         """The `tools` entry of session.update."""
         return {"type": "function", "name": self.name, "description": self.description, "parameters": self.parameters}
 
 
-def tool(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark `fn` as a tool. The function itself is returned unchanged, so it stays testable as it is."""
-    setattr(fn, _MARK, _describe(fn))
-    return fn
+def tool(fn: Callable[..., Any] | None = None, *, label: str | None = None) -> Any:
+    """Mark `fn` as a tool: `@tool`, or `@tool(label="Checking the time")` for what the page shows while
+    it runs. The function itself is returned unchanged, so it stays testable as it is."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(fn, _MARK, _describe(fn, label))
+        return fn
+
+    return mark if fn is None else mark(fn)
 
 
 # --- schema from the signature ----------------------------------------------------------------------
 
 
-def _describe(fn: Callable[..., Any]) -> Tool:
+def _describe(fn: Callable[..., Any], label: str | None = None) -> Tool:
     name = fn.__name__
     if not _NAME.match(name):
         raise ToolLoadError(f"tool {name!r}: a tool name uses letters, digits, _ and -, at most 64")
@@ -96,7 +102,7 @@ def _describe(fn: Callable[..., Any]) -> Tool:
         if not optional:
             required.append(param.name)
     parameters = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-    return Tool(name, description, parameters, fn)
+    return Tool(name, description, parameters, fn, label)
 
 
 def _schema(hint: Any, optional: bool, where: str) -> dict[str, Any]:

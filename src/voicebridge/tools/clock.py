@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import tool
 
 
-@tool
+@tool(label="Checking the time")
 def get_current_time(timezone: str = "UTC") -> dict:
     """Tell the current date and time in a time zone.
 
