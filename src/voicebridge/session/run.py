@@ -73,7 +73,7 @@ class Run:
             self.upstream.send_soon(
                 {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": active}, "cancel"
             )
-        self.transcripts.user(f"typed-{next(_typed_ids)}", message.text, final=True)
+        self.transcripts.user(f"typed-{next(_typed_ids)}", message.text, final=True, typed=True)
         self.status.show(self.status.machine.speech_stopped())
         self.telemetry.turn_started()
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": message.text}]}
