@@ -17,10 +17,14 @@ from .protocol import CloseCode, ErrorCode
 from .runtime import LoopThread, TabConnection
 from .session import BridgeSession, Refusal, SessionHost, SessionOptions
 from .settings import Settings
+from .tasks import TaskOwner
 from .tools import Toolbox
 from .upstream import Connector, session_config
 
 log = logging.getLogger("voicebridge.session")
+
+# How long a session whose tab is gone may take to close its upstream and end its tasks.
+SESSION_CLOSE_S = 5.0
 
 
 class Bridge:
@@ -42,6 +46,8 @@ class Bridge:
         self._host = SessionHost(connector.open, self.admit, self.forget, options)
         self.sessions: dict[str, BridgeSession] = {}
         self.draining = False
+        # A session whose tab is gone may still be closing its upstream: each is seen to its end here.
+        self._closing = TaskOwner("closing")
 
     @property
     def uses_emulator(self) -> bool:
@@ -73,6 +79,7 @@ class Bridge:
     def forget(self, session: BridgeSession) -> None:
         self.sessions.pop(session.id, None)
         event("tab.closed", session.id)
+        self._closing.spawn(session.close(SESSION_CLOSE_S), f"close-{session.id}")
 
     def drain(self, timeout: float) -> bool:
         """Stop taking sessions, tell every tab to reconnect elsewhere, close every upstream. Blocking."""
@@ -108,5 +115,7 @@ class Bridge:
     async def _close_all(self, timeout: float) -> None:
         try:
             await asyncio.gather(*(s.close(timeout) for s in list(self.sessions.values())))
+            if not await self._closing.join(timeout):
+                await self._closing.close(timeout)
         finally:
             await self.connector.close()

@@ -51,6 +51,14 @@ class TaskOwner:
         done, _ = await asyncio.wait({task}, timeout=timeout)
         return bool(done)
 
+    async def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` for every task to end by itself; returns whether all did."""
+        pending = {t for t in self._tasks if t is not asyncio.current_task()}
+        if not pending:
+            return True
+        _, left = await asyncio.wait(pending, timeout=timeout)
+        return not left
+
     async def close(self, timeout: float) -> bool:
         """Cancel every task still running and wait up to `timeout` for all of them to end."""
         pending = {t for t in self._tasks if t is not asyncio.current_task()}

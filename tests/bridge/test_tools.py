@@ -1,6 +1,6 @@
 """Function tools and typed turns end to end (issue 11): real app, real SDK, real emulator, real sockets.
 
-The emulator is told which function calls its next response makes (queue_function_calls), as a test
+The emulator is told which function calls its next response makes (emulator.calls.queue), as a test
 would script the model; everything after that is the real bridge: running the tool, the output item,
 the one response.create, and what the tab is told.
 """
@@ -71,7 +71,7 @@ def reply(tab, start):
 
 def call_tools(tab, emulator, session_id, calls):
     """Script the model's next response as these calls, ask by typing, and wait for the spoken answer."""
-    emulator.queue_function_calls(calls, session_id)
+    emulator.calls.queue(calls, session_id)
     mark = tab.mark()
     tab.send({"type": "text", "text": "Please use your tools."})
     answer = reply(tab, mark)
@@ -140,7 +140,7 @@ def test_two_calls_in_one_response_get_both_outputs_then_one_response_create(tab
 def test_a_slow_sync_tool_does_not_hold_other_tabs(tabs, emulator, tmp_path):
     tab, session_id = ready(tabs, emulator)
     marker = tmp_path / "go"
-    emulator.queue_function_calls([{"name": "wait_for_file", "arguments": {"path": str(marker)}}], session_id)
+    emulator.calls.queue([{"name": "wait_for_file", "arguments": {"path": str(marker)}}], session_id)
     mark = tab.mark()
     tab.send({"type": "text", "text": "Wait for it."})
     tab.wait_for(lambda m: m["type"] == "tool" and m["status"] == "running", 10, mark)
@@ -183,8 +183,10 @@ def test_typing_while_the_assistant_speaks_is_a_barge_in(tabs, emulator):
     assert record(emulator, session_id).truncations[0]["item_id"] == item_id
     cancelled = [r for r in record(emulator, session_id).responses if r["status"] == "cancelled"]
     assert cancelled, "the interrupted reply was not cancelled"
-    interrupted = [m for m in tab.messages[mark:] if m["type"] == "transcript" and m.get("interrupted")]
-    assert interrupted and interrupted[0]["item_id"] == item_id
+    # (Whether an interrupted transcript final follows depends on whether any of its text had streamed
+    # before the text arrived: not asserted. What must hold is that none of its audio follows the clear.)
+    clear_at = next(i for i, m in enumerate(tab.messages) if m["type"] == "audio.clear")
+    assert not [m for m in tab.messages[clear_at:] if m["type"] == "audio" and m["item_id"] == item_id]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 4001, 42, None])

@@ -85,7 +85,7 @@ def test_a_typed_turn_gets_a_reply_about_the_text(emulator):
 
 
 def test_queued_function_calls_follow_the_services_sequence_and_their_outputs_get_a_reply(emulator):
-    emulator.queue_function_calls([
+    emulator.calls.queue([
         {"name": "get_current_time", "arguments": {"timezone": "Asia/Tokyo"}},
         {"name": "get_current_time", "arguments": "{}"},
     ])

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
+from typing import Protocol
+
+
+def new_id(prefix: str) -> str:
+    """Ids of sessions, items and responses, shaped like the service's."""
+    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +27,7 @@ class EmulatorConfig:
     record_max_audio_s: float = 120.0
     record_max_events: int = 20_000
     # While set, every response to user input is these function calls ([{"name", "arguments"}, …]);
-    # the response after their outputs is an ordinary reply. One-shot calls: Emulator.queue_function_calls.
+    # the response after their outputs is an ordinary reply. One-shot calls: Emulator.calls.queue.
     function_calls: tuple[dict, ...] | None = None
 
     def __post_init__(self):
@@ -135,3 +142,16 @@ class Registry:
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
+
+
+class EmulatorHost(Protocol):
+    """What a session needs of the emulator that runs it: the fault knobs as they are now, and the records."""
+
+    @property
+    def config(self) -> EmulatorConfig: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
+        """The calls the next response to user input makes instead of speaking, if any."""

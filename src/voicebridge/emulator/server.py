@@ -17,9 +17,11 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .records import EmulatorConfig, Registry, SessionRecord, normalize_calls
-from .session import EmulatedSession, default_session, new_id
-from .vad import BYTES_PER_MS, sum_of_squares
+from ..protocol import BYTES_PER_MS
+from .calls import CallScript
+from .records import EmulatorConfig, Registry, SessionRecord, new_id
+from .session import EmulatedSession, default_session
+from .vad import sum_of_squares
 
 log = logging.getLogger("voicebridge.emulator")
 
@@ -38,8 +40,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = False
-        self._calls_lock = threading.Lock()
-        self._queued_calls: list[tuple[str | None, tuple[dict, ...]]] = []  # (session id or None, calls)
+        self.calls = CallScript()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -51,7 +52,7 @@ class Emulator:
         app.router.add_post("/emulator/faults", self._http_faults)
         app.router.add_post("/emulator/inject", self._http_inject)
         app.router.add_post("/emulator/drop", self._http_drop)
-        app.router.add_post("/emulator/function-call", self._http_function_call)
+        app.router.add_post("/emulator/function-call", self.calls.http_queue)
         return app
 
     async def _bind(self, host: str, port: int) -> str:
@@ -133,29 +134,8 @@ class Emulator:
         kind = error_type or ("server_error" if code == "server_error" else "invalid_request_error")
         return self._on_loop(lambda s: s.error(message, code, type_=kind), session_id)
 
-    def queue_function_calls(self, calls: list[dict], session_id: str | None = None) -> None:
-        """Make the next response to user input (of that session, or of any) call these functions."""
-        normalized = normalize_calls(calls)
-        with self._calls_lock:
-            self._queued_calls.append((session_id, normalized))
-
-    def function_calls_for(self, session: EmulatedSession, typed_text: str | None) -> list[dict] | None:
-        """What the next response to user input calls, if anything: a queued one-shot, the function_calls
-        knob, or, for typed text, a declared tool one of whose name's words the text contains ("What time
-        is it?" → get_current_time), so a person can watch a tool call without a model."""
-        with self._calls_lock:
-            for index, (target, calls) in enumerate(self._queued_calls):
-                if target in (None, session.record.id):
-                    del self._queued_calls[index]
-                    return list(calls)
-        if self.config.function_calls:
-            return list(self.config.function_calls)
-        if typed_text:
-            words = {w for w in "".join(c if c.isalnum() else " " for c in typed_text.lower()).split() if len(w) > 3}
-            for tool in session.record.config.get("tools") or []:
-                if words & {w for w in str(tool.get("name", "")).lower().split("_") if len(w) > 3}:
-                    return [{"name": tool["name"], "arguments": "{}"}]
-        return None
+    def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
+        return self.calls.next_for(record, typed_text, self.config)
 
     def drop(self, session_id: str | None = None) -> int:
         """Abruptly drop one or all connections (no close frame); returns how many."""
@@ -183,17 +163,9 @@ class Emulator:
 
     # ---- the Voice Live endpoint -------------------------------------------------------------------
 
-    def _credential(self, request: web.Request) -> tuple[str, str] | None:
-        if key := request.headers.get("api-key"):
-            return "api-key", key
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            return "bearer", token
-        return None
-
     async def _realtime(self, request: web.Request) -> web.StreamResponse:
         config = self.config
-        credential = self._credential(request)
+        credential = _credential(request)
         accepted = credential is not None and not config.reject_auth and (
             config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
         if not accepted:
@@ -234,44 +206,44 @@ class Emulator:
             out.append(data)
         return web.json_response(out)
 
-    @staticmethod
-    async def _json_body(request: web.Request) -> dict:
-        if not request.can_read_body:
-            return {}
-        try:
-            body = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="body must be JSON") from None
-        if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return body
-
     async def _http_faults(self, request: web.Request) -> web.Response:
         try:
-            config = self.update_config(**await self._json_body(request))
+            config = self.update_config(**await _json_body(request))
         except (TypeError, ValueError) as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         return web.json_response(dataclasses.asdict(config))
 
     async def _http_inject(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
+        body = await _json_body(request)
         count = self.inject_error(code=str(body.get("code", "server_error")),
                                   message=str(body.get("message", "The server had an error.")),
                                   session_id=body.get("session_id"), error_type=body.get("type"))
         return web.json_response({"sessions": count})
 
-    async def _http_function_call(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
-        calls = body.get("calls", [body] if "name" in body else None)
-        try:
-            self.queue_function_calls(calls, body.get("session_id"))
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
-        return web.json_response({"queued": len(calls)})
-
     async def _http_drop(self, request: web.Request) -> web.Response:
-        body = await self._json_body(request)
+        body = await _json_body(request)
         return web.json_response({"dropped": self.drop(body.get("session_id"))})
+
+
+def _credential(request: web.Request) -> tuple[str, str] | None:
+    if key := request.headers.get("api-key"):
+        return "api-key", key
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return "bearer", token
+    return None
+
+
+async def _json_body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return body
 
 
 def _envelope(pcm: bytes) -> list[float]:

@@ -15,8 +15,8 @@ import operator
 import sys
 from dataclasses import dataclass
 
-SAMPLE_RATE = 24_000
-BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 48
+from ..protocol import SAMPLE_RATE
+
 FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms
 FRAME_MS = 10
 

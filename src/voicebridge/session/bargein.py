@@ -9,6 +9,7 @@ truncated at what the tab reports having played, so the model remembers what the
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
@@ -28,31 +29,31 @@ def internal_id(kind: str) -> str:
     return f"{INTERNAL_EVENT_PREFIX}{kind}-{next(_event_ids)}"
 
 
+@dataclass(eq=False, slots=True)
 class BargeIn:
     """The upstream side of a barge-in, once the tab has been cleared (see events.UpstreamEvents)."""
 
-    def __init__(self, session_id: str, upstream: UpstreamLink, transcripts: TranscriptKeeper, tasks: TaskOwner):
-        self._session_id = session_id
-        self._upstream = upstream
-        self._transcripts = transcripts
-        self._tasks = tasks
+    session_id: str
+    upstream: UpstreamLink
+    transcripts: TranscriptKeeper
+    tasks: TaskOwner
 
     def recover(self, interruption: Interruption) -> None:
         item = interruption.item
         if interruption.response_active:
             # Names the response, so that a late cancel can never hit the user's next one.
             cancel = {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": item.response_id}
-            self._upstream.send_soon(cancel, "cancel")
-        conn = self._upstream.conn
+            self.upstream.send_soon(cancel, "cancel")
+        conn = self.upstream.conn
         if conn is not None:
-            self._tasks.spawn(self._truncate(conn, item), "truncate")
+            self.tasks.spawn(self._truncate(conn, item), "truncate")
 
     async def _truncate(self, conn: VoiceLiveConnection, item: Item) -> None:
         audio_end_ms, basis = await item.heard_ms()
-        if self._upstream.conn is not conn:
+        if self.upstream.conn is not conn:
             return  # the upstream was replaced meanwhile; its conversation is gone
         if item.sent_ms:
-            self._transcripts.heard(item.id, audio_end_ms / item.sent_ms)
+            self.transcripts.heard(item.id, audio_end_ms / item.sent_ms)
         truncate = {
             "type": "conversation.item.truncate",
             "event_id": internal_id("truncate"),
@@ -61,4 +62,4 @@ class BargeIn:
             "audio_end_ms": audio_end_ms,
         }
         await quiet_send(conn, truncate)
-        event("barge_in.truncate", self._session_id, item=item.id, audio_end_ms=audio_end_ms, sent_ms=item.sent_ms, basis=basis)
+        event("barge_in.truncate", self.session_id, item=item.id, audio_end_ms=audio_end_ms, sent_ms=item.sent_ms, basis=basis)

@@ -1,7 +1,8 @@
 """One browser tab's session: its frames in, its lifecycle, and what it owns.
 
-The tab's socket (runtime.TabConnection) calls `on_frame` and `on_closed`; `Bridge` calls `start`,
-`stop`, `drain` and `close`. Everything runs on the bridge's event loop.
+The tab's socket (runtime.TabConnection) calls `on_frame` and `on_closed`; `Bridge` calls `drain` and
+`close`, and reads `closed`. The session knows the process only as its `SessionHost`. Everything runs
+on the bridge's event loop.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """One run of a tab's session: from a start to its end, across upstream reconnects.
 
-A run is built whole at each start and dropped at its end, so nothing of one conversation (states,
-turns, transcripts, telemetry) leaks into the next, and a late callback meets a finished run.
+A run is built whole at each start and replaced by the next one, so nothing of one conversation
+(states, turns, transcripts and history, telemetry) leaks into the next, and a late callback meets a
+finished run. The supervisor keeps the latest run, finished or not, so the tab can always be answered.
 """
 
 from __future__ import annotations

@@ -87,5 +87,5 @@ def _cut(text: str, share: float) -> str:
         return text
     end = int(len(text) * max(share, 0.0))
     if end < len(text) and not text[end : end + 1].isspace():
-        end = text.rfind(" ", 0, end) + 1 if " " in text[:end] else 0
+        end = text.rfind(" ", 0, end) + 1  # back to the last word boundary (0 when there is none)
     return text[:end].rstrip()

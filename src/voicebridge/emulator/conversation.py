@@ -1,0 +1,110 @@
+"""The conversation of one emulated session: its items in order, and the client events that edit them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..protocol import BYTES_PER_MS
+from .records import EmulatorHost, SessionRecord, new_id
+from .validation import RequestError, require
+
+Emit = Callable[..., None]
+
+
+class Conversation:
+    def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord):
+        self._emit = emit
+        self._host = host
+        self._record = record
+        # id -> {"item", "audio_bytes"}; insertion order is conversation order.
+        self.items: dict[str, dict] = {}
+        # What the next response answers: ("audio", the last utterance), ("text", typed text) or
+        # ("tool", [the outputs of function calls]).
+        self.reply_to: tuple[str, object] = ("audio", b"")
+        self.last_utterance = b""
+
+    def last_id(self) -> str | None:
+        return next(reversed(self.items), None)
+
+    def _known(self, event: dict) -> dict:
+        item_id = require(event, "item_id", str)
+        if item_id not in self.items:
+            raise RequestError(f"Item with item_id '{item_id}' not found.", "item_not_found", "item_id")
+        return self.items[item_id]
+
+    def on_truncate(self, event: dict) -> None:
+        entry = self._known(event)
+        content_index = require(event, "content_index", int)
+        audio_end_ms = require(event, "audio_end_ms", int)
+        item = entry["item"]
+        if item.get("role") != "assistant" or content_index != 0:
+            raise RequestError("Only the audio content of an assistant message can be truncated.",
+                               "invalid_value", "content_index" if content_index else "item_id")
+        if audio_end_ms < 0:
+            raise RequestError("Invalid 'audio_end_ms': expected a value >= 0.", "invalid_value", "audio_end_ms")
+        have_ms = entry["audio_bytes"] // BYTES_PER_MS
+        if audio_end_ms > have_ms:
+            raise RequestError(f"Audio content of {have_ms}ms is already shorter than {audio_end_ms}ms",
+                               "invalid_value", "audio_end_ms")
+        entry["audio_bytes"] = audio_end_ms * BYTES_PER_MS
+        truncation = {"item_id": item["id"], "content_index": content_index, "audio_end_ms": audio_end_ms}
+        with self._host.registry.changing(self._record) as rec:
+            rec.truncations.append(truncation)
+        self._emit("conversation.item.truncated", **truncation)
+
+    def on_create(self, event: dict) -> None:
+        item = require(event, "item", dict)
+        if item.get("type") not in ("message", "function_call", "function_call_output"):
+            raise RequestError("Invalid 'item.type': supported values are message, function_call, "
+                               "function_call_output.", "invalid_value", "item.type")
+        if item.get("type") == "message" and item.get("role") not in ("user", "assistant", "system"):
+            raise RequestError("Invalid 'item.role': supported values are user, assistant, system.",
+                               "invalid_value", "item.role")
+        item_id = item.get("id") or new_id("item")
+        if item_id in self.items:
+            raise RequestError(f"Item with item_id '{item_id}' already exists.", "duplicate_item_id", "item.id")
+        previous = event.get("previous_item_id", self.last_id())
+        if previous is not None and previous not in self.items:
+            raise RequestError(f"Previous item with item_id '{previous}' not found.", "item_not_found",
+                               "previous_item_id")
+        if item["type"] == "function_call_output":
+            call_id = require(item, "call_id", str)
+            require(item, "output", str)
+            if not any(e["item"].get("type") == "function_call" and e["item"].get("call_id") == call_id
+                       for e in self.items.values()):
+                raise RequestError(f"No function call with call_id '{call_id}' found.", "invalid_value",
+                                   "item.call_id")
+        item = {**item, "id": item_id, "object": "realtime.item", "status": "completed"}
+        self.items[item_id] = {"item": item, "audio_bytes": 0}
+        with self._host.registry.changing(self._record) as rec:
+            if len(rec.items_received) < self._host.config.record_max_events:
+                rec.items_received.append(item)
+        self._note_input(item)
+        self._emit("conversation.item.created", previous_item_id=previous, item=item)
+
+    def heard(self, pcm: bytes) -> None:
+        """A committed utterance: the next response echoes it."""
+        self.last_utterance = pcm
+        self.reply_to = ("audio", pcm)
+
+    def answered(self) -> None:
+        """A response began: what it answered is answered; a later one echoes the last utterance again."""
+        self.reply_to = ("audio", self.last_utterance)
+
+    def _note_input(self, item: dict) -> None:
+        if item["type"] == "function_call_output":
+            outputs = self.reply_to[1] if self.reply_to[0] == "tool" else []
+            self.reply_to = ("tool", [*outputs, item["output"]])
+        elif item.get("role") == "user":
+            texts = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
+                     and c.get("type") == "input_text" and isinstance(c.get("text"), str)]
+            if texts:
+                self.reply_to = ("text", " ".join(texts))
+
+    def on_delete(self, event: dict) -> None:
+        item_id = self._known(event)["item"]["id"]
+        del self.items[item_id]
+        self._emit("conversation.item.deleted", item_id=item_id)
+
+    def on_retrieve(self, event: dict) -> None:
+        self._emit("conversation.item.retrieved", item=self._known(event)["item"])
