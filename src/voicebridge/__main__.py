@@ -16,6 +16,13 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"voicebridge: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    from .tools import Toolbox, ToolLoadError
+
+    try:  # here, so that a tools module that cannot load stops startup with its reason
+        Toolbox.load(settings.tools)
+    except ToolLoadError as exc:
+        print(f"voicebridge: invalid configuration: VOICEBRIDGE_TOOLS: {exc}", file=sys.stderr)
+        return 2
     overrides: dict[str, object] = {}
     if args.host:
         overrides["host"] = args.host

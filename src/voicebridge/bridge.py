@@ -18,6 +18,7 @@ from .runtime import LoopThread, TabConnection
 from .session import BridgeSession, Refusal, SessionHost, SessionOptions
 from .settings import Settings
 from .tasks import TaskOwner
+from .tools import Toolbox
 from .upstream import Connector, session_config
 
 log = logging.getLogger("voicebridge.session")
@@ -34,11 +35,13 @@ class Bridge:
         self.runtime = runtime
         self.connector = connector
         self.emulator = emulator
+        self.toolbox = Toolbox.load(settings.tools, settings.tool_timeout_s)
         options = SessionOptions(
-            session_config=session_config(settings),
+            session_config=session_config(settings, self.toolbox.definitions()),
             connect_timeout_s=settings.connect_timeout_s,
             reconnect_window_s=settings.reconnect_window_s,
             record_transcripts=settings.telemetry_transcripts,
+            toolbox=self.toolbox,
         )
         self._host = SessionHost(connector.open, self.admit, self.forget, options)
         self.sessions: dict[str, BridgeSession] = {}
@@ -104,6 +107,7 @@ class Bridge:
             except Exception as exc:
                 log.warning("event=shutdown.incomplete detail=%s", exc)
         self.runtime.stop()
+        self.toolbox.close()
         stop = getattr(self.emulator, "stop", None)
         if stop is not None:
             stop()

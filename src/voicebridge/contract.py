@@ -38,11 +38,13 @@ def render() -> str:
         HEADER,
         "// PCM16 mono both ways; a frame over MAX_FRAME_BYTES closes the socket (CloseCode.MESSAGE_TOO_BIG).\n"
         f"export const SAMPLE_RATE = {protocol.SAMPLE_RATE};\n"
-        f"export const MAX_FRAME_BYTES = {protocol.MAX_FRAME_BYTES};\n",
+        f"export const MAX_FRAME_BYTES = {protocol.MAX_FRAME_BYTES};\n"
+        f"export const MAX_TEXT_CHARS = {protocol.MAX_TEXT_CHARS};\n",
         _enum(protocol.State),
         "// Audio flows both ways in these states.\n" + _list("ACTIVE_STATES", protocol.ACTIVE_STATES, protocol.State),
         _enum(protocol.ClientType),
         _enum(protocol.ServerType),
+        _enum(protocol.ToolStatus),
         _enum(protocol.ErrorCode),
         "// After these the server has ended (or never started) the session: retrying would only repeat them.\n"
         + _list("FATAL_ERRORS", protocol.FATAL_ERRORS, protocol.ErrorCode),

@@ -19,6 +19,8 @@ SAMPLE_RATE = 24_000
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
 # A frame over this size closes the socket with CloseCode.MESSAGE_TOO_BIG.
 MAX_FRAME_BYTES = 1024 * 1024
+# A typed turn: 1 to this many characters after trimming.
+MAX_TEXT_CHARS = 4000
 
 
 class State(StrEnum):
@@ -45,6 +47,7 @@ class ClientType(StrEnum):
     SESSION_START = "session.start"
     AUDIO = "audio"
     PLAYBACK = "playback"
+    TEXT = "text"
     SESSION_STOP = "session.stop"
 
 
@@ -55,7 +58,16 @@ class ServerType(StrEnum):
     AUDIO = "audio"
     AUDIO_CLEAR = "audio.clear"
     TRANSCRIPT = "transcript"
+    TOOL = "tool"
     ERROR = "error"
+
+
+class ToolStatus(StrEnum):
+    """What `{"type":"tool"}` reports about one function call the agent made."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
 
 
 class ErrorCode(StrEnum):
@@ -141,7 +153,12 @@ class Playback:
     cleared: bool = False  # the tab's report of what it had played when it flushed on audio.clear
 
 
-ClientMessage = Start | Stop | Audio | Playback
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str  # a typed turn, trimmed
+
+
+ClientMessage = Start | Stop | Audio | Playback | Text
 
 _START = Start()
 _STOP = Stop()
@@ -165,6 +182,8 @@ def parse(frame: str | bytes) -> ClientMessage:
         return _START
     if kind == ClientType.SESSION_STOP:
         return _STOP
+    if kind == ClientType.TEXT:
+        return _text(message.get("text"))
     if not isinstance(kind, str):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "A message must be a JSON object with a string \"type\".")
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:64]!r}.")
@@ -180,6 +199,15 @@ def _audio(data: object) -> Audio:
     if len(pcm) % 2:
         raise ProtocolError(ErrorCode.BAD_AUDIO, "The audio data is not whole 16-bit samples.")
     return Audio(data, len(pcm))
+
+
+def _text(text: object) -> Text:
+    trimmed = text.strip() if isinstance(text, str) else ""
+    if not 1 <= len(trimmed) <= MAX_TEXT_CHARS:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"A text message needs \"text\": 1 to {MAX_TEXT_CHARS} characters besides spaces."
+        )
+    return Text(trimmed)
 
 
 def _playback(message: dict) -> Playback:
@@ -220,3 +248,11 @@ def transcript(role: str, item_id: str, text: str, final: bool, **extra: object)
 
 def error(code: ErrorCode, message: str, **extra: object) -> str:
     return _dumps({"type": ServerType.ERROR, "code": code, "message": message, **extra})
+
+
+def tool(call_id: str, name: str, status: ToolStatus, label: str | None = None) -> str:
+    """A function call's progress; never its arguments or result (they may be personal)."""
+    message = {"type": ServerType.TOOL, "call_id": call_id, "name": name, "status": status}
+    if label:
+        message["label"] = label
+    return _dumps(message)

@@ -20,6 +20,10 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "s
 _AZURE_VOICE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)+(:[A-Za-z0-9]+)?$")
 TELEMETRY_MODES = ("", "console", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+TURN_DETECTION_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_multilingual")
+END_OF_UTTERANCE_MODELS = ("", "semantic_detection_v1")
+NOISE_REDUCTION_TYPES = ("", "azure_deep_noise_suppression", "near_field", "far_field")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant. Keep answers short and conversational, "
@@ -48,6 +52,16 @@ class Settings:
     vad_threshold: float = 0.5
     vad_prefix_padding_ms: int = 300
     vad_silence_duration_ms: int = 500
+    # Voice Live's audio front end; unset values are not sent, so the service's defaults apply.
+    turn_detection: str = "server_vad"
+    end_of_utterance: str = ""  # only with a semantic turn detection type
+    noise_reduction: str = ""
+    echo_cancellation: bool = False
+    temperature: float | None = None
+
+    # Function tools: importable modules whose @tool functions the agent may call
+    tools: tuple[str, ...] = ()
+    tool_timeout_s: float = 10.0
 
     # Serving
     host: str = "127.0.0.1"
@@ -106,6 +120,13 @@ class Settings:
             vad_silence_duration_ms=env.number(
                 "VOICE_LIVE_VAD_SILENCE_DURATION_MS", int, d.vad_silence_duration_ms, 50, 10000
             ),
+            turn_detection=env.choice("VOICE_LIVE_TURN_DETECTION", TURN_DETECTION_TYPES, d.turn_detection),
+            end_of_utterance=env.choice("VOICE_LIVE_END_OF_UTTERANCE", END_OF_UTTERANCE_MODELS, d.end_of_utterance),
+            noise_reduction=env.choice("VOICE_LIVE_NOISE_REDUCTION", NOISE_REDUCTION_TYPES, d.noise_reduction),
+            echo_cancellation=env.flag("VOICE_LIVE_ECHO_CANCELLATION", d.echo_cancellation),
+            temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
+            tools=env.modules("VOICEBRIDGE_TOOLS"),
+            tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
             host=env.text("VOICEBRIDGE_HOST") or d.host,
             port=env.number("PORT", int, d.port, 0, 65535),
             threads=env.number("VOICEBRIDGE_THREADS", int, d.threads, 4, 4096),
@@ -128,6 +149,12 @@ class Settings:
             telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
             image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
         )
+        if settings.end_of_utterance and not settings.turn_detection.startswith("azure_semantic_vad"):
+            raise SettingsError(
+                "VOICE_LIVE_END_OF_UTTERANCE",
+                "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
+                f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
+            )
         return settings
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -164,6 +191,16 @@ class _Env:
                 raise SettingsError(name, f"must be a comma-separated list of origins like https://voice.example.com, got {item.strip()!r}")
             origins.append(f"{parsed.scheme}://{parsed.netloc}".lower())
         return tuple(origins)
+
+    def modules(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        names = tuple(item.strip() for item in raw.split(",") if item.strip())
+        for item in names:
+            if not _MODULE.match(item):
+                raise SettingsError(name, f"must be comma-separated importable module names, got {item!r}")
+        return names
 
     def number(self, name: str, kind: Callable[[str], T], default: T, low: T, high: T) -> T:
         raw = self.text(name)

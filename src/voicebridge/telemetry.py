@@ -10,6 +10,8 @@ Metric names are a stable contract: the Application Insights workbook in infra/ 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "voicebridge.upstream.failures": ("counter", "{failure}", "Upstream failures by reason"),
     "voicebridge.errors": ("counter", "{error}", "Errors sent to tabs, by code"),
     "voicebridge.playback.latency": ("histogram", "ms", "Browser-reported first delta received -> first sample played"),
+    "voicebridge.tool.duration": ("histogram", "ms", "One function call of the agent, by tool name and outcome"),
 }
 
 
@@ -139,6 +142,7 @@ class _Instruments:
         self.failures = made["voicebridge.upstream.failures"]
         self.errors = made["voicebridge.errors"]
         self.playback_latency = made["voicebridge.playback.latency"]
+        self.tool_duration = made["voicebridge.tool.duration"]
 
 
 _instruments: _Instruments | None = None
@@ -235,6 +239,21 @@ class SessionTelemetry:
     def playback_latency(self, ms: float) -> None:
         instruments().playback_latency.record(ms)
 
+    @contextmanager
+    def tool_call(self, name: str) -> Iterator[ToolSpan]:
+        """A span per function call (child of the session's), and its duration by name and outcome.
+        Arguments and results stay out: they may be personal."""
+        ctx = trace.set_span_in_context(self._span) if self._span is not None else None
+        span = tracer().start_span("voicebridge.tool", context=ctx, attributes={
+            "voicebridge.session_id": self.session_id, "voicebridge.tool.name": name})
+        call = ToolSpan(name, span)
+        try:
+            yield call
+        finally:
+            if call.reason is None:
+                call.outcome("cancelled", None)
+            span.end()
+
     def ended(self, reason: str) -> None:
         self._end_turn("session_ended")
         if self._active:
@@ -252,3 +271,17 @@ class SessionTelemetry:
             self._turn_span.end()
             self._turn_span = None
         self._turn_started = None
+
+
+class ToolSpan:
+    def __init__(self, name: str, span: trace.Span):
+        self._name = name
+        self._span = span
+        self.reason: str | None = None
+
+    def outcome(self, reason: str, duration_ms: float | None) -> None:
+        self.reason = reason
+        self._span.set_attribute("voicebridge.tool.outcome", reason)
+        if duration_ms is not None:
+            self._span.set_attribute("voicebridge.tool.duration_ms", duration_ms)
+            instruments().tool_duration.record(duration_ms, {"name": self._name, "outcome": reason})

@@ -13,8 +13,14 @@ from urllib.parse import urlparse
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection, connect
 from azure.ai.voicelive.models import (
+    AudioEchoCancellation,
     AudioInputTranscriptionOptions,
+    AudioNoiseReduction,
+    AzureSemanticDetection,
+    AzureSemanticVad,
+    AzureSemanticVadMultilingual,
     AzureStandardVoice,
+    FunctionTool,
     InputAudioFormat,
     Modality,
     OutputAudioFormat,
@@ -36,22 +42,47 @@ class UpstreamError(Exception):
         self.message = message
 
 
-def session_config(settings: Settings) -> RequestSession:
+_TURN_DETECTION = {
+    "server_vad": ServerVad,
+    "azure_semantic_vad": AzureSemanticVad,
+    "azure_semantic_vad_multilingual": AzureSemanticVadMultilingual,
+}
+
+
+def session_config(settings: Settings, tools: list[dict] | None = None) -> RequestSession:
+    """The session.update every upstream connection of this process sends. Optional features the operator
+    did not set are left out, so the service's own defaults apply to them."""
     voice = AzureStandardVoice(name=settings.voice) if settings.voice_is_azure else settings.voice
+    turn_options: dict = {}
+    if settings.end_of_utterance:
+        turn_options["end_of_utterance_detection"] = AzureSemanticDetection(model=settings.end_of_utterance)
+    optional: dict = {}
+    if settings.noise_reduction:
+        optional["input_audio_noise_reduction"] = AudioNoiseReduction(type=settings.noise_reduction)
+    if settings.echo_cancellation:
+        optional["input_audio_echo_cancellation"] = AudioEchoCancellation()
+    if settings.temperature is not None:
+        optional["temperature"] = settings.temperature
+    if tools:
+        optional["tools"] = [FunctionTool(name=t["name"], description=t["description"], parameters=t["parameters"])
+                             for t in tools]
+        optional["tool_choice"] = "auto"
     return RequestSession(
         modalities=[Modality.TEXT, Modality.AUDIO],
         instructions=settings.instructions,
         voice=voice,
         input_audio_format=InputAudioFormat.PCM16,
         output_audio_format=OutputAudioFormat.PCM16,
-        turn_detection=ServerVad(
+        turn_detection=_TURN_DETECTION[settings.turn_detection](
             threshold=settings.vad_threshold,
             prefix_padding_ms=settings.vad_prefix_padding_ms,
             silence_duration_ms=settings.vad_silence_duration_ms,
             create_response=True,
             interrupt_response=True,
+            **turn_options,
         ),
         input_audio_transcription=AudioInputTranscriptionOptions(model=settings.transcription_model),
+        **optional,
     )
 
 

@@ -18,6 +18,10 @@ class Conversation:
         self._record = record
         # id -> {"item", "audio_bytes"}; insertion order is conversation order.
         self.items: dict[str, dict] = {}
+        # What the next response answers: ("audio", the last utterance), ("text", typed text) or
+        # ("tool", [the outputs of function calls]).
+        self.reply_to: tuple[str, object] = ("audio", b"")
+        self.last_utterance = b""
 
     def last_id(self) -> str | None:
         return next(reversed(self.items), None)
@@ -63,9 +67,39 @@ class Conversation:
         if previous is not None and previous not in self.items:
             raise RequestError(f"Previous item with item_id '{previous}' not found.", "item_not_found",
                                "previous_item_id")
+        if item["type"] == "function_call_output":
+            call_id = require(item, "call_id", str)
+            require(item, "output", str)
+            if not any(e["item"].get("type") == "function_call" and e["item"].get("call_id") == call_id
+                       for e in self.items.values()):
+                raise RequestError(f"No function call with call_id '{call_id}' found.", "invalid_value",
+                                   "item.call_id")
         item = {**item, "id": item_id, "object": "realtime.item", "status": "completed"}
         self.items[item_id] = {"item": item, "audio_bytes": 0}
+        with self._host.registry.changing(self._record) as rec:
+            if len(rec.items_received) < self._host.config.record_max_events:
+                rec.items_received.append(item)
+        self._note_input(item)
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
+
+    def heard(self, pcm: bytes) -> None:
+        """A committed utterance: the next response echoes it."""
+        self.last_utterance = pcm
+        self.reply_to = ("audio", pcm)
+
+    def answered(self) -> None:
+        """A response began: what it answered is answered; a later one echoes the last utterance again."""
+        self.reply_to = ("audio", self.last_utterance)
+
+    def _note_input(self, item: dict) -> None:
+        if item["type"] == "function_call_output":
+            outputs = self.reply_to[1] if self.reply_to[0] == "tool" else []
+            self.reply_to = ("tool", [*outputs, item["output"]])
+        elif item.get("role") == "user":
+            texts = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
+                     and c.get("type") == "input_text" and isinstance(c.get("text"), str)]
+            if texts:
+                self.reply_to = ("text", " ".join(texts))
 
     def on_delete(self, event: dict) -> None:
         item_id = self._known(event)["item"]["id"]

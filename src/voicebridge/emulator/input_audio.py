@@ -34,7 +34,6 @@ class InputAudio:
         self.vad: EnergyVad | None = None
         self.prefix_samples = 0
         self.speech: tuple[int, str, int] | None = None  # (audio_start, item_id, onset) of the open turn
-        self.last_utterance = b""
         self.configure_vad(record.config.get("turn_detection"))
 
     def _turn_detection(self) -> dict:
@@ -92,7 +91,7 @@ class InputAudio:
         self._emit("input_audio_buffer.speech_stopped", audio_end_ms=stop // SAMPLES_PER_MS, item_id=item_id)
         self._commit(start, stop, item_id, stop - self.vad.silence_samples - onset)
         if self._turn_detection().get("create_response", True) is not False and self._responses.active is None:
-            self._responses.start(self.last_utterance)
+            self._responses.start()
 
     def _commit(self, start: int, stop: int, item_id: str, speech_samples: int) -> None:
         pcm = bytes(self.buf[(start - self.buf_start) * 2:(stop - self.buf_start) * 2])
@@ -104,7 +103,7 @@ class InputAudio:
                 "content": [{"type": "input_audio", "transcript": None}]}
         self._conversation.items[item_id] = {"item": item, "audio_bytes": len(pcm)}
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
-        self.last_utterance = pcm
+        self._conversation.heard(pcm)
         if self._record.config.get("input_audio_transcription"):
             # No ASR here: an honest, deterministic description of what was heard instead.
             transcript = f"({speech_samples / SAMPLE_RATE:.1f} s of speech)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +26,9 @@ class EmulatorConfig:
     # Recording bounds keep a long-running session (`make run`, benchmarks) from growing without limit.
     record_max_audio_s: float = 120.0
     record_max_events: int = 20_000
+    # While set, every response to user input is these function calls ([{"name", "arguments"}, …]);
+    # the response after their outputs is an ordinary reply. One-shot calls: Emulator.calls.queue.
+    function_calls: tuple[dict, ...] | None = None
 
     def __post_init__(self):
         for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events"):
@@ -37,6 +41,8 @@ class EmulatorConfig:
             raise ValueError("EmulatorConfig.required_key must be a string or None")
         if not isinstance(self.reject_auth, bool):
             raise ValueError("EmulatorConfig.reject_auth must be true or false")
+        if self.function_calls is not None:
+            object.__setattr__(self, "function_calls", normalize_calls(self.function_calls))
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -49,6 +55,21 @@ class EmulatorConfig:
         return replace(self, **changes)
 
 
+def normalize_calls(calls: object) -> tuple[dict, ...]:
+    """[{"name": str, "arguments": JSON text or an object}, …] → calls with JSON-text arguments."""
+    if not isinstance(calls, list | tuple) or not calls:
+        raise ValueError("function calls must be a non-empty list of {name, arguments}")
+    out = []
+    for call in calls:
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+            raise ValueError("each function call needs a \"name\"")
+        arguments = call.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        out.append({"name": call["name"], "arguments": arguments})
+    return tuple(out)
+
+
 @dataclass(slots=True)
 class SessionRecord:
     id: str
@@ -59,6 +80,7 @@ class SessionRecord:
     audio_received: bytes = b""
     truncations: list[dict] = field(default_factory=list)
     responses: list[dict] = field(default_factory=list)
+    items_received: list[dict] = field(default_factory=list)  # conversation.item.create items, as stored
     model: str | None = None
     credential: str = ""  # "api-key" or "bearer": which kind the client authenticated with
     events_dropped: int = 0  # client events not recorded because record_max_events was reached
@@ -111,6 +133,7 @@ class Registry:
                         audio_received=bytes(self._audio[rec.id]),
                         truncations=[dict(t) for t in rec.truncations],
                         responses=[dict(r) for r in rec.responses],
+                        items_received=[dict(i) for i in rec.items_received],
                     )
                     cached = self._cache[rec.id] = (version, copy)
                 out.append(cached[1])
@@ -129,3 +152,6 @@ class EmulatorHost(Protocol):
 
     @property
     def registry(self) -> Registry: ...
+
+    def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
+        """The calls the next response to user input makes instead of speaking, if any."""

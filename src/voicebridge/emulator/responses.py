@@ -17,6 +17,8 @@ from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
+# Typed turns and tool results have no audio to echo: the reply is a tone this long per word, within bounds.
+TEXT_REPLY_MS_PER_WORD, TEXT_REPLY_MS = 150, (600, 3000)
 
 Emit = Callable[..., None]
 
@@ -37,12 +39,27 @@ class Responder:
         self._emit = emit
         self._host = host
         self._record = record
+        self._conversation = conversation
         self._items = conversation.items
         self._tasks = tasks
         self.active: Response | None = None
 
-    def start(self, pcm: bytes) -> None:
-        if pcm:
+    def start(self) -> None:
+        """A response to the latest user input (Conversation.reply_to): function calls, if the emulator was
+        told to make them, else a spoken reply."""
+        kind, subject = self._conversation.reply_to
+        self._conversation.answered()
+        if kind != "tool":
+            calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
+            if calls:
+                self._call_functions(calls)
+                return
+        if kind == "text":
+            pcm, transcript = _text_tone(str(subject)), f"You wrote: {subject}"
+        elif kind == "tool":
+            pcm, transcript = _text_tone(" ".join(subject)), "The tool answered: " + "; ".join(subject)
+        elif subject:
+            pcm = subject
             seconds = len(pcm) / (1000 * BYTES_PER_MS)
             transcript = f"Echoing your {seconds:.1f} seconds of speech back to you."
         else:
@@ -109,12 +126,42 @@ class Responder:
         response.task.cancel()  # suspended at an await, so it can emit nothing more
         self._finish(response, "cancelled", reason)
 
-    def on_create(self, last_utterance: bytes) -> None:
+    def on_create(self, event: dict) -> None:
         if self.active is not None:
             raise RequestError(
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
                 "response is finished before creating a new one.", "conversation_already_has_active_response")
-        self.start(last_utterance)
+        self.start()
+
+    def _call_functions(self, calls: list[dict]) -> None:
+        """A response whose output is function calls, in the service's event order; it completes at once
+        (the arguments are known), and the client answers with function_call_output items + response.create."""
+        response_id = new_id("resp")
+        record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
+                  "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
+        with self._host.registry.changing(self._record) as rec:
+            rec.responses.append(record)
+        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
+                                                 "status": "in_progress", "status_details": None, "output": []})
+        output = []
+        for index, call in enumerate(calls):
+            item_id, call_id = new_id("item"), new_id("call")
+            item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                    "name": call["name"], "call_id": call_id, "arguments": ""}
+            ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "call_id": call_id}
+            self._emit("response.output_item.added", response_id=response_id, output_index=index, item=item)
+            arguments = call["arguments"]
+            for offset in range(0, len(arguments), 16):  # streamed in pieces, as the model writes them
+                self._emit("response.function_call_arguments.delta", delta=arguments[offset:offset + 16], **ids)
+            self._emit("response.function_call_arguments.done", name=call["name"], arguments=arguments, **ids)
+            item = {**item, "status": "completed", "arguments": arguments}
+            self._items[item_id] = {"item": item, "audio_bytes": 0}
+            self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
+            output.append(item)
+        self._emit("response.done", response={"object": "realtime.response", "id": response_id,
+                                              "status": "completed", "status_details": None, "output": output})
+        with self._host.registry.changing(self._record):
+            record.update(status="completed")
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.
@@ -129,6 +176,11 @@ class Responder:
             self.active.task.cancel()
             with self._host.registry.changing(self._record):
                 self.active.record.update(status="cancelled", cancel_reason="connection_closed")
+
+
+def _text_tone(text: str) -> bytes:
+    low, high = TEXT_REPLY_MS
+    return _tone(max(low, min(high, TEXT_REPLY_MS_PER_WORD * len(text.split()))))
 
 
 def _tone(ms: int = 600, hz: int = 440, dbfs: float = -20.0) -> bytes:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..protocol import BYTES_PER_MS
+from .calls import CallScript
 from .records import EmulatorConfig, Registry, SessionRecord, new_id
 from .session import EmulatedSession, default_session
 from .vad import sum_of_squares
@@ -39,6 +40,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stopping = False
+        self.calls = CallScript()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -50,6 +52,7 @@ class Emulator:
         app.router.add_post("/emulator/faults", self._http_faults)
         app.router.add_post("/emulator/inject", self._http_inject)
         app.router.add_post("/emulator/drop", self._http_drop)
+        app.router.add_post("/emulator/function-call", self.calls.http_queue)
         return app
 
     async def _bind(self, host: str, port: int) -> str:
@@ -130,6 +133,9 @@ class Emulator:
         """Send an `error` event to one or all open sessions; returns how many got it."""
         kind = error_type or ("server_error" if code == "server_error" else "invalid_request_error")
         return self._on_loop(lambda s: s.error(message, code, type_=kind), session_id)
+
+    def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
+        return self.calls.next_for(record, typed_text, self.config)
 
     def drop(self, session_id: str | None = None) -> int:
         """Abruptly drop one or all connections (no close frame); returns how many."""

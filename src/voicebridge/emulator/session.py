@@ -80,7 +80,7 @@ class EmulatedSession:
             "input_audio_buffer.append": self.input.append,  # called with the decoded audio, see on_text
             "input_audio_buffer.commit": self.input.on_commit,
             "input_audio_buffer.clear": self.input.on_clear,
-            "response.create": lambda event: self.responses.on_create(self.input.last_utterance),
+            "response.create": self.responses.on_create,
             "response.cancel": self.responses.on_cancel,
             "conversation.item.create": self.conversation.on_create,
             "conversation.item.truncate": self.conversation.on_truncate,

@@ -11,6 +11,8 @@ import math
 from ..protocol import SAMPLE_RATE
 
 VAD_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
+EOU_MODELS = ("semantic_detection_v1", "semantic_detection_v1_en", "semantic_detection_v1_multilingual")
+NOISE_REDUCTION_TYPES = ("azure_deep_noise_suppression", "near_field", "far_field")
 
 
 class RequestError(Exception):
@@ -69,3 +71,56 @@ def validate_session(update: dict) -> None:
         check_number(td, "threshold", 0.0, 1.0)
         check_number(td, "prefix_padding_ms", 0)
         check_number(td, "silence_duration_ms", 0)
+        eou = td.get("end_of_utterance_detection")
+        if eou is not None:
+            if not td["type"].startswith("azure_semantic_vad"):
+                raise RequestError("Invalid 'session.turn_detection.end_of_utterance_detection': end-of-utterance "
+                                   "detection is only supported with azure_semantic_vad turn detection.",
+                                   "invalid_value", "session.turn_detection.end_of_utterance_detection")
+            if not isinstance(eou, dict) or eou.get("model") not in EOU_MODELS:
+                raise RequestError("Invalid 'session.turn_detection.end_of_utterance_detection.model': supported "
+                                   f"values are {', '.join(EOU_MODELS)}.", "invalid_value",
+                                   "session.turn_detection.end_of_utterance_detection.model")
+    _check_typed_object(update, "input_audio_noise_reduction", NOISE_REDUCTION_TYPES)
+    _check_typed_object(update, "input_audio_echo_cancellation", ("server_echo_cancellation",))
+    temperature = update.get("temperature")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)
+                                    or not 0.6 <= temperature <= 1.2):
+        raise RequestError("Invalid 'session.temperature': expected a number between 0.6 and 1.2.",
+                           "invalid_value", "session.temperature")
+    _check_tools(update)
+
+
+def _check_typed_object(update: dict, name: str, types: tuple[str, ...]) -> None:
+    value = update.get(name)
+    if value is not None and (not isinstance(value, dict) or value.get("type") not in types):
+        raise RequestError(f"Invalid 'session.{name}.type': supported values are {', '.join(types)}.",
+                           "invalid_value", f"session.{name}.type")
+
+
+def _check_tools(update: dict) -> None:
+    tools = update.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise RequestError("Invalid 'session.tools': expected an array.", "invalid_type", "session.tools")
+    names = set()
+    for index, tool in enumerate(tools):
+        where = f"session.tools[{index}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise RequestError(f"Invalid '{where}.type': supported values are function.", "invalid_value",
+                               f"{where}.type")
+        name = tool.get("name")
+        if not isinstance(name, str) or not name or name in names:
+            raise RequestError(f"Invalid '{where}.name': expected a unique non-empty string.", "invalid_value",
+                               f"{where}.name")
+        names.add(name)
+        parameters = tool.get("parameters")
+        if parameters is not None and (not isinstance(parameters, dict) or parameters.get("type") != "object"):
+            raise RequestError(f"Invalid '{where}.parameters': expected a JSON schema of type object.",
+                               "invalid_value", f"{where}.parameters")
+    choice = update.get("tool_choice")
+    if choice is not None and choice not in ("auto", "none", "required") and not (
+            isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name") in names):
+        raise RequestError("Invalid 'session.tool_choice': expected auto, none, required or a declared function.",
+                           "invalid_value", "session.tool_choice")

@@ -44,12 +44,22 @@ class UpstreamLink:
         if self.conn is not None:
             self._tasks.spawn(quiet_send(self.conn, event), name)
 
+    def send_soon_many(self, events: list[dict], name: str) -> None:
+        """Several events that must reach the service in this order."""
+        if self.conn is not None:
+            self._tasks.spawn(_send_in_order(self.conn, events), name)
+
 
 async def quiet_send(conn: VoiceLiveConnection, event: dict) -> None:
     try:
         await conn.send(event)
     except (VoiceLiveConnectionError, OSError) as exc:
         log.info("event=upstream.send_failed type=%s detail=%s", event.get("type"), exc)
+
+
+async def _send_in_order(conn: VoiceLiveConnection, events: list[dict]) -> None:
+    for event in events:
+        await quiet_send(conn, event)
 
 
 async def quiet_close(conn: VoiceLiveConnection) -> None:

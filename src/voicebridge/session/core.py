@@ -12,7 +12,7 @@ import logging
 import secrets
 
 from .. import protocol
-from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Start, State, Stop
+from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Start, State, Stop, Text
 from ..tasks import TaskOwner
 from .run import Run
 from .supervisor import Lifecycle, SessionHost, Supervisor
@@ -34,7 +34,8 @@ class BridgeSession:
         self._told: set[ErrorCode] = set()  # notices a tab gets once, not once per frame
 
         def new_run() -> Run:
-            return Run(self.id, self.tab, self.tasks, self.stats, host.options.record_transcripts)
+            options = host.options
+            return Run(self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.toolbox)
 
         self.supervisor = Supervisor(self.id, self.tab, self.tasks, host, new_run, self.stats)
 
@@ -66,6 +67,8 @@ class BridgeSession:
             self.supervisor.start()
         elif isinstance(message, Stop):
             self.supervisor.stop("tab_stop")
+        elif isinstance(message, Text):
+            self._text(message)
 
     def on_closed(self) -> None:
         self.supervisor.tab_closed()
@@ -80,6 +83,13 @@ class BridgeSession:
         if self.supervisor.lifecycle is Lifecycle.IDLE and ErrorCode.NOT_STARTED not in self._told:
             self._told.add(ErrorCode.NOT_STARTED)
             run.status.error(ErrorCode.NOT_STARTED, "Audio arrived before the session was started; send session.start first.")
+
+    def _text(self, message: Text) -> None:
+        run = self.run
+        if run.accepts_audio():
+            run.text(message)
+        else:  # unlike audio, a typed turn is deliberate: every lost one is answered
+            run.status.error(ErrorCode.NOT_STARTED, "The session is not ready for typed text yet; wait for it to be ready.")
 
     # --- what the bridge asks ---------------------------------------------------------------------
 

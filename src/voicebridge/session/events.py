@@ -18,6 +18,7 @@ from ..telemetry import SessionTelemetry
 from .bargein import INTERNAL_EVENT_PREFIX, BargeIn
 from .connection import UpstreamLink
 from .tab import TabLink, TabStatus
+from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
 from .turns import TurnTracker
 
@@ -40,6 +41,7 @@ class UpstreamEvents:
         turns: TurnTracker,
         transcripts: TranscriptKeeper,
         barge_in: BargeIn,
+        tools: ToolCalls,
         telemetry: SessionTelemetry,
         stats: dict[str, int],
     ):
@@ -51,6 +53,7 @@ class UpstreamEvents:
         self._turns = turns
         self._transcripts = transcripts
         self._barge_in = barge_in
+        self._tools = tools
         self._telemetry = telemetry
         self._stats = stats
 
@@ -78,14 +81,17 @@ class UpstreamEvents:
         log_event("session.ready", self._id, connect_ms=round(elapsed_ms), reconnect=reconnect)
         self._status.show(new)
 
-    def _speech_started(self, event: dict) -> None:
-        received = time.monotonic()
+    def interrupt(self, received: float) -> None:
+        """The user took the turn (speech or typed text): assistant audio playing or queued is a barge-in."""
         interruption = self._turns.interrupt(received)
-        if interruption is not None:  # a barge-in: silence the tab first, then sort out the upstream
+        if interruption is not None:  # silence the tab first, then sort out the upstream
             self._tab.send(protocol.CLEAR)
             self._stats["barge_ins"] += 1
             self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
             self._barge_in.recover(interruption)
+
+    def _speech_started(self, event: dict) -> None:
+        self.interrupt(time.monotonic())
         self._status.show(self._machine.speech_started())
 
     def _speech_stopped(self, event: dict) -> None:
@@ -123,6 +129,11 @@ class UpstreamEvents:
         dropped = self._turns.dropped(response_id)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
+        if self._tools.asked(response_id):
+            # The reply comes in the response that follows the tools' outputs: the turn goes on.
+            self._tools.response_done(response_id, interrupted=status == "cancelled" or dropped)
+            if current:
+                return
         if current:
             self._telemetry.turn_ended(status)
             self._status.show(self._machine.response_finished())
@@ -143,6 +154,10 @@ class UpstreamEvents:
     def _assistant_transcript_done(self, event: dict) -> None:
         interrupted = self._turns.dropped(event.get("response_id"))
         self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
+
+    def _function_call(self, event: dict) -> None:
+        if not self._turns.dropped(event.get("response_id")):
+            self._tools.requested(event)
 
     def _error(self, event: dict) -> None:
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
@@ -172,5 +187,6 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.output_audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_audio_transcript.done": UpstreamEvents._assistant_transcript_done,
+    "response.function_call_arguments.done": UpstreamEvents._function_call,
     "error": UpstreamEvents._error,
 }

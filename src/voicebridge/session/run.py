@@ -7,23 +7,38 @@ finished run. The supervisor keeps the latest run, finished or not, so the tab c
 
 from __future__ import annotations
 
+import itertools
+import time
+
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from .. import protocol
-from ..protocol import Audio, Playback
+from ..protocol import Audio, Playback, State, Text
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
-from .bargein import BargeIn
+from ..tools import Toolbox
+from .bargein import BargeIn, internal_id
 from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .tab import TabLink, TabStatus
+from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
 from .turns import TurnTracker
 from .uplink import Uplink
 
+_typed_ids = itertools.count(1)
+
 
 class Run:
-    def __init__(self, session_id: str, tab: TabLink, tasks: TaskOwner, stats: dict[str, int], record_transcripts: bool):
+    def __init__(
+        self,
+        session_id: str,
+        tab: TabLink,
+        tasks: TaskOwner,
+        stats: dict[str, int],
+        record_transcripts: bool,
+        toolbox: Toolbox | None = None,
+    ):
         self._tab = tab
         self._stats = stats
         self.telemetry = SessionTelemetry(session_id, record_transcripts)
@@ -31,9 +46,14 @@ class Run:
         self.upstream = UpstreamLink(tasks)
         self.turns = TurnTracker()
         self.transcripts = TranscriptKeeper(self._transcript)
+        self.tools = ToolCalls(
+            session_id, toolbox or Toolbox(), self.upstream, tab, tasks, self.telemetry,
+            user_speaking=lambda: self.status.state is State.LISTENING,
+        )
         barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
         self.events = UpstreamEvents(
-            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, barge_in, self.telemetry, stats
+            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, barge_in, self.tools,
+            self.telemetry, stats,
         )
         self.uplink = Uplink()
 
@@ -44,6 +64,28 @@ class Run:
         self._stats["chunks_up"] += 1
         self.uplink.push(message.data)
 
+    def text(self, message: Text) -> None:
+        """A typed turn: like speech, it interrupts a reply that is playing; then the model answers it."""
+        self.events.interrupt(time.monotonic())
+        active = self.turns.active_response
+        if active is not None and not self.turns.dropped(active):
+            # A reply still being prepared (no audio yet) would refuse the new response: it gives way.
+            self.turns.drop(active)
+            self.upstream.send_soon(
+                {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": active}, "cancel"
+            )
+        self.transcripts.user(f"typed-{next(_typed_ids)}", message.text, final=True, typed=True)
+        self.status.show(self.status.machine.speech_stopped())
+        self.telemetry.turn_started()
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": message.text}]}
+        self.upstream.send_soon_many(
+            [
+                {"type": "conversation.item.create", "event_id": internal_id("text"), "item": item},
+                {"type": "response.create", "event_id": internal_id("text-reply")},
+            ],
+            "text",
+        )
+
     def playback(self, message: Playback) -> None:
         if message.latency_ms is not None:
             self.telemetry.playback_latency(message.latency_ms)
@@ -53,6 +95,7 @@ class Run:
         """A new upstream connection: what the previous one said about turns and items is void."""
         self.turns.reset()
         self.transcripts.new_connection()
+        self.tools.reset()
         self.uplink.clear()
         self.upstream.attach(conn)
 

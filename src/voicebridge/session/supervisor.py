@@ -22,6 +22,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from ..logs import event
 from ..protocol import CloseCode, ErrorCode, State
 from ..tasks import TaskOwner
+from ..tools import Toolbox
 from ..upstream import UpstreamError
 from .connection import quiet_close
 from .run import Run
@@ -47,6 +48,7 @@ class SessionOptions:
     connect_timeout_s: float
     reconnect_window_s: float
     record_transcripts: bool = False
+    toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
 
 
 @dataclass(frozen=True, slots=True)

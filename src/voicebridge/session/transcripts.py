@@ -35,9 +35,9 @@ class TranscriptKeeper:
         self._streaming.clear()
         self._heard.clear()
 
-    def user(self, item_id: object, text: object, final: bool) -> None:
+    def user(self, item_id: object, text: object, final: bool, **extra: object) -> None:
         if isinstance(text, str) and isinstance(item_id, str):
-            self._send("user", item_id, text, final)
+            self._send("user", item_id, text, final, **extra)
 
     def assistant_delta(self, item_id: object, response_id: object, text: object) -> None:
         if isinstance(text, str) and isinstance(item_id, str):

@@ -81,6 +81,10 @@ class TurnTracker:
         self.active_response = None
         self._dropped.clear()
 
+    def drop(self, response_id: str) -> None:
+        """Whatever this response still sends is stale: the user has moved on."""
+        self._dropped.add(response_id)
+
     def dropped(self, response_id: object) -> bool:
         return response_id in self._dropped
 

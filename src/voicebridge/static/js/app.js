@@ -178,6 +178,8 @@ class Run {
         return this.onClear();
       case ServerType.TRANSCRIPT:
         return view.transcript(message);
+      case ServerType.TOOL:
+        return view.tool(message);
       case ServerType.ERROR:
         if (FATAL.has(message.code)) this.terminal = true;
         return view.showProblem(message.code, message.message);
@@ -306,8 +308,18 @@ function stop() {
   run?.stop();
 }
 
+// A typed turn; the server echoes it back as the user's transcript, so it shows once, in order.
+function say(text) {
+  const trimmed = text.trim();
+  return Boolean(trimmed) && SENDING.has(run?.state) && run.send({ type: ClientType.TEXT, text: trimmed });
+}
+
 view.start.addEventListener("click", start);
 view.stop.addEventListener("click", stop);
+view.compose.addEventListener("submit", (event) => {
+  event.preventDefault(); // Enter in the box submits the form
+  if (say(view.say.value)) view.say.value = "";
+});
 view.setState(State.IDLE);
 
 window.voicebridge = {
@@ -325,4 +337,5 @@ window.voicebridge = {
   },
   start,
   stop,
+  say,
 };

@@ -4,6 +4,7 @@
 // PCM16 mono both ways; a frame over MAX_FRAME_BYTES closes the socket (CloseCode.MESSAGE_TOO_BIG).
 export const SAMPLE_RATE = 24000;
 export const MAX_FRAME_BYTES = 1048576;
+export const MAX_TEXT_CHARS = 4000;
 
 export const State = Object.freeze({
   IDLE: "idle",
@@ -24,6 +25,7 @@ export const ClientType = Object.freeze({
   SESSION_START: "session.start",
   AUDIO: "audio",
   PLAYBACK: "playback",
+  TEXT: "text",
   SESSION_STOP: "session.stop",
 });
 
@@ -32,7 +34,14 @@ export const ServerType = Object.freeze({
   AUDIO: "audio",
   AUDIO_CLEAR: "audio.clear",
   TRANSCRIPT: "transcript",
+  TOOL: "tool",
   ERROR: "error",
+});
+
+export const ToolStatus = Object.freeze({
+  RUNNING: "running",
+  DONE: "done",
+  FAILED: "failed",
 });
 
 export const ErrorCode = Object.freeze({

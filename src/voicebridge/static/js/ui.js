@@ -1,6 +1,6 @@
 // Everything the page shows. State lives in app.js; this module only renders it.
 import { median } from "./bookkeeping.js";
-import { ErrorCode, State } from "./contract.js";
+import { ACTIVE_STATES, ErrorCode, State, ToolStatus } from "./contract.js";
 
 export const STATES = {
   [State.IDLE]: ["Not started", "Press Start session and allow the microphone when asked."],
@@ -56,6 +56,8 @@ export class View {
   constructor() {
     this.start = $("start");
     this.stop = $("stop");
+    this.compose = $("compose");
+    this.say = $("say");
     this.entries = new Map();
     this.slots = [];
   }
@@ -68,6 +70,10 @@ export class View {
     const live = ![State.IDLE, State.STOPPED, State.ERROR].includes(state);
     this.start.disabled = live;
     this.stop.disabled = !live;
+    // Typing works whenever audio would: the session is up and not reconnecting.
+    const talking = ACTIVE_STATES.includes(state);
+    this.say.disabled = !talking;
+    $("send").disabled = !talking;
   }
 
   // Known codes get a title and an action for the user; the server's wording goes underneath as detail.
@@ -95,10 +101,12 @@ export class View {
   }
 
   // A partial carries a new fragment (appended); the final carries the whole text (replaces).
-  transcript({ role, item_id: item, text, final, interrupted }) {
+  transcript({ role, item_id: item, text, final, interrupted, typed }) {
     let entry = this.entries.get(item);
     if (!entry) {
-      entry = (role === "user" && this.slots.shift()) || $("transcript").appendChild(document.createElement("li"));
+      // A typed turn is shown when it is sent: it never fills a slot kept for speech being transcribed.
+      const slot = role === "user" && !typed && this.slots.shift();
+      entry = slot || $("transcript").appendChild(document.createElement("li"));
       entry.hidden = false;
       entry.className = `turn ${role}`;
       entry.dataset.item = item;
@@ -114,6 +122,24 @@ export class View {
     body.textContent = final ? text : body.textContent + text;
     entry.dataset.final = String(Boolean(final));
     if (interrupted) entry.dataset.interrupted = "true";
+    entry.scrollIntoView({ block: "nearest" });
+  }
+
+  // One function call of the agent: a line in the conversation that follows the call's status.
+  tool({ call_id: call, name, status, label }) {
+    const key = `tool:${call}`;
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = $("transcript").appendChild(document.createElement("li"));
+      entry.className = "turn tool";
+      entry.dataset.call = call;
+      entry.dataset.tool = name;
+      this.entries.set(key, entry);
+      $("transcript-empty").hidden = true;
+    }
+    const what = label || `Using ${name.replaceAll("_", " ")}`;
+    entry.dataset.status = status;
+    entry.textContent = status === ToolStatus.RUNNING ? `${what}…` : status === ToolStatus.DONE ? `${what} — done` : `${what} — failed`;
     entry.scrollIntoView({ block: "nearest" });
   }
 

@@ -1,0 +1,55 @@
+"""Which function calls the emulator's next response makes: it has no model to decide, so it is told.
+
+First that applies: calls queued for the session (or for any), each list used once; the
+`function_calls` knob (every response to user input while set); or, for typed text, a declared tool one
+of whose name's words (4+ letters) the text contains ("What time is it?" → get_current_time), so a
+person can watch a call in `make run` without a model.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from aiohttp import web
+
+from .records import EmulatorConfig, SessionRecord, normalize_calls
+
+
+class CallScript:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # queued from any thread (tests, the control endpoint)
+        self._queued: list[tuple[str | None, tuple[dict, ...]]] = []  # (session id or None, calls)
+
+    def queue(self, calls: list[dict], session_id: str | None = None) -> None:
+        normalized = normalize_calls(calls)
+        with self._lock:
+            self._queued.append((session_id, normalized))
+
+    async def http_queue(self, request: web.Request) -> web.Response:
+        """POST /emulator/function-call {"name", "arguments", "session_id"?} or {"calls": [...], "session_id"?}."""
+        try:
+            body = await request.json() if request.can_read_body else {}
+            calls = body.get("calls", [body] if "name" in body else None)
+            self.queue(calls, body.get("session_id"))
+        except (ValueError, AttributeError) as exc:
+            raise web.HTTPBadRequest(text=f"expected {{name, arguments}} or {{calls: [...]}}: {exc}") from None
+        return web.json_response({"queued": len(calls)})
+
+    def next_for(self, record: SessionRecord, typed_text: str | None, config: EmulatorConfig) -> list[dict] | None:
+        with self._lock:
+            for index, (target, calls) in enumerate(self._queued):
+                if target in (None, record.id):
+                    del self._queued[index]
+                    return list(calls)
+        if config.function_calls:
+            return list(config.function_calls)
+        if typed_text:
+            words = _words(typed_text)
+            for tool in record.config.get("tools") or []:
+                if isinstance(tool, dict) and words & _words(str(tool.get("name", "")).replace("_", " ")):
+                    return [{"name": tool["name"], "arguments": "{}"}]
+        return None
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split() if len(w) > 3}

@@ -1,0 +1,97 @@
+"""Function calls the agent makes: run each tool, hand the model its output, then ask for the reply.
+
+A response that calls functions ends with `response.done` like any other. Each call runs as an owned
+task (a slow tool never holds the event loop; a stop cancels it) and its output goes back as a
+`function_call_output` item as soon as it is known. Once the asking response is done and every output is
+sent, exactly one `response.create` lets the model answer with them — unless the user has started to
+speak meanwhile, whose own turn then gets the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from azure.ai.voicelive.aio import VoiceLiveConnection
+
+from .. import protocol
+from ..logs import event as log_event
+from ..protocol import ToolStatus
+from ..tasks import TaskOwner
+from ..telemetry import SessionTelemetry
+from ..tools import Toolbox
+from .bargein import internal_id
+from .connection import UpstreamLink, quiet_send
+from .tab import TabLink
+
+log = logging.getLogger("voicebridge.session")
+
+
+class ToolCalls:
+    def __init__(
+        self,
+        session_id: str,
+        toolbox: Toolbox,
+        upstream: UpstreamLink,
+        tab: TabLink,
+        tasks: TaskOwner,
+        telemetry: SessionTelemetry,
+        user_speaking: Callable[[], bool],
+    ):
+        self._id = session_id
+        self._toolbox = toolbox
+        self._upstream = upstream
+        self._tab = tab
+        self._tasks = tasks
+        self._telemetry = telemetry
+        self._user_speaking = user_speaking
+        self._calls: dict[object, list[asyncio.Task[None]]] = {}  # asking response id -> its calls
+
+    def reset(self) -> None:
+        """A new upstream connection: the calls of the old one answer nobody (their tasks end by themselves)."""
+        self._calls.clear()
+
+    def asked(self, response_id: object) -> bool:
+        return response_id in self._calls
+
+    def requested(self, event: dict) -> None:
+        """`response.function_call_arguments.done`: the model has written one call in full."""
+        call_id, name, arguments = event.get("call_id"), event.get("name"), event.get("arguments")
+        conn = self._upstream.conn
+        if not isinstance(call_id, str) or not isinstance(name, str) or conn is None:
+            log.warning("event=tool.unusable_call session=%s", self._id)
+            return
+        arguments = arguments if isinstance(arguments, str) else "{}"
+        self._tab.send(protocol.tool(call_id, name, ToolStatus.RUNNING, self._label(name)))
+        task = self._tasks.spawn(self._call(conn, call_id, name, arguments), f"tool:{name}")
+        self._calls.setdefault(event.get("response_id"), []).append(task)
+
+    def response_done(self, response_id: object, interrupted: bool) -> None:
+        calls = self._calls.pop(response_id, None)
+        conn = self._upstream.conn
+        if calls and conn is not None:
+            self._tasks.spawn(self._reply(conn, calls, interrupted), "tool-reply")
+
+    async def _call(self, conn: VoiceLiveConnection, call_id: str, name: str, arguments: str) -> None:
+        started = time.monotonic()
+        with self._telemetry.tool_call(name) as span:
+            outcome = await self._toolbox.run(name, arguments)
+            span.outcome(outcome.reason, (time.monotonic() - started) * 1000.0)
+        log_event("tool.call", self._id, tool=name, outcome=outcome.reason)
+        if self._upstream.conn is conn:
+            output = {"type": "function_call_output", "call_id": call_id, "output": outcome.output}
+            await quiet_send(conn, {"type": "conversation.item.create", "event_id": internal_id("tool"), "item": output})
+        status = ToolStatus.DONE if outcome.status == "done" else ToolStatus.FAILED
+        self._tab.send(protocol.tool(call_id, name, status, self._label(name)))
+
+    async def _reply(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[None]], interrupted: bool) -> None:
+        await asyncio.wait(calls)  # each call's own task reports its failure; an output is sent either way
+        if interrupted or self._user_speaking() or self._upstream.conn is not conn:
+            return
+        await quiet_send(conn, {"type": "response.create", "event_id": internal_id("tool-reply")})
+
+    def _label(self, name: str) -> str | None:
+        tool = self._toolbox.tools.get(name)
+        return tool.label if tool is not None else None
