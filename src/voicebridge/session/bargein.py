@@ -8,24 +8,16 @@ truncated at what the tab reports having played, so the model remembers what the
 
 from __future__ import annotations
 
-import itertools
-
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from ..logs import event
 from ..tasks import TaskOwner
 from .connection import UpstreamLink, quiet_send
+from .ids import INTERNAL_EVENT_PREFIX, internal_id
 from .transcripts import TranscriptKeeper
 from .turns import Interruption, Item
 
-# Events the bridge sends itself carry this prefix so the errors they provoke stay internal.
-INTERNAL_EVENT_PREFIX = "vb-"
-
-_event_ids = itertools.count(1)
-
-
-def internal_id(kind: str) -> str:
-    return f"{INTERNAL_EVENT_PREFIX}{kind}-{next(_event_ids)}"
+__all__ = ["INTERNAL_EVENT_PREFIX", "BargeIn", "internal_id"]
 
 
 class BargeIn:
@@ -40,12 +32,26 @@ class BargeIn:
     def recover(self, interruption: Interruption) -> None:
         item = interruption.item
         if interruption.response_active:
-            # Names the response, so that a late cancel can never hit the user's next one.
-            cancel = {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": item.response_id}
-            self._upstream.send_soon(cancel, "cancel")
+            self.cancel(item.response_id)
         conn = self._upstream.conn
         if conn is not None:
             self._tasks.spawn(self._truncate(conn, item), "truncate")
+
+    def cancel(self, response_id: str | None) -> None:
+        # Names the response, so that a late cancel can never hit the user's next one.
+        cancel = {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": response_id}
+        self._upstream.send_soon(cancel, "cancel")
+
+    def unheard(self, item_id: str) -> None:
+        """A reply nobody heard (it began while the tab was away): the model keeps none of its audio."""
+        truncate = {
+            "type": "conversation.item.truncate",
+            "event_id": internal_id("truncate"),
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": 0,
+        }
+        self._upstream.send_soon(truncate, "truncate")
 
     async def _truncate(self, conn: VoiceLiveConnection, item: Item) -> None:
         audio_end_ms, basis = await item.heard_ms()

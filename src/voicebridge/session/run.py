@@ -6,33 +6,46 @@ turns, transcripts, telemetry) leaks into the next, and a late callback meets a 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from .. import protocol
-from ..protocol import Audio, Playback
+from ..protocol import Audio, Playback, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .tab import TabLink, TabStatus
-from .transcripts import TranscriptKeeper
+from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
 from .turns import TurnTracker
 from .uplink import Uplink
 
 
 class Run:
-    def __init__(self, session_id: str, tab: TabLink, tasks: TaskOwner, stats: dict[str, int], record_transcripts: bool):
+    def __init__(
+        self,
+        session_id: str,
+        tab: TabLink,
+        tasks: TaskOwner,
+        stats: dict[str, int],
+        record_transcripts: bool,
+        history_items: int = DEFAULT_HISTORY,
+        on_ready: Callable[[], None] = lambda: None,
+    ):
         self._tab = tab
         self._stats = stats
         self.telemetry = SessionTelemetry(session_id, record_transcripts)
         self.status = TabStatus(session_id, tab, self.telemetry)
         self.upstream = UpstreamLink(tasks)
         self.turns = TurnTracker()
-        self.transcripts = TranscriptKeeper(self._transcript)
-        barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
+        self.transcripts = TranscriptKeeper(self._transcript, history_items)
+        self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
         self.events = UpstreamEvents(
-            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, barge_in, self.telemetry, stats
+            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.telemetry, stats,
+            on_ready,
         )
         self.uplink = Uplink()
 
@@ -54,6 +67,34 @@ class Run:
         self.transcripts.new_connection()
         self.uplink.clear()
         self.upstream.attach(conn)
+
+    def park(self) -> None:
+        """The tab is gone, perhaps for a moment: what it was playing ends where it last said it was."""
+        self.turns.parked = True
+        interruption = self.turns.interrupt(time.monotonic())
+        if interruption is not None:
+            item = interruption.item
+            item.played(item.reported_ms or 0, flush=True)  # no flush report will come: the last one stands
+            self.barge_in.recover(interruption)
+        active = self.turns.active_response
+        if active is not None and not self.turns.dropped(active):  # a reply not yet heard at all
+            self.turns.drop_unheard(active)
+            self.barge_in.cancel(active)
+        self.status.show(self.status.machine.response_finished())
+
+    def resume(self) -> None:
+        self.turns.parked = False
+
+    def seed(self, history: tuple[Turn, ...]) -> None:
+        """The conversation the tab handed back with session.start (replayed like our own)."""
+        for turn in history:
+            self.transcripts.remember(turn.role, turn.text)
+
+    async def replay(self, conn: VoiceLiveConnection) -> None:
+        """The conversation so far into a freshly configured connection, before the tab hears ready."""
+        entries = self.transcripts.replayable()
+        if entries:
+            await self.upstream.replay.send(conn, entries)
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._tab.send(protocol.transcript(role, item_id, text, final, **extra))

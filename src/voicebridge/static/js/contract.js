@@ -25,6 +25,7 @@ export const ClientType = Object.freeze({
   AUDIO: "audio",
   PLAYBACK: "playback",
   SESSION_STOP: "session.stop",
+  SESSION_RESUME: "session.resume",
 });
 
 export const ServerType = Object.freeze({
@@ -33,6 +34,7 @@ export const ServerType = Object.freeze({
   AUDIO_CLEAR: "audio.clear",
   TRANSCRIPT: "transcript",
   ERROR: "error",
+  SESSION: "session",
 });
 
 export const ErrorCode = Object.freeze({
@@ -48,11 +50,12 @@ export const ErrorCode = Object.freeze({
   UPSTREAM_ERROR: "upstream_error",
   SERVER_DRAINING: "server_draining",
   TOO_MANY_SESSIONS: "too_many_sessions",
+  RESUME_EXPIRED: "resume_expired",
   INTERNAL: "internal",
 });
 
 // After these the server has ended (or never started) the session: retrying would only repeat them.
-export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "internal"]);
+export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "resume_expired", "internal"]);
 
 export const CloseCode = Object.freeze({
   MESSAGE_TOO_BIG: 1009,
