@@ -5,6 +5,10 @@
 export const SAMPLE_RATE = 24000;
 export const MAX_FRAME_BYTES = 1048576;
 
+// session.start's `history`: at most this many items and UTF-8 bytes of text in all.
+export const MAX_START_HISTORY_ITEMS = 40;
+export const MAX_START_HISTORY_BYTES = 16384;
+
 export const State = Object.freeze({
   IDLE: "idle",
   CONNECTING: "connecting",
@@ -35,6 +39,11 @@ export const ServerType = Object.freeze({
   TRANSCRIPT: "transcript",
   ERROR: "error",
   SESSION: "session",
+});
+
+export const Role = Object.freeze({
+  USER: "user",
+  ASSISTANT: "assistant",
 });
 
 export const ErrorCode = Object.freeze({
