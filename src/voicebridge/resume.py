@@ -5,7 +5,7 @@ replaced by a fresh one at every resume. A token lives while its session runs; w
 vanishes without session.stop the session is parked and the token expires VOICEBRIDGE_RESUME_SECONDS
 later, closing the upstream. A token is known only to the worker process that issued it: a resume that
 lands elsewhere (another instance, another worker of this one) gets `resume_expired`, and the page
-starts a new session with the conversation as history (docs/decisions/0003-resume-without-affinity.md).
+starts a new session with the conversation as history (docs/decisions/resume-without-affinity.md).
 Loop-thread only.
 """
 
