@@ -90,11 +90,12 @@ class Run:
         for turn in history:
             self.transcripts.remember(turn.role, turn.text)
 
-    async def replay(self, conn: VoiceLiveConnection) -> None:
+    async def replay(self, conn: VoiceLiveConnection) -> int:
         """The conversation so far into a freshly configured connection, before the tab hears ready."""
         entries = self.transcripts.replayable()
         if entries:
             await self.upstream.replay.send(conn, entries)
+        return len(entries)
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._tab.send(protocol.transcript(role, item_id, text, final, **extra))

@@ -90,7 +90,8 @@ class RunLoop:
         try:
             await conn.session.update(session=self._host.options.session_config)
             # Sent in the same breath as the configuration, so the service applies both before any audio.
-            await run.replay(conn)
+            if replayed := await run.replay(conn):
+                event("upstream.replayed", self._id, items=replayed)  # a count only: transcripts stay out of logs
             while True:
                 raw = await conn.recv_bytes()
                 if raw:

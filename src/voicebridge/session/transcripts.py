@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-DEFAULT_HISTORY = 40  # entries; the oldest go first, so a day-long session costs bounded memory
+DEFAULT_HISTORY = 40  # finished entries; the oldest go first, so a day-long session costs bounded memory
+MAX_PENDING = 8  # places held for items whose final has not come (a VAD false start never gets one)
 
 Emit = Callable[..., None]  # (role, item_id, text, final, **extra) -> None
 
@@ -32,18 +33,19 @@ class TranscriptKeeper:
         self._emit = emit
         self._streaming: dict[str, tuple[object, str]] = {}  # assistant item id -> (response id, text so far)
         self._heard: dict[str, float] = {}  # interrupted item id -> share of its audio the user heard
-        self.history: deque[Entry] = deque(maxlen=limit)
+        self._limit = limit
+        self.history: deque[Entry] = deque()
 
     def remember(self, role: str, text: str, item_id: str = "") -> None:
         """An item the tab already shows: handed back with session.start, or a typed text."""
-        self.history.append(Entry(role, item_id, text))
+        self._append(Entry(role, item_id, text))
 
     def began(self, role: str, item_id: object) -> None:
         """An item started (the user began speaking, the assistant's first words): its place in the
         conversation is now, although its final may come after a later item's (a late user transcript,
         a reply the user talked over)."""
         if isinstance(item_id, str) and self._entry(item_id) is None:
-            self.history.append(Entry(role, item_id, "", final=False))
+            self._append(Entry(role, item_id, "", final=False))
 
     def replayable(self) -> list[Entry]:
         """The conversation so far, oldest first, without items nobody heard anything of."""
@@ -53,6 +55,8 @@ class TranscriptKeeper:
         """Items of the previous upstream connection will never finish."""
         self._streaming.clear()
         self._heard.clear()
+        for entry in [e for e in self.history if not e.final]:
+            self.history.remove(entry)
 
     def user(self, item_id: object, text: object, final: bool) -> None:
         if isinstance(text, str) and isinstance(item_id, str):
@@ -101,9 +105,28 @@ class TranscriptKeeper:
             kept = _cut(text, share) if share is not None else text
             entry = self._entry(item_id)
             if entry is None or entry.final:
-                self.history.append(Entry(role, item_id, kept, interrupted))
+                self._append(Entry(role, item_id, kept, interrupted))
             else:
                 entry.text, entry.interrupted, entry.final = kept, interrupted, True
+                self._trim()
+
+    def _append(self, entry: Entry) -> None:
+        self.history.append(entry)
+        self._trim()
+
+    def _trim(self) -> None:
+        """At most `limit` finished entries (the most recent) and MAX_PENDING places held."""
+        finals = sum(1 for e in self.history if e.final)
+        pending = len(self.history) - finals
+        for entry in list(self.history):
+            if finals <= self._limit and pending <= MAX_PENDING:
+                return
+            if entry.final and finals > self._limit:
+                finals -= 1
+                self.history.remove(entry)
+            elif not entry.final and pending > MAX_PENDING:
+                pending -= 1
+                self.history.remove(entry)
 
     def _entry(self, item_id: str) -> Entry | None:
         for entry in reversed(self.history):
