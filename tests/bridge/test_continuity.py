@@ -264,3 +264,26 @@ def test_with_resume_off_a_closed_tab_releases_its_upstream_at_once(request, emu
     upstream = new_upstream(emulator, known)
     tab.close()
     assert emulator.wait_until(lambda: not record(emulator, upstream.id).open, timeout=2.0)
+
+
+def test_a_parked_session_whose_upstream_drops_restores_it_and_can_still_be_resumed(tabs, emulator):
+    known = upstream_ids(emulator)
+    first_tab = ready_tab(tabs)
+    token = token_of(first_tab)
+    said = turn(first_tab, seed=44)
+    upstream = new_upstream(emulator, known)
+    first_tab.close()
+    emulator.drop(upstream.id)  # while nobody is attached
+    assert emulator.wait_until(lambda: len(upstream_ids(emulator) - known) == 2 and not record(emulator, upstream.id).open)
+    restored = new_upstream(emulator, known | {upstream.id})
+    assert emulator.wait_until(lambda: len(replayed(record(emulator, restored.id))) == 2)
+    assert replayed(record(emulator, restored.id)) == [("user", "input_text", said[0]), ("assistant", "text", said[1])]
+
+    tab = tabs()
+    tab.send({"type": "session.resume", "resume": token})
+    token_of(tab)
+    mark = tab.mark()
+    tab.wait_state("ready")
+    turn(tab, seed=45)
+    assert tab.messages[mark:] and tab.of_type("error") == []
+    assert upstream_ids(emulator) - known == {upstream.id, restored.id}

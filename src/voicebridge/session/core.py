@@ -102,6 +102,8 @@ class BridgeSession:
 
     def _ready(self) -> None:
         """Ready on a fresh connection: the tab gets a token to resume this conversation with."""
+        if not self.tab.open:
+            return  # parked: the token the tab holds must stay the valid one
         token = self._host.resumes.issue(self)
         if token is not None:
             self.tab.send(protocol.resume_token(token))
