@@ -287,3 +287,19 @@ def test_a_parked_session_whose_upstream_drops_restores_it_and_can_still_be_resu
     turn(tab, seed=45)
     assert tab.messages[mark:] and tab.of_type("error") == []
     assert upstream_ids(emulator) - known == {upstream.id, restored.id}
+
+
+def test_a_resume_takes_over_from_a_socket_that_went_quiet_without_closing(tabs, emulator):
+    """A half-open socket (the network died, the server has not noticed) must not keep the session."""
+    known = upstream_ids(emulator)
+    old = ready_tab(tabs)
+    token = token_of(old)
+    upstream = new_upstream(emulator, known)
+    tab = tabs()
+    tab.send({"type": "session.resume", "resume": token})
+    token_of(tab)
+    tab.wait_state("ready")
+    assert old.wait_closed() == 1000
+    turn(tab, seed=46)
+    assert upstream_ids(emulator) - known == {upstream.id}
+    assert record(emulator, upstream.id).open
