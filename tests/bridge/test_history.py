@@ -5,9 +5,12 @@ Pure bookkeeping, so these drive TranscriptKeeper directly with events in the or
 
 from __future__ import annotations
 
+import pytest
+
 from voicebridge.protocol import MAX_START_HISTORY_BYTES, ProtocolError, Role, Start, Turn, parse
 from voicebridge.session.replay import Replay, item_event
 from voicebridge.session.transcripts import MAX_PENDING, TranscriptKeeper
+from voicebridge.settings import Settings, SettingsError
 
 
 def keeper(limit: int = 40) -> TranscriptKeeper:
@@ -76,3 +79,13 @@ def test_start_history_is_parsed_and_its_limits_hold():
             assert exc.code == "bad_message"
         else:
             raise AssertionError(f"accepted {bad[:60]}")
+
+
+def test_continuity_settings_default_and_refuse_nonsense():
+    defaults = Settings.from_env({})
+    assert (defaults.history_items, defaults.resume_window_s) == (40, 30.0)
+    off = Settings.from_env({"VOICEBRIDGE_RESUME_SECONDS": "0", "VOICEBRIDGE_HISTORY_ITEMS": "0"})
+    assert (off.history_items, off.resume_window_s) == (0, 0.0)
+    for name, value in (("VOICEBRIDGE_RESUME_SECONDS", "-1"), ("VOICEBRIDGE_HISTORY_ITEMS", "many")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})
