@@ -14,6 +14,7 @@ import logging
 
 from .logs import event
 from .protocol import CloseCode, ErrorCode
+from .resume import ResumeTokens
 from .runtime import LoopThread, TabConnection
 from .session import BridgeSession, Refusal, SessionHost, SessionOptions
 from .settings import Settings
@@ -41,9 +42,11 @@ class Bridge:
             connect_timeout_s=settings.connect_timeout_s,
             reconnect_window_s=settings.reconnect_window_s,
             record_transcripts=settings.telemetry_transcripts,
+            history_items=settings.history_items,
             toolbox=self.toolbox,
         )
-        self._host = SessionHost(connector.open, self.admit, self.forget, options)
+        self.resumes = ResumeTokens(settings.resume_window_s)
+        self._host = SessionHost(connector.open, self.admit, self.forget, options, self.resumes)
         self.sessions: dict[str, BridgeSession] = {}
         self.draining = False
         # A session whose tab is gone may still be closing its upstream: each is seen to its end here.
@@ -54,6 +57,7 @@ class Bridge:
         return self.emulator is not None
 
     def upstream_sessions(self) -> int:
+        """Open upstream sessions, parked ones (waiting for their tab to resume) included."""
         return sum(1 for s in self.sessions.values() if not s.closed.is_set())
 
     def admit(self) -> Refusal | None:
@@ -77,9 +81,10 @@ class Bridge:
         return session
 
     def forget(self, session: BridgeSession) -> None:
-        self.sessions.pop(session.id, None)
-        event("tab.closed", session.id)
-        self._closing.spawn(session.close(SESSION_CLOSE_S), f"close-{session.id}")
+        self.resumes.revoke(session)
+        if self.sessions.pop(session.id, None) is not None:
+            event("tab.closed", session.id)
+            self._closing.spawn(session.close(SESSION_CLOSE_S), f"close-{session.id}")
 
     def drain(self, timeout: float) -> bool:
         """Stop taking sessions, tell every tab to reconnect elsewhere, close every upstream. Blocking."""

@@ -40,11 +40,15 @@ def render() -> str:
         f"export const SAMPLE_RATE = {protocol.SAMPLE_RATE};\n"
         f"export const MAX_FRAME_BYTES = {protocol.MAX_FRAME_BYTES};\n"
         f"export const MAX_TEXT_CHARS = {protocol.MAX_TEXT_CHARS};\n",
+        "// session.start's `history`: at most this many items and UTF-8 bytes of text in all.\n"
+        f"export const MAX_START_HISTORY_ITEMS = {protocol.MAX_START_HISTORY_ITEMS};\n"
+        f"export const MAX_START_HISTORY_BYTES = {protocol.MAX_START_HISTORY_BYTES};\n",
         _enum(protocol.State),
         "// Audio flows both ways in these states.\n" + _list("ACTIVE_STATES", protocol.ACTIVE_STATES, protocol.State),
         _enum(protocol.ClientType),
         _enum(protocol.ServerType),
         _enum(protocol.ToolStatus),
+        _enum(protocol.Role),
         _enum(protocol.ErrorCode),
         "// After these the server has ended (or never started) the session: retrying would only repeat them.\n"
         + _list("FATAL_ERRORS", protocol.FATAL_ERRORS, protocol.ErrorCode),

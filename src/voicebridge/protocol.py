@@ -21,6 +21,9 @@ BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
 MAX_FRAME_BYTES = 1024 * 1024
 # A typed turn: 1 to this many characters after trimming.
 MAX_TEXT_CHARS = 4000
+# The conversation a session.start may carry (issue 12): items, and UTF-8 bytes of text in all.
+MAX_START_HISTORY_ITEMS = 40
+MAX_START_HISTORY_BYTES = 16 * 1024
 
 
 class State(StrEnum):
@@ -49,6 +52,7 @@ class ClientType(StrEnum):
     PLAYBACK = "playback"
     TEXT = "text"
     SESSION_STOP = "session.stop"
+    SESSION_RESUME = "session.resume"
 
 
 class ServerType(StrEnum):
@@ -60,6 +64,14 @@ class ServerType(StrEnum):
     TRANSCRIPT = "transcript"
     TOOL = "tool"
     ERROR = "error"
+    SESSION = "session"
+
+
+class Role(StrEnum):
+    """Who said a history item (session.start's `history`) or a transcript."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
 
 
 class ToolStatus(StrEnum):
@@ -83,6 +95,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     SERVER_DRAINING = "server_draining"
     TOO_MANY_SESSIONS = "too_many_sessions"
+    RESUME_EXPIRED = "resume_expired"
     INTERNAL = "internal"
 
 
@@ -109,6 +122,7 @@ ERROR_OUTCOMES: dict[ErrorCode, Outcome] = {
     ErrorCode.UPSTREAM_ERROR: Outcome.CONTINUES,
     ErrorCode.SERVER_DRAINING: Outcome.CLOSED,
     ErrorCode.TOO_MANY_SESSIONS: Outcome.NOT_STARTED,
+    ErrorCode.RESUME_EXPIRED: Outcome.NOT_STARTED,
     ErrorCode.INTERNAL: Outcome.ENDS,
 }
 # After these the server has ended (or never started) the session: a client retrying would only repeat them.
@@ -130,8 +144,21 @@ class ProtocolError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Turn:
+    """One item of the conversation a tab hands back (session.start's `history`)."""
+
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Start:
-    pass
+    history: tuple[Turn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +185,7 @@ class Text:
     text: str  # a typed turn, trimmed
 
 
-ClientMessage = Start | Stop | Audio | Playback | Text
+ClientMessage = Start | Stop | Audio | Playback | Resume | Text
 
 _START = Start()
 _STOP = Stop()
@@ -179,7 +206,9 @@ def parse(frame: str | bytes) -> ClientMessage:
     if kind == ClientType.PLAYBACK:
         return _playback(message)
     if kind == ClientType.SESSION_START:
-        return _START
+        return _start(message.get("history")) if "history" in message else _START
+    if kind == ClientType.SESSION_RESUME:
+        return _resume(message.get("resume"))
     if kind == ClientType.SESSION_STOP:
         return _STOP
     if kind == ClientType.TEXT:
@@ -208,6 +237,38 @@ def _text(text: object) -> Text:
             ErrorCode.BAD_MESSAGE, f"A text message needs \"text\": 1 to {MAX_TEXT_CHARS} characters besides spaces."
         )
     return Text(trimmed)
+def _start(history: object) -> Start:
+    if not isinstance(history, list):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "\"history\" must be a list of {\"role\", \"text\"} items.")
+    if len(history) > MAX_START_HISTORY_ITEMS:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"\"history\" may carry at most {MAX_START_HISTORY_ITEMS} items; send the most recent."
+        )
+    turns, size = [], 0
+    for item in history:
+        role = item.get("role") if isinstance(item, dict) else None
+        text = item.get("text") if isinstance(item, dict) else None
+        if role not in (Role.USER, Role.ASSISTANT) or not isinstance(text, str):
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, "Each history item needs \"role\" (\"user\" or \"assistant\") and a string \"text\"."
+            )
+        try:
+            size += len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "A history text is not valid Unicode.") from None
+        if size > MAX_START_HISTORY_BYTES:
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, f"\"history\" may carry at most {MAX_START_HISTORY_BYTES // 1024} KiB of text in all."
+            )
+        if text.strip():
+            turns.append(Turn(Role(role), text))
+    return Start(tuple(turns))
+
+
+def _resume(token: object) -> Resume:
+    if not isinstance(token, str) or not 0 < len(token) <= 256:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "A session.resume message needs \"resume\": the token the server sent.")
+    return Resume(token)
 
 
 def _playback(message: dict) -> Playback:
@@ -244,6 +305,10 @@ CLEAR = _dumps({"type": ServerType.AUDIO_CLEAR})
 
 def transcript(role: str, item_id: str, text: str, final: bool, **extra: object) -> str:
     return _dumps({"type": ServerType.TRANSCRIPT, "role": role, "item_id": item_id, "text": text, "final": final, **extra})
+
+
+def resume_token(token: str) -> str:
+    return _dumps({"type": ServerType.SESSION, "resume": token})
 
 
 def error(code: ErrorCode, message: str, **extra: object) -> str:

@@ -77,6 +77,9 @@ class Settings:
     connect_timeout_s: float = 10.0
     reconnect_window_s: float = 30.0
     drain_timeout_s: float = 10.0
+    # Continuity (issue 12): the conversation the bridge replays, and how long a lost tab may resume.
+    history_items: int = 40
+    resume_window_s: float = 30.0
 
     # Built-in emulator (used when no endpoint is configured)
     emulator_port: int = 0
@@ -140,6 +143,8 @@ class Settings:
                 "VOICEBRIDGE_RECONNECT_SECONDS", float, d.reconnect_window_s, 0.0, 600.0
             ),
             drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, d.drain_timeout_s, 0.5, 230.0),
+            history_items=env.number("VOICEBRIDGE_HISTORY_ITEMS", int, d.history_items, 0, 500),
+            resume_window_s=env.number("VOICEBRIDGE_RESUME_SECONDS", float, d.resume_window_s, 0.0, 600.0),
             emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
             key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
             key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from voicebridge.session.transcripts import MAX_HISTORY, TranscriptKeeper
+from voicebridge.session.transcripts import DEFAULT_HISTORY as MAX_HISTORY
+from voicebridge.session.transcripts import TranscriptKeeper
 from voicebridge.tasks import TaskOwner
 
 

@@ -189,14 +189,6 @@ def test_stop_releases_the_upstream_session_and_start_works_again(tabs, emulator
     assert second != first
 
 
-def test_closing_the_tab_releases_the_upstream_session(tabs, emulator):
-    tab = tabs()
-    upstream = upstream_of(emulator, tab.start)
-    tab.wait_state("ready")
-    tab.close()
-    assert emulator.wait_until(lambda: not is_open(emulator, upstream), timeout=2.0)
-
-
 def test_lost_upstream_reconnects_with_the_same_configuration(tabs, emulator):
     tab = ready_tab(tabs)
     session = [s for s in emulator.sessions() if s.open][-1]

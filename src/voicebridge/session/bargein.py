@@ -8,52 +8,57 @@ truncated at what the tab reports having played, so the model remembers what the
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
-
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from ..logs import event
 from ..tasks import TaskOwner
 from .connection import UpstreamLink, quiet_send
+from .ids import INTERNAL_EVENT_PREFIX, internal_id
 from .transcripts import TranscriptKeeper
 from .turns import Interruption, Item
 
-# Events the bridge sends itself carry this prefix so the errors they provoke stay internal.
-INTERNAL_EVENT_PREFIX = "vb-"
-
-_event_ids = itertools.count(1)
+__all__ = ["INTERNAL_EVENT_PREFIX", "BargeIn", "internal_id"]
 
 
-def internal_id(kind: str) -> str:
-    return f"{INTERNAL_EVENT_PREFIX}{kind}-{next(_event_ids)}"
-
-
-@dataclass(eq=False, slots=True)
 class BargeIn:
     """The upstream side of a barge-in, once the tab has been cleared (see events.UpstreamEvents)."""
 
-    session_id: str
-    upstream: UpstreamLink
-    transcripts: TranscriptKeeper
-    tasks: TaskOwner
+    def __init__(self, session_id: str, upstream: UpstreamLink, transcripts: TranscriptKeeper, tasks: TaskOwner):
+        self._session_id = session_id
+        self._upstream = upstream
+        self._transcripts = transcripts
+        self._tasks = tasks
 
     def recover(self, interruption: Interruption) -> None:
         item = interruption.item
         if interruption.response_active:
-            # Names the response, so that a late cancel can never hit the user's next one.
-            cancel = {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": item.response_id}
-            self.upstream.send_soon(cancel, "cancel")
-        conn = self.upstream.conn
+            self.cancel(item.response_id)
+        conn = self._upstream.conn
         if conn is not None:
-            self.tasks.spawn(self._truncate(conn, item), "truncate")
+            self._tasks.spawn(self._truncate(conn, item), "truncate")
+
+    def cancel(self, response_id: str | None) -> None:
+        # Names the response, so that a late cancel can never hit the user's next one.
+        cancel = {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": response_id}
+        self._upstream.send_soon(cancel, "cancel")
+
+    def unheard(self, item_id: str) -> None:
+        """A reply nobody heard (it began while the tab was away): the model keeps none of its audio."""
+        truncate = {
+            "type": "conversation.item.truncate",
+            "event_id": internal_id("truncate"),
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": 0,
+        }
+        self._upstream.send_soon(truncate, "truncate")
 
     async def _truncate(self, conn: VoiceLiveConnection, item: Item) -> None:
         audio_end_ms, basis = await item.heard_ms()
-        if self.upstream.conn is not conn:
+        if self._upstream.conn is not conn:
             return  # the upstream was replaced meanwhile; its conversation is gone
         if item.sent_ms:
-            self.transcripts.heard(item.id, audio_end_ms / item.sent_ms)
+            self._transcripts.heard(item.id, audio_end_ms / item.sent_ms)
         truncate = {
             "type": "conversation.item.truncate",
             "event_id": internal_id("truncate"),
@@ -62,4 +67,4 @@ class BargeIn:
             "audio_end_ms": audio_end_ms,
         }
         await quiet_send(conn, truncate)
-        event("barge_in.truncate", self.session_id, item=item.id, audio_end_ms=audio_end_ms, sent_ms=item.sent_ms, basis=basis)
+        event("barge_in.truncate", self._session_id, item=item.id, audio_end_ms=audio_end_ms, sent_ms=item.sent_ms, basis=basis)

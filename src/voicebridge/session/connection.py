@@ -9,6 +9,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from ..tasks import TaskOwner
+from .replay import Replay
 
 log = logging.getLogger("voicebridge.session")
 
@@ -21,6 +22,8 @@ class UpstreamLink:
         self.conn: VoiceLiveConnection | None = None
         self.reconnect = False  # this attempt restores a lost connection
         self.ready = False  # the service confirmed the session on this connection
+        self.configured = False  # session.updated arrived (ready waits for the replay too)
+        self.replay = Replay()
         self._opened_at = 0.0
 
     def connecting(self, reconnect: bool) -> None:
@@ -30,6 +33,8 @@ class UpstreamLink:
     def attach(self, conn: VoiceLiveConnection) -> None:
         self.conn = conn
         self.ready = False
+        self.configured = False
+        self.replay = Replay()
 
     def detach(self) -> VoiceLiveConnection | None:
         conn, self.conn = self.conn, None

@@ -1,8 +1,11 @@
 """One browser tab's session: its frames in, its lifecycle, and what it owns.
 
-The tab's socket (runtime.TabConnection) calls `on_frame` and `on_closed`; `Bridge` calls `drain` and
-`close`, and reads `closed`. The session knows the process only as its `SessionHost`. Everything runs
-on the bridge's event loop.
+The tab's socket (runtime.TabConnection) calls `on_frame` and `on_closed`; `Bridge` calls `start`,
+`stop`, `drain` and `close`. Everything runs on the bridge's event loop.
+
+Resume (issue 12): a socket whose first word is `session.resume` with a valid token hands its frames
+to the parked session that token names (`_target`), whose TabLink is re-pointed at this socket. A frame
+or a close from a socket the session has moved on from is ignored.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import logging
 import secrets
 
 from .. import protocol
-from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Start, State, Stop, Text
+from ..logs import event
+from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
 from ..tasks import TaskOwner
+from .host import SessionHost
 from .run import Run
-from .supervisor import Lifecycle, SessionHost, Supervisor
+from .supervisor import Lifecycle, Supervisor
 from .tab import TabChannel, TabLink
 
 log = logging.getLogger("voicebridge.session")
@@ -27,6 +32,8 @@ TASKS_END_S = 1.0
 class BridgeSession:
     def __init__(self, channel: TabChannel, host: SessionHost):
         self.id = secrets.token_hex(6)
+        self._channel = channel  # this object's own socket
+        self._target: BridgeSession = self  # whose conversation this socket carries (another's after a resume)
         self.tab = TabLink(channel, self.id)
         self.tasks = TaskOwner(f"session-{self.id}")
         self.stats = {"chunks_up": 0, "chunks_down": 0, "dropped_up": 0, "barge_ins": 0, "bad_frames": 0}
@@ -35,9 +42,12 @@ class BridgeSession:
 
         def new_run() -> Run:
             options = host.options
-            return Run(self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.toolbox)
+            return Run(
+                self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
+                self._ready, options.toolbox,
+            )
 
-        self.supervisor = Supervisor(self.id, self.tab, self.tasks, host, new_run, self.stats)
+        self.supervisor = Supervisor(self.id, self.tab, self.tasks, host, new_run, self.stats, self._run_ended)
 
     @property
     def closed(self) -> asyncio.Event:
@@ -51,6 +61,17 @@ class BridgeSession:
     # --- the tab's socket (runtime.TabHandler) ---------------------------------------------------
 
     def on_frame(self, frame: str | bytes) -> None:
+        self._target.handle(self._channel, frame)
+
+    def on_closed(self) -> None:
+        target = self._target
+        if target is not self:
+            self._host.forget(self)
+        target.channel_closed(self._channel)
+
+    def handle(self, channel: TabChannel, frame: str | bytes) -> None:
+        if channel is not self.tab.channel:
+            return  # a socket this conversation has moved on from
         try:
             message = protocol.parse(frame)
         except ProtocolError as exc:
@@ -64,15 +85,74 @@ class BridgeSession:
         elif isinstance(message, Playback):
             self.run.playback(message)
         elif isinstance(message, Start):
-            self.supervisor.start()
+            self.supervisor.start(message.history)
         elif isinstance(message, Stop):
             self.supervisor.stop("tab_stop")
+        elif isinstance(message, Resume):
+            self._resume(message.token)
         elif isinstance(message, Text):
             self._text(message)
 
-    def on_closed(self) -> None:
+    def channel_closed(self, channel: TabChannel) -> None:
+        if channel is not self.tab.channel:
+            return
+        self.tab.gone()
+        if self.supervisor.lifecycle is Lifecycle.RUNNING and self._host.resumes.park(self):
+            self.supervisor.park()
+            return
         self.supervisor.tab_closed()
         self._host.forget(self)
+
+    # --- continuity (issue 12) -------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        """Ready on a fresh connection: the tab gets a token to resume this conversation with."""
+        if not self.tab.open:
+            return  # parked: the token the tab holds must stay the valid one
+        token = self._host.resumes.issue(self)
+        if token is not None:
+            self.tab.send(protocol.resume_token(token))
+
+    def _resume(self, token: str) -> None:
+        if self._target is not self or self.supervisor.lifecycle is not Lifecycle.IDLE:
+            self.tab.send(protocol.error(ErrorCode.BAD_MESSAGE, "session.resume must be the first message on a new connection."))
+            return
+        parked = self._host.resumes.claim(token)
+        if parked is None or parked.supervisor.lifecycle not in (Lifecycle.RUNNING, Lifecycle.PARKED):
+            self.tab.send(protocol.error(
+                ErrorCode.RESUME_EXPIRED,
+                "That session can no longer be resumed here; start a new session (send the conversation as history).",
+            ))
+            return
+        self._target = parked
+        self.tab.gone()  # this object's own link stays silent: the parked session talks on this socket now
+        self._host.forget(self)
+        parked.adopt(self._channel)
+
+    def adopt(self, channel: TabChannel) -> None:
+        """Carry on this conversation over `channel`: a fresh token, then the current state."""
+        self.tab.repoint(channel)
+        self.supervisor.resumed()
+        event("tab.resumed", self.id)
+        self._ready()
+        self.tab.send(protocol.state(self.run.status.state))
+
+    def _run_ended(self) -> None:
+        """A run is over: there is no upstream left to resume; a session without a tab is gone for good."""
+        self._host.resumes.revoke(self)
+        if self.supervisor.lifecycle is Lifecycle.CLOSED:
+            self._host.forget(self)
+
+    def expire(self) -> None:
+        """Nobody resumed this parked session within the window: close its upstream."""
+        self.supervisor.stop("resume_expired")
+
+    def _text(self, message: Text) -> None:
+        run = self.run
+        if run.accepts_audio():
+            run.text(message)
+        else:  # unlike audio, a typed turn is deliberate: every lost one is answered
+            run.status.error(ErrorCode.NOT_STARTED, "The session is not ready for typed text yet; wait for it to be ready.")
 
     def _audio(self, message: Audio) -> None:
         run = self.run
@@ -83,13 +163,6 @@ class BridgeSession:
         if self.supervisor.lifecycle is Lifecycle.IDLE and ErrorCode.NOT_STARTED not in self._told:
             self._told.add(ErrorCode.NOT_STARTED)
             run.status.error(ErrorCode.NOT_STARTED, "Audio arrived before the session was started; send session.start first.")
-
-    def _text(self, message: Text) -> None:
-        run = self.run
-        if run.accepts_audio():
-            run.text(message)
-        else:  # unlike audio, a typed turn is deliberate: every lost one is answered
-            run.status.error(ErrorCode.NOT_STARTED, "The session is not ready for typed text yet; wait for it to be ready.")
 
     # --- what the bridge asks ---------------------------------------------------------------------
 

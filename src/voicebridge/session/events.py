@@ -44,6 +44,7 @@ class UpstreamEvents:
         tools: ToolCalls,
         telemetry: SessionTelemetry,
         stats: dict[str, int],
+        on_ready: Callable[[], None] = lambda: None,
     ):
         self._id = session_id
         self._status = status
@@ -56,6 +57,7 @@ class UpstreamEvents:
         self._tools = tools
         self._telemetry = telemetry
         self._stats = stats
+        self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
 
     def dispatch(self, raw: bytes) -> None:
         try:
@@ -64,6 +66,9 @@ class UpstreamEvents:
         except (ValueError, AttributeError):
             log.warning("event=upstream.unparseable session=%s bytes=%d", self._id, len(raw))
             return
+        replay = self._upstream.replay
+        if replay.pending and replay.acknowledged(event) and not replay.pending and self._upstream.configured:
+            self.become_ready()
         if handler is None:
             return
         try:
@@ -72,6 +77,12 @@ class UpstreamEvents:
             log.exception("event=upstream.unexpected session=%s type=%s", self._id, event.get("type"))
 
     def _session_updated(self, event: dict) -> None:
+        self._upstream.configured = True
+        if not self._upstream.replay.pending:
+            self.become_ready()
+
+    def become_ready(self) -> None:
+        """Configured, and the replayed conversation acknowledged: the tab may talk."""
         new = self._machine.session_updated()
         if new is None:
             return
@@ -79,6 +90,7 @@ class UpstreamEvents:
         reconnect = self._upstream.reconnect
         self._telemetry.connected(elapsed_ms, reconnect=reconnect)
         log_event("session.ready", self._id, connect_ms=round(elapsed_ms), reconnect=reconnect)
+        self._on_ready()
         self._status.show(new)
 
     def interrupt(self, received: float) -> None:
@@ -92,6 +104,7 @@ class UpstreamEvents:
 
     def _speech_started(self, event: dict) -> None:
         self.interrupt(time.monotonic())
+        self._transcripts.began("user", event.get("item_id"))
         self._status.show(self._machine.speech_started())
 
     def _speech_stopped(self, event: dict) -> None:
@@ -100,11 +113,19 @@ class UpstreamEvents:
 
     def _response_created(self, event: dict) -> None:
         response = event.get("response")
-        self._turns.response_created(response.get("id") if isinstance(response, dict) else None)
+        response_id = response.get("id") if isinstance(response, dict) else None
+        if self._turns.parked and isinstance(response_id, str):
+            # No tab to hear it (the socket dropped): cancel it; its item is truncated to nothing.
+            self._turns.drop_unheard(response_id)
+            self._barge_in.cancel(response_id)
+            return
+        self._turns.response_created(response_id)
 
     def _audio_delta(self, event: dict) -> None:
         response_id = event.get("response_id")
         if self._turns.dropped(response_id):
+            if self._turns.first_unheard_audio(response_id) and isinstance(event.get("item_id"), str):
+                self._barge_in.unheard(event["item_id"])
             return
         data = event.get("delta")
         item_id = event.get("item_id")

@@ -1,28 +1,29 @@
 """One run of a tab's session: from a start to its end, across upstream reconnects.
 
-A run is built whole at each start and replaced by the next one, so nothing of one conversation
-(states, turns, transcripts and history, telemetry) leaks into the next, and a late callback meets a
-finished run. The supervisor keeps the latest run, finished or not, so the tab can always be answered.
+A run is built whole at each start and dropped at its end, so nothing of one conversation (states,
+turns, transcripts, telemetry) leaks into the next, and a late callback meets a finished run.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from .. import protocol
-from ..protocol import Audio, Playback, State, Text
+from ..protocol import Audio, Playback, State, Text, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
-from .bargein import BargeIn, internal_id
+from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
+from .ids import internal_id
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
-from .transcripts import TranscriptKeeper
+from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
 from .turns import TurnTracker
 from .uplink import Uplink
 
@@ -37,6 +38,8 @@ class Run:
         tasks: TaskOwner,
         stats: dict[str, int],
         record_transcripts: bool,
+        history_items: int = DEFAULT_HISTORY,
+        on_ready: Callable[[], None] = lambda: None,
         toolbox: Toolbox | None = None,
     ):
         self._tab = tab
@@ -45,15 +48,15 @@ class Run:
         self.status = TabStatus(session_id, tab, self.telemetry)
         self.upstream = UpstreamLink(tasks)
         self.turns = TurnTracker()
-        self.transcripts = TranscriptKeeper(self._transcript)
+        self.transcripts = TranscriptKeeper(self._transcript, history_items)
+        self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
         self.tools = ToolCalls(
             session_id, toolbox or Toolbox(), self.upstream, tab, tasks, self.telemetry,
             user_speaking=lambda: self.status.state is State.LISTENING,
         )
-        barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
         self.events = UpstreamEvents(
-            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, barge_in, self.tools,
-            self.telemetry, stats,
+            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
+            self.telemetry, stats, on_ready,
         )
         self.uplink = Uplink()
 
@@ -71,9 +74,7 @@ class Run:
         if active is not None and not self.turns.dropped(active):
             # A reply still being prepared (no audio yet) would refuse the new response: it gives way.
             self.turns.drop(active)
-            self.upstream.send_soon(
-                {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": active}, "cancel"
-            )
+            self.barge_in.cancel(active)
         self.transcripts.user(f"typed-{next(_typed_ids)}", message.text, final=True, typed=True)
         self.status.show(self.status.machine.speech_stopped())
         self.telemetry.turn_started()
@@ -98,6 +99,35 @@ class Run:
         self.tools.reset()
         self.uplink.clear()
         self.upstream.attach(conn)
+
+    def park(self) -> None:
+        """The tab is gone, perhaps for a moment: what it was playing ends where it last said it was."""
+        self.turns.parked = True
+        interruption = self.turns.interrupt(time.monotonic())
+        if interruption is not None:
+            item = interruption.item
+            item.played(item.reported_ms or 0, flush=True)  # no flush report will come: the last one stands
+            self.barge_in.recover(interruption)
+        active = self.turns.active_response
+        if active is not None and not self.turns.dropped(active):  # a reply not yet heard at all
+            self.turns.drop_unheard(active)
+            self.barge_in.cancel(active)
+        self.status.show(self.status.machine.response_finished())
+
+    def resume(self) -> None:
+        self.turns.parked = False
+
+    def seed(self, history: tuple[Turn, ...]) -> None:
+        """The conversation the tab handed back with session.start (replayed like our own)."""
+        for turn in history:
+            self.transcripts.remember(turn.role, turn.text)
+
+    async def replay(self, conn: VoiceLiveConnection) -> int:
+        """The conversation so far into a freshly configured connection, before the tab hears ready."""
+        entries = self.transcripts.replayable()
+        if entries:
+            await self.upstream.replay.send(conn, entries)
+        return len(entries)
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._tab.send(protocol.transcript(role, item_id, text, final, **extra))

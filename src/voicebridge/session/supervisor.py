@@ -1,74 +1,38 @@
-"""Connect, reconnect and stop: the lifecycle of one tab's upstream session.
+"""Start, stop, park and resume: the lifecycle of one tab's upstream session.
 
 `start`, `stop` and the tab closing may arrive in any order and any number; the lifecycle enum says
 what each means now, and the last word wins (stop, start, stop ends stopped). Each run is one owned
-task; its cleanup always ends by setting `closed`, whatever the steps before it met.
+task (runloop.py keeps it connected); its cleanup always ends by setting `closed`, whatever the steps
+before it met. A tab that vanishes without session.stop may leave its run parked: still connected
+upstream, waiting for the same conversation to resume on a new socket (issue 12).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from enum import Enum
-from typing import Any
-
-from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
-from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 
 from ..logs import event
-from ..protocol import CloseCode, ErrorCode, State
+from ..protocol import ErrorCode, State, Turn
 from ..tasks import TaskOwner
-from ..tools import Toolbox
-from ..upstream import UpstreamError
 from .connection import quiet_close
+from .host import SessionHost
 from .run import Run
+from .runloop import RunLoop
 from .tab import TabLink
 
 log = logging.getLogger("voicebridge.session")
-
-# How long a cancelled uplink sender may take to end before the connection closes under it anyway.
-SENDER_STOP_S = 1.0
 
 
 class Lifecycle(Enum):
     IDLE = "idle"  # no run: start() begins one
     RUNNING = "running"  # a run is connecting, relaying or reconnecting
+    PARKED = "parked"  # running without a tab: the socket dropped, a resume may reattach one
     STOPPING = "stopping"  # stop() cancelled the run; its cleanup is under way
     RESTARTING = "restarting"  # stopping, and a start() came meanwhile: a fresh run follows the cleanup
     CLOSED = "closed"  # the tab is gone: a run still cleaning up ends, nothing starts again
-
-
-@dataclass(frozen=True, slots=True)
-class SessionOptions:
-    session_config: object  # the RequestSession sent with session.update on every connection
-    connect_timeout_s: float
-    reconnect_window_s: float
-    record_transcripts: bool = False
-    toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why the process takes no new session now; sent to the tab, which is then closed if `close` says so."""
-
-    code: ErrorCode
-    message: str
-    close: CloseCode | None = None
-    close_reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionHost:
-    """All a session knows of the process that runs it (Bridge builds one and hands it to every session)."""
-
-    open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
-    admit: Callable[[], Refusal | None]  # None: one more upstream session is welcome now
-    forget: Callable[[Any], None]  # the session's tab is gone
-    options: SessionOptions
 
 
 class Supervisor:
@@ -80,6 +44,7 @@ class Supervisor:
         host: SessionHost,
         new_run: Callable[[], Run],
         stats: dict[str, int],
+        run_ended: Callable[[], None] = lambda: None,
     ):
         self._id = session_id
         self._tab = tab
@@ -88,14 +53,21 @@ class Supervisor:
         self.lifecycle = Lifecycle.IDLE
         self._new_run = new_run
         self._stats = stats
+        self._run_ended = run_ended
         self.run = new_run()  # the current run, or the last one (finished); never None
         self._task: asyncio.Task[None] | None = None
+        self._history: tuple[Turn, ...] = ()  # what the next run starts from (session.start's history)
+        self._loop = RunLoop(session_id, tasks, host, self._wanted, self.stop)
         self.closed = asyncio.Event()
         self.closed.set()  # nothing upstream yet
 
-    def start(self) -> None:
+    def _wanted(self) -> bool:
+        return self.lifecycle in (Lifecycle.RUNNING, Lifecycle.PARKED)
+
+    def start(self, history: tuple[Turn, ...] = ()) -> None:
         if self.lifecycle is Lifecycle.STOPPING:
             self.lifecycle = Lifecycle.RESTARTING  # start again once the old upstream is closed
+            self._history = history
         if self.lifecycle is not Lifecycle.IDLE:
             return
         refusal = self._host.admit()
@@ -105,6 +77,8 @@ class Supervisor:
                 self._tab.close(refusal.close, refusal.close_reason)
             return
         run = self.run = self._new_run()
+        run.seed(history or self._history)
+        self._history = ()
         run.telemetry.started()
         self.closed.clear()
         self.lifecycle = Lifecycle.RUNNING
@@ -114,6 +88,9 @@ class Supervisor:
     def stop(self, reason: str) -> None:
         if self.lifecycle is Lifecycle.RESTARTING:
             self.lifecycle = Lifecycle.STOPPING  # the last word is stop: no fresh run after the cleanup
+        if self.lifecycle is Lifecycle.PARKED:
+            self.lifecycle = Lifecycle.CLOSED  # nobody is left to start again
+            self._cancel(reason)
         if self.lifecycle is not Lifecycle.RUNNING:
             return
         self.lifecycle = Lifecycle.STOPPING
@@ -123,8 +100,22 @@ class Supervisor:
         was = self.lifecycle
         self.lifecycle = Lifecycle.CLOSED
         self._tab.gone()
-        if was is Lifecycle.RUNNING:
+        if was in (Lifecycle.RUNNING, Lifecycle.PARKED):
             self._cancel("tab_closed")
+
+    def park(self) -> None:
+        """The tab vanished mid-run: keep the upstream, drop what it says until a tab is back."""
+        if self.lifecycle is Lifecycle.RUNNING:
+            self.lifecycle = Lifecycle.PARKED
+            self.run.park()
+            event("session.parked", self._id)
+
+    def resumed(self) -> None:
+        """A new socket took this session over (parked, or still running on a socket that went quiet)."""
+        if self.lifecycle is Lifecycle.PARKED:
+            self.lifecycle = Lifecycle.RUNNING
+        self.run.resume()
+        event("session.resumed", self._id)
 
     def _cancel(self, reason: str) -> None:
         assert self._task is not None
@@ -136,7 +127,7 @@ class Supervisor:
     async def _supervise(self, run: Run) -> None:
         end_reason = "stopped"
         try:
-            end_reason = await self._connect_loop(run)
+            end_reason = await self._loop.connect_loop(run)
         except asyncio.CancelledError:
             end_reason = "stopped"
         except Exception:  # a surprise must end this session only, never the process or a neighbour
@@ -159,9 +150,12 @@ class Supervisor:
         self._task = None
         self.closed.set()
         event("session.closed", self._id, reason=reason, **self._stats)
+        if self.lifecycle is Lifecycle.PARKED:
+            self.lifecycle = Lifecycle.CLOSED  # ended by itself while its tab was away: nobody to tell
+        self._attempt(self._run_ended)
         if self.lifecycle is Lifecycle.RESTARTING:
             self.lifecycle = Lifecycle.IDLE
-            self.start()
+            self.start(self._history)
         elif self.lifecycle is not Lifecycle.CLOSED:
             self.lifecycle = Lifecycle.IDLE
 
@@ -170,72 +164,3 @@ class Supervisor:
             step(*args)
         except Exception:
             log.exception("event=session.cleanup_failed session=%s step=%s", self._id, getattr(step, "__name__", step))
-
-    async def _connect_loop(self, run: Run) -> str:
-        """Connect, relay, and restore a lost upstream within the reconnect window; returns why the run ended."""
-        window = self._host.options.reconnect_window_s
-        deadline: float | None = None  # set while recovering a lost upstream
-        attempt = 0
-        while True:
-            reconnect = deadline is not None
-            run.status.show(run.status.machine.connecting(reconnect))
-            run.upstream.connecting(reconnect)
-            try:
-                conn = await self._host.open_upstream()
-            except UpstreamError as exc:
-                run.telemetry.failure(exc.code)
-                if deadline is None or exc.code == ErrorCode.UPSTREAM_AUTH:
-                    run.status.fail(exc.code, exc.message)
-                    return exc.code
-                event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
-            else:
-                was_ready = await self._relay(run, conn)
-                if self.lifecycle is not Lifecycle.RUNNING:
-                    return "stopped"
-                if was_ready or deadline is None:
-                    deadline = time.monotonic() + window
-                    attempt = 0
-                run.telemetry.reconnecting("upstream_closed")
-                event("upstream.lost", self._id)
-                run.status.show(run.status.machine.connecting(reconnect=True))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                run.status.fail(
-                    ErrorCode.UPSTREAM_LOST,
-                    f"Lost the connection to Voice Live and could not restore it within {window:g} s. "
-                    "Start a new session to try again.",
-                )
-                return ErrorCode.UPSTREAM_LOST
-            delay = min(0.25 * 2**attempt, 4.0) * random.uniform(0.75, 1.25)
-            attempt += 1
-            await asyncio.sleep(min(delay, remaining))
-
-    async def _relay(self, run: Run, conn: VoiceLiveConnection) -> bool:
-        """Relay until the upstream ends. Returns whether the session got ready on this connection."""
-        run.connected(conn)
-        sender = self._tasks.spawn(run.uplink.pump(conn), "uplink")
-        watchdog = asyncio.get_running_loop().call_later(
-            self._host.options.connect_timeout_s, self._ready_timeout, run, conn
-        )
-        try:
-            await conn.session.update(session=self._host.options.session_config)
-            while True:
-                raw = await conn.recv_bytes()
-                if raw:
-                    run.events.dispatch(raw)
-        except (ConnectionClosed, VoiceLiveConnectionError, OSError) as exc:
-            event("upstream.closed", self._id, detail=str(exc)[:120])
-        finally:
-            watchdog.cancel()
-            run.upstream.detach()
-            try:
-                await self._tasks.cancel(sender, SENDER_STOP_S)
-            finally:
-                await quiet_close(conn)
-        return run.upstream.ready
-
-    def _ready_timeout(self, run: Run, conn: VoiceLiveConnection) -> None:
-        if run.upstream.conn is conn and run.status.state in (State.CONNECTING, State.RECONNECTING):
-            run.telemetry.failure(ErrorCode.UPSTREAM_TIMEOUT)
-            run.status.fail(ErrorCode.UPSTREAM_TIMEOUT, "Voice Live accepted the connection but never confirmed the session.")
-            self.stop("ready_timeout")

@@ -48,6 +48,21 @@ class TabLink:
     def gone(self) -> None:
         self.open = False
 
+    @property
+    def channel(self) -> TabChannel:
+        return self._channel
+
+    def repoint(self, channel: TabChannel) -> None:
+        """A resumed session's frames go to its new socket; a socket it leaves behind (one that went
+        quiet without closing) is closed, so one conversation never talks to two sockets."""
+        old, self._channel = self._channel, channel
+        if self.open:
+            try:
+                old.close(1000, "resumed on another connection")
+            except Exception as exc:
+                log.info("event=tab.close_failed session=%s detail=%s", self._session_id, exc)
+        self.open = True
+
 
 class TabStatus:
     """One run's tab-visible state machine, its error reports, and telling the tab about both."""

@@ -22,8 +22,8 @@ from ..protocol import ToolStatus
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
-from .bargein import internal_id
 from .connection import UpstreamLink, quiet_send
+from .ids import internal_id
 from .tab import TabLink
 
 log = logging.getLogger("voicebridge.session")

@@ -1,7 +1,10 @@
 """Transcripts to the tab, and the run's conversation history.
 
 The tab gets every partial and a final per item. The history keeps the finals: what the user said and
-what the assistant said, an interrupted reply only as far as the user heard it, in order, bounded.
+what the assistant said, an interrupted reply only as far as the user heard it, in order, bounded by
+VOICEBRIDGE_HISTORY_ITEMS (the most recent). It is what the bridge replays into a new upstream session
+(replay.py); like every transcript it stays out of logs and traces (telemetry records text only when
+VOICEBRIDGE_TELEMETRY_TRANSCRIPTS says so).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-MAX_HISTORY = 500  # entries; the oldest go first, so a day-long session costs bounded memory
+DEFAULT_HISTORY = 40  # finished entries; the oldest go first, so a day-long session costs bounded memory
+MAX_PENDING = 8  # places held for items whose final has not come (a VAD false start never gets one)
 
 Emit = Callable[..., None]  # (role, item_id, text, final, **extra) -> None
 
@@ -21,19 +25,38 @@ class Entry:
     item_id: str
     text: str
     interrupted: bool = False
+    final: bool = True  # False: a place held in conversation order until the item's final arrives
 
 
 class TranscriptKeeper:
-    def __init__(self, emit: Emit):
+    def __init__(self, emit: Emit, limit: int = DEFAULT_HISTORY):
         self._emit = emit
         self._streaming: dict[str, tuple[object, str]] = {}  # assistant item id -> (response id, text so far)
         self._heard: dict[str, float] = {}  # interrupted item id -> share of its audio the user heard
-        self.history: deque[Entry] = deque(maxlen=MAX_HISTORY)
+        self._limit = limit
+        self.history: deque[Entry] = deque()
+
+    def remember(self, role: str, text: str, item_id: str = "") -> None:
+        """An item the tab already shows: handed back with session.start, or a typed text."""
+        self._append(Entry(role, item_id, text))
+
+    def began(self, role: str, item_id: object) -> None:
+        """An item started (the user began speaking, the assistant's first words): its place in the
+        conversation is now, although its final may come after a later item's (a late user transcript,
+        a reply the user talked over)."""
+        if isinstance(item_id, str) and self._entry(item_id) is None:
+            self._append(Entry(role, item_id, "", final=False))
+
+    def replayable(self) -> list[Entry]:
+        """The conversation so far, oldest first, without items nobody heard anything of."""
+        return [entry for entry in self.history if entry.final and entry.text.strip()]
 
     def new_connection(self) -> None:
         """Items of the previous upstream connection will never finish."""
         self._streaming.clear()
         self._heard.clear()
+        for entry in [e for e in self.history if not e.final]:
+            self.history.remove(entry)
 
     def user(self, item_id: object, text: object, final: bool, **extra: object) -> None:
         if isinstance(text, str) and isinstance(item_id, str):
@@ -41,6 +64,8 @@ class TranscriptKeeper:
 
     def assistant_delta(self, item_id: object, response_id: object, text: object) -> None:
         if isinstance(text, str) and isinstance(item_id, str):
+            if item_id not in self._streaming:
+                self.began("assistant", item_id)
             _, so_far = self._streaming.get(item_id, (response_id, ""))
             self._streaming[item_id] = (response_id, so_far + text)
             self._send("assistant", item_id, text, False)
@@ -66,11 +91,11 @@ class TranscriptKeeper:
 
     def heard(self, item_id: str, share: float) -> None:
         """The user heard `share` of an interrupted item's audio: its history entry keeps that much text."""
-        for entry in reversed(self.history):
-            if entry.item_id == item_id:
-                entry.text = _cut(entry.text, share)
-                return
-        self._heard[item_id] = share  # its final has not arrived yet
+        entry = self._entry(item_id)
+        if entry is not None and entry.final:
+            entry.text = _cut(entry.text, share)
+        else:
+            self._heard[item_id] = share  # its final has not arrived yet
 
     def _send(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._emit(role, item_id, text, final, **extra)
@@ -78,7 +103,36 @@ class TranscriptKeeper:
             interrupted = bool(extra.get("interrupted"))
             share = self._heard.pop(item_id, None)
             kept = _cut(text, share) if share is not None else text
-            self.history.append(Entry(role, item_id, kept, interrupted))
+            entry = self._entry(item_id)
+            if entry is None or entry.final:
+                self._append(Entry(role, item_id, kept, interrupted))
+            else:
+                entry.text, entry.interrupted, entry.final = kept, interrupted, True
+                self._trim()
+
+    def _append(self, entry: Entry) -> None:
+        self.history.append(entry)
+        self._trim()
+
+    def _trim(self) -> None:
+        """At most `limit` finished entries (the most recent) and MAX_PENDING places held."""
+        finals = sum(1 for e in self.history if e.final)
+        pending = len(self.history) - finals
+        for entry in list(self.history):
+            if finals <= self._limit and pending <= MAX_PENDING:
+                return
+            if entry.final and finals > self._limit:
+                finals -= 1
+                self.history.remove(entry)
+            elif not entry.final and pending > MAX_PENDING:
+                pending -= 1
+                self.history.remove(entry)
+
+    def _entry(self, item_id: str) -> Entry | None:
+        for entry in reversed(self.history):
+            if entry.item_id == item_id:
+                return entry
+        return None
 
 
 def _cut(text: str, share: float) -> str:

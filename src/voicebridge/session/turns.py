@@ -75,11 +75,26 @@ class TurnTracker:
         self.item: Item | None = None
         self.active_response: str | None = None
         self._dropped: set[str] = set()
+        self.parked = False  # no tab is listening: every reply is dropped
+        self._unheard: set[str] = set()  # responses dropped before any of their audio was sent
 
     def reset(self) -> None:
         self.item = None
         self.active_response = None
         self._dropped.clear()
+        self._unheard.clear()
+
+    def drop_unheard(self, response_id: str) -> None:
+        """A reply that began while no tab was listening: nobody hears any of it."""
+        self._dropped.add(response_id)
+        self._unheard.add(response_id)
+
+    def first_unheard_audio(self, response_id: object) -> bool:
+        """The first audio of an unheard reply: its item is now known (and is truncated to nothing)."""
+        if response_id in self._unheard:
+            self._unheard.discard(response_id)
+            return True
+        return False
 
     def drop(self, response_id: str) -> None:
         """Whatever this response still sends is stale: the user has moved on."""
@@ -118,6 +133,8 @@ class TurnTracker:
         if item is None or item.interrupted:
             return None
         response_active = self.active_response is not None and self.active_response == item.response_id
+        if not response_active and item.reported_ms is not None and item.reported_ms >= item.sent_ms:
+            return None  # the tab said it played all of it
         expected_end_ms = item.sent_ms + PLAYBACK_SLACK_MS
         if not response_active and (received - item.first_sent) * 1000.0 >= expected_end_ms:
             return None  # the reply has finished playing: nothing to interrupt

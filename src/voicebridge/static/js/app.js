@@ -3,6 +3,7 @@
 import { AudioEngine, AudioUnsupported } from "./audio.js";
 import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
 import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerType, State } from "./contract.js";
+import { Conversation } from "./conversation.js";
 import { WIRE_RATE } from "./dsp.js";
 import { PageProblem, View } from "./ui.js";
 
@@ -20,6 +21,9 @@ const on = (name) => params.get(name) !== "0";
 const constraints = { echoCancellation: on("ec"), noiseSuppression: on("ns"), autoGainControl: on("agc") };
 
 const view = new View();
+// What was said survives reloads, deploys and lost sockets (issue 12); only Stop forgets it.
+const conversation = new Conversation(window.sessionStorage);
+const REMEMBERED = "Reconnected — the assistant remembers the conversation";
 
 function problemOf(err) {
   if (err instanceof AudioUnsupported) return PageProblem.UNSUPPORTED;
@@ -47,6 +51,9 @@ class Run {
     this.terminal = false; // the server ended the session: do not reconnect unless it asks (1012)
     this.attempt = 0;
     this.retryTimer = null;
+    this.token = null; // the server's resume token: a new socket may take this session over with it
+    this.resuming = false; // the next socket resumes (after an unexpected close) rather than starts
+    this.recovering = false; // the next ready follows a reconnect: say the conversation was kept
     this.items = new Map(); // assistant item id → { receivedAt, latencyMs, latencySent, reported }
     this.muted = new Set(); // items flushed by audio.clear: late deltas of them must stay silent
     this.receiving = null; // the item whose audio arrived last
@@ -82,7 +89,9 @@ class Run {
   // Called synchronously from the click: the AudioContext must be created inside the user gesture.
   begin() {
     view.clearProblem();
-    view.clearTranscript();
+    view.clearNotice();
+    if (conversation.empty) view.clearTranscript();
+    else this.recovering = true; // a reload, or Start after a failure: the conversation goes on
     view.latency(this.turns);
     this.setState(State.CONNECTING);
     AudioEngine.open(constraints, { onChunk: (m) => this.onChunk(m), onPlayback: (m) => this.onPlayback(m) }).then(
@@ -118,7 +127,7 @@ class Run {
   connect() {
     const socket = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
     this.ws = socket;
-    socket.onopen = () => this.send({ type: ClientType.SESSION_START });
+    socket.onopen = () => this.hello();
     const mine = () => this.alive && socket === this.ws; // a socket of an ended run, or a replaced one, is ignored
     socket.onmessage = (event) => {
       if (!mine()) return;
@@ -133,15 +142,32 @@ class Run {
     socket.onclose = (event) => mine() && this.onClose(event);
   }
 
+  // The first word on a socket: take the old session over if the server may still hold it, else start
+  // one that is told the conversation so far.
+  hello() {
+    if (this.resuming && this.token) return this.send({ type: ClientType.SESSION_RESUME, resume: this.token });
+    this.startWithHistory();
+  }
+
+  startWithHistory() {
+    this.resuming = false;
+    const history = conversation.history();
+    this.send(history.length ? { type: ClientType.SESSION_START, history } : { type: ClientType.SESSION_START });
+  }
+
   onClose(event) {
     this.ws = null;
-    this.audio?.clear(); // the upstream session that queued this audio is gone
+    this.audio?.clear(); // what was queued is not heard; the server truncates the reply at the last report
     this.progress = null;
     if (this.stopping) return this.finishStop();
     if (this.terminal && event.code !== CloseCode.SERVICE_RESTART) return this.release();
     if (this.attempt >= MAX_RECONNECTS) return this.fail(PageProblem.UNREACHABLE);
-    // The server draining for a deploy: a fresh session on another instance is expected to work.
+    // A deploy or scale-in (1012) closed the upstream too: a fresh session, told the conversation, on
+    // another instance. Any other unexpected close: the server keeps the session a while for a resume.
+    this.resuming = event.code !== CloseCode.SERVICE_RESTART && Boolean(this.token);
+    if (!this.resuming) this.token = null;
     this.terminal = false;
+    this.recovering = true;
     this.setState(State.RECONNECTING);
     this.retryTimer = setTimeout(() => this.connect(), backoffDelay(this.attempt++));
   }
@@ -177,10 +203,19 @@ class Run {
       case ServerType.AUDIO_CLEAR:
         return this.onClear();
       case ServerType.TRANSCRIPT:
+        if (message.final) conversation.add(message);
         return view.transcript(message);
       case ServerType.TOOL:
         return view.tool(message);
+      case ServerType.SESSION:
+        this.token = message.resume;
+        return;
       case ServerType.ERROR:
+        if (message.code === ErrorCode.RESUME_EXPIRED) {
+          // Another instance or worker, or too late: start afresh with the conversation on this socket.
+          this.token = null;
+          return this.startWithHistory();
+        }
         if (FATAL.has(message.code)) this.terminal = true;
         return view.showProblem(message.code, message.message);
     }
@@ -201,7 +236,15 @@ class Run {
       this.attempt = 0;
       view.clearProblem();
     }
-    if (next === State.LISTENING && this.state !== State.LISTENING) view.expectUser();
+    if (next === State.RECONNECTING) this.recovering = true; // the server is restoring its upstream
+    if (next === State.READY && this.recovering) {
+      this.recovering = false;
+      if (!conversation.empty) view.showNotice(REMEMBERED);
+    }
+    if (next === State.LISTENING && this.state !== State.LISTENING) {
+      view.clearNotice();
+      view.expectUser();
+    }
     this.setState(next);
     if (this.terminal) {
       this.ws.close(NORMAL_CLOSURE);
@@ -305,6 +348,7 @@ function start() {
 }
 
 function stop() {
+  conversation.clear(); // Stop is the one thing that forgets the conversation
   run?.stop();
 }
 
@@ -321,6 +365,10 @@ view.compose.addEventListener("submit", (event) => {
   if (say(view.say.value)) view.say.value = "";
 });
 view.setState(State.IDLE);
+view.restore(conversation.items); // after a reload: what was said so far, continued by the next Start
+// Leaving the page (reload, tab closed): end the upstream session now rather than park it for a resume
+// that cannot come; the conversation itself stays in sessionStorage.
+window.addEventListener("pagehide", () => run?.send({ type: ClientType.SESSION_STOP }));
 
 window.voicebridge = {
   get stats() {
@@ -334,6 +382,9 @@ window.voicebridge = {
   },
   get state() {
     return run?.state ?? State.IDLE;
+  },
+  get conversation() {
+    return conversation.items;
   },
   start,
   stop,

@@ -6,6 +6,10 @@ export const SAMPLE_RATE = 24000;
 export const MAX_FRAME_BYTES = 1048576;
 export const MAX_TEXT_CHARS = 4000;
 
+// session.start's `history`: at most this many items and UTF-8 bytes of text in all.
+export const MAX_START_HISTORY_ITEMS = 40;
+export const MAX_START_HISTORY_BYTES = 16384;
+
 export const State = Object.freeze({
   IDLE: "idle",
   CONNECTING: "connecting",
@@ -27,6 +31,7 @@ export const ClientType = Object.freeze({
   PLAYBACK: "playback",
   TEXT: "text",
   SESSION_STOP: "session.stop",
+  SESSION_RESUME: "session.resume",
 });
 
 export const ServerType = Object.freeze({
@@ -36,12 +41,18 @@ export const ServerType = Object.freeze({
   TRANSCRIPT: "transcript",
   TOOL: "tool",
   ERROR: "error",
+  SESSION: "session",
 });
 
 export const ToolStatus = Object.freeze({
   RUNNING: "running",
   DONE: "done",
   FAILED: "failed",
+});
+
+export const Role = Object.freeze({
+  USER: "user",
+  ASSISTANT: "assistant",
 });
 
 export const ErrorCode = Object.freeze({
@@ -57,11 +68,12 @@ export const ErrorCode = Object.freeze({
   UPSTREAM_ERROR: "upstream_error",
   SERVER_DRAINING: "server_draining",
   TOO_MANY_SESSIONS: "too_many_sessions",
+  RESUME_EXPIRED: "resume_expired",
   INTERNAL: "internal",
 });
 
 // After these the server has ended (or never started) the session: retrying would only repeat them.
-export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "internal"]);
+export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "resume_expired", "internal"]);
 
 export const CloseCode = Object.freeze({
   MESSAGE_TOO_BIG: 1009,

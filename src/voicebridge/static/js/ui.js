@@ -86,6 +86,21 @@ export class View {
     $("error").hidden = false;
   }
 
+  // Good news worth a line (the conversation survived a reconnect); it goes when the user speaks.
+  showNotice(text) {
+    $("notice").textContent = text;
+    $("notice").hidden = false;
+  }
+
+  clearNotice() {
+    $("notice").hidden = true;
+  }
+
+  // The conversation kept in sessionStorage, shown again after a reload.
+  restore(items) {
+    for (const { role, item, text, interrupted } of items) this.transcript({ role, item_id: item, text, final: true, interrupted });
+  }
+
   clearProblem() {
     $("error").hidden = true;
     delete $("error").dataset.code;

@@ -1,0 +1,80 @@
+"""Resume tokens: which parked session a new socket may take over, and for how long (issue 12).
+
+Each session that is ready holds at most one token: 32 random bytes (256 bits), opaque, single-use,
+replaced by a fresh one at every resume. A token lives while its session runs; when the session's tab
+vanishes without session.stop the session is parked and the token expires VOICEBRIDGE_RESUME_SECONDS
+later, closing the upstream. A token is known only to the worker process that issued it: a resume that
+lands elsewhere (another instance, another worker of this one) gets `resume_expired`, and the page
+starts a new session with the conversation as history (docs/decisions/resume-without-affinity.md).
+Loop-thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Protocol
+
+log = logging.getLogger("voicebridge.session")
+
+
+class Resumable(Protocol):
+    id: str
+
+    def expire(self) -> None: ...
+
+
+class ResumeTokens:
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._owner: dict[str, Resumable] = {}  # token -> session
+        self._token: dict[str, str] = {}  # session id -> its live token
+        self._expiry: dict[str, asyncio.TimerHandle] = {}  # session id -> when its parked upstream closes
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def issue(self, session: Resumable) -> str | None:
+        if self.window_s <= 0:
+            return None
+        self._drop_token(session.id)
+        token = secrets.token_urlsafe(32)
+        self._owner[token] = session
+        self._token[session.id] = token
+        return token
+
+    def park(self, session: Resumable) -> bool:
+        if self.window_s <= 0 or session.id not in self._token:
+            return False
+        self._cancel_expiry(session.id)
+        self._expiry[session.id] = asyncio.get_running_loop().call_later(self.window_s, self._expire, session)
+        return True
+
+    def claim(self, token: str) -> Resumable | None:
+        session = self._owner.pop(token, None)
+        if session is None:
+            return None
+        del self._token[session.id]
+        self._cancel_expiry(session.id)
+        return session
+
+    def revoke(self, session: Resumable) -> None:
+        self._drop_token(session.id)
+        self._cancel_expiry(session.id)
+
+    def _expire(self, session: Resumable) -> None:
+        self._expiry.pop(session.id, None)
+        self._drop_token(session.id)
+        log.info("event=session.resume_expired session=%s", session.id)
+        session.expire()
+
+    def _drop_token(self, session_id: str) -> None:
+        token = self._token.pop(session_id, None)
+        if token is not None:
+            self._owner.pop(token, None)
+
+    def _cancel_expiry(self, session_id: str) -> None:
+        timer = self._expiry.pop(session_id, None)
+        if timer is not None:
+            timer.cancel()

@@ -1,0 +1,69 @@
+"""All a session knows of the process that runs it: Bridge builds one `SessionHost` for every session."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from azure.ai.voicelive.aio import VoiceLiveConnection
+
+from ..protocol import CloseCode, ErrorCode
+from ..tools import Toolbox
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    session_config: object  # the RequestSession sent with session.update on every connection
+    connect_timeout_s: float
+    reconnect_window_s: float
+    record_transcripts: bool = False
+    history_items: int = 40  # conversation items kept to replay into a new upstream session
+    toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the process takes no new session now; sent to the tab, which is then closed if `close` says so."""
+
+    code: ErrorCode
+    message: str
+    close: CloseCode | None = None
+    close_reason: str = ""
+
+
+class Resumes(Protocol):
+    """The process's resume tokens (resume.ResumeTokens): which parked session a token reattaches."""
+
+    def issue(self, session: Any) -> str | None: ...  # None: resume is off
+
+    def park(self, session: Any) -> bool: ...  # the tab is gone: keep the session for the window?
+
+    def claim(self, token: str) -> Any | None: ...  # single use: the session, or None (bad/used/expired)
+
+    def revoke(self, session: Any) -> None: ...
+
+
+class NoResumes:
+    """Resume switched off: no token is issued, a lost tab closes its upstream at once."""
+
+    def issue(self, session: Any) -> str | None:
+        return None
+
+    def park(self, session: Any) -> bool:
+        return False
+
+    def claim(self, token: str) -> Any | None:
+        return None
+
+    def revoke(self, session: Any) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHost:
+    open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
+    admit: Callable[[], Refusal | None]  # None: one more upstream session is welcome now
+    forget: Callable[[Any], None]  # the session is gone for good (its tab, and any parked upstream)
+    options: SessionOptions
+    resumes: Resumes = NoResumes()

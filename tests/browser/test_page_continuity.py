@@ -1,0 +1,128 @@
+"""The page keeps the conversation through a dropped socket, a server restart and a reload (issue 12).
+
+Real Chromium, real page, real app, real emulator. What the new upstream session was told is read from
+the emulator's record of the client events it received.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from benchmarks.browser import RAW_MIC
+from playwright.sync_api import WebSocketRoute
+from test_page import TIMEOUT_MS, new_sessions, start, wait_state
+
+from support import apps
+
+pytestmark = pytest.mark.browser
+REMEMBERED = "Reconnected — the assistant remembers the conversation"
+
+
+def replayed(record) -> list[tuple[str, str]]:
+    return [
+        (ev["item"]["role"], ev["item"]["content"][0]["text"])
+        for ev in record.events_received
+        if ev.get("type") == "conversation.item.create"
+    ]
+
+
+def shown(page) -> list[tuple[str, str]]:
+    """The conversation as the page shows it: (role, text) of each final turn."""
+    return [
+        (turn.get_attribute("data-role"), turn.locator("p").inner_text())
+        for turn in page.locator(".turn[data-final=true]").all()
+    ]
+
+
+def one_turn(page) -> None:
+    page.wait_for_selector(".turn.user[data-final=true]", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".turn.assistant[data-final=true]", timeout=TIMEOUT_MS)
+    wait_state(page, "ready")
+
+
+def test_a_dropped_socket_is_resumed_on_the_same_upstream(launch, app, emulator, wavs):
+    before = {s.id for s in emulator.sessions()}
+    servers = []
+
+    def through(route: WebSocketRoute) -> None:
+        servers.append(route.connect_to_server())  # everything passes both ways untouched
+
+    page = launch(app.url + RAW_MIC, wavs["turn"], route_ws=through)
+    start(page)
+    one_turn(page)
+    (upstream,) = new_sessions(emulator, before)
+    page.wait_for_function("() => window.voicebridge.state === 'ready'")
+
+    # The network drops the socket (no session.stop): closing the server side is forwarded to the page.
+    servers[0].close(code=4000, reason="network blip")
+    page.wait_for_function("n => window.__states.slice(n).includes('reconnecting')", arg=0, timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => window.__states.at(-1) === 'ready' && window.__states.includes('reconnecting')", timeout=TIMEOUT_MS
+    )
+    assert len(servers) == 2, "the page opened one new socket"
+    assert page.locator("#notice").inner_text() == REMEMBERED
+    # The same upstream session goes on: no new Voice Live handshake, nothing replayed into it.
+    assert [s.id for s in new_sessions(emulator, before)] == [upstream.id]
+    assert next(s for s in emulator.sessions() if s.id == upstream.id).open
+    assert replayed(next(s for s in emulator.sessions() if s.id == upstream.id)) == []
+    assert page.get_by_role("alert").is_hidden()
+
+
+def test_after_a_server_restart_the_next_session_carries_the_transcript(launch, emulator, wavs, request, monkeypatch):
+    env = {
+        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
+        "AZURE_VOICE_LIVE_API_KEY": "test-key",
+        "VOICEBRIDGE_DRAIN_SECONDS": "2",
+    }
+    logs = Path(__file__).resolve().parents[2] / "test-artifacts"
+    logs.mkdir(exist_ok=True)
+    first = apps.AppProcess(env, log_path=logs / "app-continuity-first.log")
+    request.addfinalizer(first.stop)
+    page = launch(first.url + RAW_MIC, wavs["turn"])
+    start(page)
+    one_turn(page)
+    conversation = shown(page)
+    assert [role for role, _ in conversation] == ["user", "assistant"]
+
+    # A deploy: the instance drains (close 1012) and a new one comes up at the same address.
+    first.signal(signal.SIGTERM)
+    wait_state(page, "reconnecting")
+    assert first.wait(timeout=20) == 0
+    before = {s.id for s in emulator.sessions()}
+    monkeypatch.setattr(apps, "free_port", lambda: first.port)
+    second = apps.AppProcess(env, log_path=logs / "app-continuity-second.log")
+    request.addfinalizer(second.stop)
+
+    wait_state(page, "ready")
+    (fresh,) = new_sessions(emulator, before)
+    assert replayed(fresh) == conversation
+    assert page.locator("#notice").inner_text() == REMEMBERED
+    assert shown(page) == conversation, "the page keeps showing the conversation"
+
+
+def test_after_a_reload_start_continues_the_conversation(launch, app, emulator, wavs):
+    page = launch(app.url + RAW_MIC, wavs["turn"])
+    start(page)
+    one_turn(page)
+    conversation = shown(page)
+
+    page.reload()
+    assert shown(page) == conversation, "the transcript survives the reload"
+    before = {s.id for s in emulator.sessions()}
+    page.get_by_role("button", name="Start session").click()
+    wait_state(page, "ready")
+    (fresh,) = new_sessions(emulator, before)
+    assert replayed(fresh) == conversation
+    assert page.locator("#notice").inner_text() == REMEMBERED
+
+    # Stop is the one thing that forgets: the next Start begins a new conversation.
+    page.get_by_role("button", name="Stop session").click()
+    wait_state(page, "stopped")
+    before = {s.id for s in emulator.sessions()}
+    page.get_by_role("button", name="Start session").click()
+    wait_state(page, "ready")
+    (fresh,) = new_sessions(emulator, before)
+    assert replayed(fresh) == []
+    assert shown(page) == []
