@@ -50,6 +50,43 @@ param deployModel string = 'true'
 @description('Voice the agent speaks with (Azure neural voice or an OpenAI voice name)')
 param voiceLiveVoice string = 'en-US-AvaNeural'
 
+@description('Turn detection: semantic VAD (default for deployments) cuts a person off less when they pause mid-sentence')
+@allowed([
+  'server_vad'
+  'azure_semantic_vad'
+  'azure_semantic_vad_multilingual'
+])
+param voiceLiveTurnDetection string = 'azure_semantic_vad'
+
+@description('End-of-utterance detection model (only with a semantic turn detection); empty: off')
+@allowed([
+  ''
+  'semantic_detection_v1'
+])
+param voiceLiveEndOfUtterance string = ''
+
+@description('Input noise reduction; empty: off')
+@allowed([
+  ''
+  'azure_deep_noise_suppression'
+  'near_field'
+  'far_field'
+])
+param voiceLiveNoiseReduction string = 'azure_deep_noise_suppression'
+
+@description('true: server echo cancellation (people on laptop speakers without a headset)')
+@allowed([
+  'true'
+  'false'
+])
+param voiceLiveEchoCancellation string = 'false'
+
+@description('Model temperature, 0.6 to 1.2; empty: the service default')
+param voiceLiveTemperature string = ''
+
+@description('Comma-separated Python modules whose @tool functions the agent may call, e.g. voicebridge.tools.clock; empty: none')
+param voicebridgeTools string = ''
+
 @description('true: keep key auth on the AI account and put the key in Key Vault; false (default): Entra ID only')
 @allowed([
   'true'
@@ -232,6 +269,12 @@ module web 'modules/webapp.bicep' = {
       AZURE_VOICE_LIVE_ENDPOINT: aiServices.outputs.endpoint
       VOICE_LIVE_MODEL: voiceLiveModel
       VOICE_LIVE_VOICE: voiceLiveVoice
+      VOICE_LIVE_TURN_DETECTION: voiceLiveTurnDetection
+      VOICE_LIVE_END_OF_UTTERANCE: voiceLiveEndOfUtterance
+      VOICE_LIVE_NOISE_REDUCTION: voiceLiveNoiseReduction
+      VOICE_LIVE_ECHO_CANCELLATION: voiceLiveEchoCancellation
+      VOICE_LIVE_TEMPERATURE: voiceLiveTemperature
+      VOICEBRIDGE_TOOLS: voicebridgeTools
       AZURE_CLIENT_ID: identity.outputs.clientId
       AZURE_KEY_VAULT_ENDPOINT: keyAuth ? keyVault.outputs.endpoint : ''
       VOICE_LIVE_KEY_SECRET_NAME: voiceLiveKeySecretName
