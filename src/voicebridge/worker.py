@@ -1,0 +1,114 @@
+"""voicebridge's gunicorn worker: every socket on the worker's event loop (front.py), Flask on a few
+pool threads, gunicorn as the process manager (one worker per core, heartbeats, restarts, signals).
+
+The worker's main thread only beats the heartbeat and reacts to signals:
+- SIGTERM (App Service swap, restart, scale-in; gunicorn forwards the master's): drain. /healthz turns
+  503 at once while the worker still accepts, every tab is told `reconnecting` and closed with 1012,
+  every upstream session is closed; the worker exits as soon as that is done (within the drain limit).
+- SIGINT / SIGQUIT (Ctrl-C, gunicorn's quick stop): close the upstream sessions (at most ~1 s) and exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import select
+import signal
+import threading
+import time
+from typing import Any
+
+from gunicorn.workers.base import Worker
+
+from .front import Front, FrontLimits
+from .runtime import TabLimits
+
+log = logging.getLogger("voicebridge.server")
+
+
+def _raise_fd_limit() -> None:
+    # Every idle or hostile socket costs a descriptor: allow as many as the system lets us.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+        except (ValueError, OSError):
+            pass
+
+
+class LoopWorker(Worker):
+    def init_signals(self) -> None:
+        super().init_signals()
+        self._quit = False
+        self._drain_done = threading.Event()
+        self._drain_started = False
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.alive = False
+
+    def _on_quit(self, signum: int, frame: Any) -> None:
+        self.alive = False
+        self._quit = True
+
+    def run(self) -> None:
+        _raise_fd_limit()
+        bridge = self.wsgi.extensions["voicebridge"]
+        settings = bridge.settings
+        loop = bridge.runtime.loop
+        front = Front(
+            self.wsgi,
+            loop,
+            FrontLimits(pool_threads=settings.threads, max_connections=settings.max_connections),
+            TabLimits(no_session_s=settings.tab_no_session_s, silence_s=settings.tab_silence_s),
+            multiprocess=self.cfg.workers > 1,
+        )
+        loop.call_soon_threadsafe(front.listen, [s.sock for s in self.sockets])
+        while self.alive:
+            self.notify()
+            if self.ppid != os.getppid():
+                log.info("event=worker.orphaned pid=%s", self.pid)
+                break
+            self._sleep(1.0)
+        if self._quit:
+            self._stop(front, bridge, drain_s=0.0)
+        else:
+            self._stop(front, bridge, drain_s=settings.drain_timeout_s)
+
+    def _sleep(self, seconds: float) -> None:
+        # gunicorn's signal wake-up fd (PIPE) ends the wait as soon as a signal arrives.
+        try:
+            ready, _, _ = select.select([self.PIPE[0]], [], [], seconds)
+            if ready:
+                while os.read(self.PIPE[0], 1024):
+                    pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            time.sleep(seconds)
+
+    def _stop(self, front: Front, bridge: Any, drain_s: float) -> None:
+        loop = bridge.runtime.loop
+        if drain_s > 0:
+            bridge.draining = True  # /healthz answers 503 from this instant
+            front.draining = True
+            loop.call_soon_threadsafe(front.close_idle)
+            deadline = time.monotonic() + drain_s
+            drain = threading.Thread(target=self._drain, args=(bridge, drain_s), name="voicebridge-drain", daemon=True)
+            drain.start()
+            # Keep beating while draining, and a Ctrl-C during the drain still means "now".
+            while drain.is_alive() and not self._quit and time.monotonic() < deadline + 1:
+                self.notify()
+                drain.join(0.2)
+        loop.call_soon_threadsafe(front.stop_accepting)
+        bridge.shutdown(timeout=1.0)
+        front.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _drain(self, bridge: Any, drain_s: float) -> None:
+        try:
+            bridge.drain(drain_s)
+        except Exception as exc:  # the worker exits either way; say why it was not clean
+            log.warning("event=drain.incomplete detail=%r", exc)
