@@ -61,7 +61,9 @@ def start_bridge(settings: Settings) -> Bridge:
     if settings.use_emulator:
         from .emulator import Emulator, EmulatorConfig
 
-        emulator = Emulator(EmulatorConfig())
+        # `make run` may serve for days: what the emulator keeps per session, and how many closed
+        # sessions it remembers, stays small (enough to inspect the last few conversations).
+        emulator = Emulator(EmulatorConfig(record_max_audio_s=10.0, record_max_events=1000, record_max_sessions=20))
         endpoint = emulator.start(host="127.0.0.1", port=settings.emulator_port)
         provider = build_provider(settings, emulator_key="emulator")
         log.warning(

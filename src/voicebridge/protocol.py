@@ -58,7 +58,7 @@ def parse(frame: str | bytes) -> ClientMessage:
         raise ProtocolError("bad_message", "Binary frames are not supported; send JSON text frames.")
     try:
         message = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested arrays/objects exhaust the decoder's stack
         raise ProtocolError("bad_json", "The frame is not valid JSON.") from None
     if not isinstance(message, dict):
         raise ProtocolError("bad_message", "A message must be a JSON object with a \"type\".")

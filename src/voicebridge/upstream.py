@@ -72,9 +72,39 @@ class Connector:
         self._provider = provider
         self.endpoint = endpoint
         self._host = urlparse(endpoint).netloc
+        self._abandoned: set[asyncio.Task[VoiceLiveConnection]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
+        if self._abandoned:
+            # Connects whose session ended while they were under way: let them finish briefly.
+            await asyncio.wait(self._abandoned, timeout=1.0)
+            for task in self._abandoned:
+                task.cancel()
         await self._provider.close()
+
+    async def _connect(self, **kwargs: object) -> VoiceLiveConnection:
+        """The SDK's connect, safe to cancel. The SDK creates an aiohttp session per connection and
+        closes it only when the handshake fails with a ClientError, not when the connect is cancelled
+        (the tab left or stopped while connecting, or our timeout): that leaks the session ("Unclosed
+        client session"). So the connect runs as its own task that a cancellation does not interrupt;
+        once it finishes, a connection nobody wants any more is closed, session included."""
+        opening = asyncio.ensure_future(connect(**kwargs).__aenter__())  # type: ignore[arg-type]
+        try:
+            return await asyncio.shield(opening)
+        except BaseException:
+            self._abandoned.add(opening)
+            opening.add_done_callback(self._close_abandoned)
+            raise
+
+    def _close_abandoned(self, task: asyncio.Task[VoiceLiveConnection]) -> None:
+        self._abandoned.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            return
+        conn = task.result()
+        closing = asyncio.get_running_loop().create_task(_close_quietly(conn))
+        self._closing.add(closing)  # a task nobody references may be collected before it runs
+        closing.add_done_callback(self._closing.discard)
 
     async def open(self) -> VoiceLiveConnection:
         settings = self._settings
@@ -86,13 +116,13 @@ class Connector:
                 raise UpstreamError("upstream_auth", str(exc)) from exc
             try:
                 async with asyncio.timeout(settings.connect_timeout_s):
-                    return await connect(
+                    return await self._connect(
                         credential=credential,
                         endpoint=self.endpoint,
                         model=settings.model,
                         connection_options={"close_timeout": 1.5},
                         **extra,
-                    ).__aenter__()
+                    )
             except TimeoutError:
                 raise UpstreamError(
                     "upstream_timeout",
@@ -118,3 +148,10 @@ class Connector:
                     "upstream_unavailable", f"Could not connect to Voice Live at {self._host} ({exc})."
                 ) from exc
         raise AssertionError("unreachable")
+
+
+async def _close_quietly(conn: VoiceLiveConnection) -> None:
+    try:
+        await conn.close()
+    except Exception as exc:  # nobody is waiting for this connection; closing it is best effort
+        log.info("event=upstream.abandoned_close_failed detail=%s", exc)
