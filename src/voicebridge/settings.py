@@ -75,6 +75,8 @@ class Settings:
     # no pong to the keepalive pings) after this is gone and its upstream closed.
     tab_no_session_s: float = 15.0
     tab_silence_s: float = 30.0
+    # A request (head and body) must arrive within this; an idle keep-alive connection ends sooner.
+    request_timeout_s: float = 10.0
     log_level: str = "INFO"
     # Origins besides the page's own that may open /ws (e.g. a custom domain behind a proxy that
     # rewrites Host). Browsers always send Origin, so this stops other sites from using the bridge.
@@ -131,6 +133,7 @@ class Settings:
             max_connections=env.number("VOICEBRIDGE_MAX_CONNECTIONS", int, d.max_connections, 16, 1_000_000),
             tab_no_session_s=env.number("VOICEBRIDGE_TAB_IDLE_SECONDS", float, d.tab_no_session_s, 0.2, 3600.0),
             tab_silence_s=env.number("VOICEBRIDGE_TAB_SILENCE_SECONDS", float, d.tab_silence_s, 0.3, 3600.0),
+            request_timeout_s=env.number("VOICEBRIDGE_REQUEST_SECONDS", float, d.request_timeout_s, 0.2, 300.0),
             log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, d.log_level, upper=True),
             allowed_origins=env.origins("VOICEBRIDGE_ALLOWED_ORIGINS"),
             connect_timeout_s=env.number(

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from urllib.parse import urlparse
 
+import aiohttp
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection, connect
 from azure.ai.voicelive.models import (
@@ -72,39 +73,24 @@ class Connector:
         self._provider = provider
         self.endpoint = endpoint
         self._host = urlparse(endpoint).netloc
-        self._abandoned: set[asyncio.Task[VoiceLiveConnection]] = set()
-        self._closing: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
-        if self._abandoned:
-            # Connects whose session ended while they were under way: let them finish briefly.
-            await asyncio.wait(self._abandoned, timeout=1.0)
-            for task in self._abandoned:
-                task.cancel()
         await self._provider.close()
 
     async def _connect(self, **kwargs: object) -> VoiceLiveConnection:
-        """The SDK's connect, safe to cancel. The SDK creates an aiohttp session per connection and
-        closes it only when the handshake fails with a ClientError, not when the connect is cancelled
-        (the tab left or stopped while connecting, or our timeout): that leaks the session ("Unclosed
-        client session"). So the connect runs as its own task that a cancellation does not interrupt;
-        once it finishes, a connection nobody wants any more is closed, session included."""
+        """The SDK's connect, safe to cancel (the tab left or stopped while connecting, our timeout).
+
+        The SDK creates an aiohttp session per connection but closes it only when the handshake fails
+        with a ClientError; a cancelled connect leaks it ("Unclosed client session" at ERROR). So the
+        connect runs as a task of its own: on cancellation the session is taken from the SDK's suspended
+        connect (a local variable of its `__aenter__`, checked by tests/serving/test_contracts.py), the
+        connect is cancelled, and the session closed."""
         opening = asyncio.ensure_future(connect(**kwargs).__aenter__())  # type: ignore[arg-type]
         try:
             return await asyncio.shield(opening)
         except BaseException:
-            self._abandoned.add(opening)
-            opening.add_done_callback(self._close_abandoned)
+            await _abandon(opening)
             raise
-
-    def _close_abandoned(self, task: asyncio.Task[VoiceLiveConnection]) -> None:
-        self._abandoned.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            return
-        conn = task.result()
-        closing = asyncio.get_running_loop().create_task(_close_quietly(conn))
-        self._closing.add(closing)  # a task nobody references may be collected before it runs
-        closing.add_done_callback(self._closing.discard)
 
     async def open(self) -> VoiceLiveConnection:
         settings = self._settings
@@ -150,8 +136,26 @@ class Connector:
         raise AssertionError("unreachable")
 
 
-async def _close_quietly(conn: VoiceLiveConnection) -> None:
+def sdk_session_of(opening: asyncio.Future) -> aiohttp.ClientSession | None:
+    """The aiohttp session the SDK's suspended connect has created so far, if any."""
+    coro = opening.get_coro() if isinstance(opening, asyncio.Task) else None
+    frame = getattr(coro, "cr_frame", None)
+    session = frame.f_locals.get("session") if frame is not None else None
+    return session if isinstance(session, aiohttp.ClientSession) else None
+
+
+async def _abandon(opening: asyncio.Future) -> None:
+    """Nobody wants this connect any more: stop it and close whatever it opened."""
+    session = None if opening.done() else sdk_session_of(opening)
+    opening.cancel()
     try:
-        await conn.close()
-    except Exception as exc:  # nobody is waiting for this connection; closing it is best effort
-        log.info("event=upstream.abandoned_close_failed detail=%s", exc)
+        conn = await opening
+    except BaseException:  # cancelled or failed: nothing was handed out
+        conn = None
+    try:
+        if conn is not None:
+            await conn.close()
+        elif session is not None and not session.closed:
+            await session.close()
+    except Exception as exc:  # best effort: nobody is waiting for this connection
+        log.info("event=upstream.abandon_close_failed detail=%s", exc)

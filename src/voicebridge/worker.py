@@ -62,7 +62,12 @@ class LoopWorker(Worker):
         front = Front(
             self.wsgi,
             loop,
-            FrontLimits(pool_threads=settings.threads, max_connections=settings.max_connections),
+            FrontLimits(
+                pool_threads=settings.threads,
+                max_connections=settings.max_connections,
+                request_s=settings.request_timeout_s,
+                keepalive_s=min(5.0, settings.request_timeout_s),
+            ),
             TabLimits(no_session_s=settings.tab_no_session_s, silence_s=settings.tab_silence_s),
             multiprocess=self.cfg.workers > 1,
         )
