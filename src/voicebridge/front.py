@@ -26,11 +26,13 @@ from urllib.parse import unquote_to_bytes
 
 import h11
 
+from .balance import LoadBoard
 from .runtime import ADOPT_KEY, TabConnection, TabHandler, TabLimits
 
 log = logging.getLogger("voicebridge.front")
 
 SERVER_SOFTWARE = "voicebridge"
+DEFER_S = 0.005  # how long a busier worker leaves a new connection to its less busy siblings
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"content-length"))
 
 
@@ -68,6 +70,8 @@ class Front:
         limits: FrontLimits | None = None,
         tab_limits: TabLimits | None = None,
         multiprocess: bool = False,
+        board: LoadBoard | None = None,
+        slot: int = -1,
     ):
         self.app = app
         self.loop = loop
@@ -81,6 +85,17 @@ class Front:
         self.draining = False
         self._listeners: list[socket.socket] = []
         self._refused_at = 0.0
+        self._board = board
+        self._slot = slot
+        self._deferred = False
+
+    def tab_lost(self, tab: TabConnection) -> None:
+        self.tabs.discard(tab)
+        self.publish_load()
+
+    def publish_load(self) -> None:
+        if self._board is not None:
+            self._board.publish(self._slot, len(self.http) + len(self.tabs))
 
     # accepting (loop thread) -------------------------------------------------------------------------
 
@@ -101,6 +116,14 @@ class Front:
             conn.close_when_idle()
 
     def _accept(self, listener: socket.socket) -> None:
+        board = self._board
+        if board is not None and not self._deferred and board.busier_than_a_sibling(self._slot):
+            # Let a less busy sibling take it; if none has within DEFER_S, take it after all.
+            self._deferred = True
+            self.loop.remove_reader(listener.fileno())
+            self.loop.call_later(DEFER_S, self._resume_accepting, listener)
+            return
+        self._deferred = False
         # A few per wake-up, not the whole backlog: the other workers, woken too, take their share.
         for _ in range(4):
             try:
@@ -120,6 +143,10 @@ class Front:
             except OSError:
                 pass
             self.loop.create_task(self._serve(sock))
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if listener in self._listeners:
+            self.loop.add_reader(listener.fileno(), self._accept, listener)
 
     def _refuse(self, reason: str) -> None:
         now = time.monotonic()
@@ -181,6 +208,7 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.peer = (str(peer[0]), int(peer[1]))
         self.front.http.add(self)
+        self.front.publish_load()
         self._arm(self.front.limits.request_s)
 
     def data_received(self, data: bytes) -> None:
@@ -195,6 +223,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self.front.http.discard(self)
+        self.front.publish_load()
         self.transport = None
 
     def close_when_idle(self) -> None:
@@ -215,6 +244,11 @@ class HttpConnection(asyncio.Protocol):
                 return
             if isinstance(event, h11.Request):
                 self.request, self.body = event, bytearray()
+                # h11 bounds a head that arrives in pieces; this bounds one that arrived whole.
+                size = len(event.target) + sum(len(name) + len(value) + 4 for name, value in event.headers)
+                if size > self.front.limits.max_head_bytes:
+                    self._reject(431, "request head too large")
+                    return
                 if self._content_length(event) > self.front.limits.max_body_bytes:
                     self._reject(413, "request body too large")
                     return
@@ -360,7 +394,7 @@ class HttpConnection(asyncio.Protocol):
         self.front.http.discard(self)
         self.transport = None
         transport.write(handshake)
-        tab = TabConnection(attach, self.front.tab_limits, on_lost=self.front.tabs.discard)
+        tab = TabConnection(attach, self.front.tab_limits, on_lost=self.front.tab_lost)
         self.front.tabs.add(tab)
         transport.set_protocol(tab)
         tab.connection_made(transport)

@@ -21,6 +21,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from .app import create_app
+from .balance import LoadBoard, free_slot
 from .settings import Settings
 
 log = logging.getLogger("voicebridge.server")
@@ -29,6 +30,7 @@ log = logging.getLogger("voicebridge.server")
 class VoicebridgeServer(BaseApplication):
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.board = LoadBoard(settings.worker_count)  # before the fork: every worker shares it
         super().__init__()
 
     def load_config(self) -> None:
@@ -47,9 +49,15 @@ class VoicebridgeServer(BaseApplication):
             "proc_name": "voicebridge",
             # The runtime control socket would need a writable $HOME; nothing here uses it.
             "control_socket_disable": True,
+            "pre_fork": self._assign_slot,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
+
+    def _assign_slot(self, arbiter: Any, worker: Any) -> None:
+        taken = {getattr(w, "slot", -1) for w in arbiter.WORKERS.values()}
+        worker.slot = free_slot(taken, self.board.slots)
+        self.board.publish(worker.slot, 0)
 
     def load(self) -> Any:
         # Called in each worker after the fork: every worker has its own loop, bridge and emulator.

@@ -70,8 +70,11 @@ class LoopWorker(Worker):
             ),
             TabLimits(no_session_s=settings.tab_no_session_s, silence_s=settings.tab_silence_s),
             multiprocess=self.cfg.workers > 1,
+            board=getattr(self.app, "board", None),
+            slot=getattr(self, "slot", -1),
         )
         loop.call_soon_threadsafe(front.listen, [s.sock for s in self.sockets])
+        log.info("event=worker.ready pid=%s slot=%s", self.pid, getattr(self, "slot", -1))
         while self.alive:
             self.notify()
             if self.ppid != os.getppid():
