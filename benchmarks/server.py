@@ -181,16 +181,24 @@ def _start_probe(procs: _Processes) -> tuple[subprocess.Popen, int]:
     return proc, int(line.split()[1])
 
 
-def _start_system(procs: _Processes, system: str, probe_port: int, tabs: int) -> tuple[subprocess.Popen, str]:
+def _start_system(
+    procs: _Processes,
+    system: str,
+    probe_port: int,
+    tabs: int,
+    extra_env: dict[str, str] | None = None,
+    cores: set[int] | None = None,
+) -> tuple[subprocess.Popen, str]:
     port = _free_port()
+    popen: dict = {"preexec_fn": lambda: os.sched_setaffinity(0, cores)} if cores else {}
     if system == "bridge":
         env = {
             **_clean_env(),
             "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{probe_port}",
             "AZURE_VOICE_LIVE_API_KEY": "bench",
-            "VOICEBRIDGE_THREADS": str(tabs + 16),  # one thread per open tab, plus page and health requests
             "VOICEBRIDGE_MAX_SESSIONS": str(tabs + 16),
             "VOICEBRIDGE_DRAIN_SECONDS": "2",
+            **(extra_env or {}),
         }
         args = ["-m", "voicebridge", "serve", "--host", "127.0.0.1", "--port", str(port)]
     else:
@@ -203,7 +211,7 @@ def _start_system(procs: _Processes, system: str, probe_port: int, tabs: int) ->
             "--upstream",
             f"ws://127.0.0.1:{probe_port}/voice-live/realtime",
         ]
-    return procs.start(system.replace(" ", "-"), args, env), f"http://127.0.0.1:{port}"
+    return procs.start(system.replace(" ", "-"), args, env, **popen), f"http://127.0.0.1:{port}"
 
 
 async def _wait_healthy(

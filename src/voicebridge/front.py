@@ -1,13 +1,14 @@
-"""The front door: HTTP/1.1 read on the event loop, so that no client can hold a thread.
+"""The front door: HTTP/1.1 on the event loop, so that no client can hold a thread.
 
 Each worker process accepts on gunicorn's listeners from its event loop. A connection costs a few
 kilobytes until its request is complete: the request head is parsed by h11 with a size limit and the
 whole request must arrive within a deadline (a slowloris client is dropped at it, having cost nothing
-else). A complete request runs Flask on a small bounded thread pool; the response is written by the
-loop. A `/ws` upgrade runs Flask too — routing, the Origin/Host rules, flask-sock and simple-websocket's
-handshake — but the route returns at once (runtime.adopt): the 101 simple-websocket produced is written
-by the loop, which then keeps the socket as a TabConnection. Nothing here blocks and nothing waits on a
-client.
+else). A complete request then runs Flask on the loop itself, one request per loop iteration (pages,
+API and health checks ahead of WebSocket handshakes), so the tabs' audio is relayed between any two of
+them; every route is short and never waits (docs/decisions/0002-serving-on-the-loop.md says why not a
+thread pool). A `/ws` upgrade runs Flask too — routing, the Origin/Host rules, flask-sock and
+simple-websocket's handshake — and the route returns at once (runtime.adopt): the loop writes the 101
+simple-websocket produced and keeps the socket as a TabConnection.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import logging
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -43,8 +44,7 @@ class FrontLimits:
     max_head_bytes: int = 16 * 1024
     max_body_bytes: int = 64 * 1024  # the app takes no uploads
     max_connections: int = 10_000  # per worker: sockets beyond it are closed at once
-    max_pending: int = 256  # requests waiting for a pool thread beyond which the answer is 503
-    pool_threads: int = 8
+    max_pending: int = 4096  # requests waiting for their turn beyond which the answer is 503
 
 
 class _HandshakeSocket:
@@ -78,16 +78,22 @@ class Front:
         self.limits = limits or FrontLimits()
         self.tab_limits = tab_limits or TabLimits()
         self.multiprocess = multiprocess
-        self.pool = ThreadPoolExecutor(self.limits.pool_threads, thread_name_prefix="voicebridge-wsgi")
+        # Requests waiting for their turn on the loop: pages, API and health checks first, then
+        # WebSocket handshakes, one per loop iteration so that the tabs' audio flows in between.
+        self._requests: deque[Callable[[], None]] = deque()
+        self._upgrades: deque[Callable[[], None]] = deque()
+        self._scheduled = False
         self.http: set[HttpConnection] = set()
         self.tabs: set[TabConnection] = set()
-        self.pending = 0
         self.draining = False
         self._listeners: list[socket.socket] = []
         self._refused_at = 0.0
         self._board = board
         self._slot = slot
         self._deferred = False
+
+    def connections(self) -> int:
+        return len(self.http) + len(self.tabs)
 
     def tab_lost(self, tab: TabConnection) -> None:
         self.tabs.discard(tab)
@@ -160,7 +166,25 @@ class Front:
         except OSError:
             sock.close()
 
-    # the WSGI side (pool threads) ---------------------------------------------------------------------
+    # running the app: one request per loop iteration ---------------------------------------------------
+
+    def submit(self, job: Callable[[], None], upgrade: bool) -> bool:
+        if len(self._requests) + len(self._upgrades) >= self.limits.max_pending:
+            return False
+        (self._upgrades if upgrade else self._requests).append(job)
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._run_one)
+        return True
+
+    def _run_one(self) -> None:
+        queue = self._requests or self._upgrades
+        if queue:
+            queue.popleft()()
+        if self._requests or self._upgrades:
+            self.loop.call_soon(self._run_one)  # next iteration: the sockets that are ready go first
+        else:
+            self._scheduled = False
 
     def call_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         started: list[Any] = []
@@ -276,25 +300,20 @@ class HttpConnection(asyncio.Protocol):
         self.busy = True
         self.transport.pause_reading()  # one request at a time: a pipelining client waits, buffering nothing
         front = self.front
-        if front.pending >= front.limits.max_pending:
-            self._respond("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")],
-                          b"busy\n", keep_alive=False)
-            return
         environ, capture, adopted = self._environ(self.request)
-        front.pending += 1
-        future = front.loop.run_in_executor(front.pool, front.call_app, environ)
 
-        def done(f: asyncio.Future) -> None:
-            front.pending -= 1
+        def run() -> None:
             if self.transport is None:
-                return  # the client left meanwhile
-            status, headers, body = f.result()
+                return  # the client left while it waited
+            status, headers, body = front.call_app(environ)
             if adopted and status.startswith("200") and capture.sent.startswith(b"HTTP/1.1 101"):
                 self._upgrade(bytes(capture.sent), adopted[0])
             else:
                 self._respond(status, headers, body)
 
-        future.add_done_callback(done)
+        if not front.submit(run, upgrade=ADOPT_KEY in environ):
+            self._respond("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")],
+                          b"busy\n", keep_alive=False)
 
     def _environ(self, request: h11.Request) -> tuple[dict[str, Any], _HandshakeSocket, list]:
         target = request.target
@@ -316,7 +335,7 @@ class HttpConnection(asyncio.Protocol):
             "wsgi.url_scheme": "http",
             "wsgi.input": io.BytesIO(bytes(self.body)),
             "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
+            "wsgi.multithread": False,
             "wsgi.multiprocess": self.front.multiprocess,
             "wsgi.run_once": False,
         }

@@ -1,13 +1,15 @@
 """Where the WSGI threads and the asyncio side meet — the only module that crosses threads.
 
-Every socket lives on the one asyncio event loop of its worker process (front.py reads HTTP there);
-Flask runs on a few pool threads for ordinary requests and for the WebSocket handshake of /ws, then the
-upgraded socket stays on the loop as a `TabConnection`. Every audio frame therefore stays on one thread
-from browser to Voice Live and back, and no client, however slow, idle or hostile, holds a thread.
+Every socket lives on the one asyncio event loop of its worker process (front.py reads HTTP there and
+runs Flask between the loop's other callbacks); after the WebSocket handshake of /ws the upgraded
+socket stays on the loop as a `TabConnection`. Every audio frame therefore stays on one thread from
+browser to Voice Live and back, and no client, however slow, idle or hostile, holds a thread. The one
+crossing left is `LoopThread.run()` (drain and shutdown from the worker's main thread) and the
+fallback in `adopt()` for WSGI servers that lend a thread per connection (werkzeug's, in tests).
 
 - `LoopThread` owns the event loop; other threads reach it only through `call()` / `run()`.
-- `HandshakeOnly` + `adopt()`: simple-websocket performs the handshake on the pool thread (its reader
-  thread never starts) and the route hands the tab to the loop and returns at once.
+- `HandshakeOnly` + `adopt()`: simple-websocket performs the handshake (its reader thread never starts)
+  and the route hands the tab to the loop and returns at once.
 - `TabConnection` is the tab's socket on the loop: an asyncio protocol around websockets' sans-I/O
   WebSocket implementation, already OPEN because simple-websocket did the handshake. It bounds what a
   tab may cost: queued output (pongs included), fragments, idle time, silence.
@@ -107,9 +109,8 @@ class TabHandler(Protocol):
 
 
 def adopt(ws: Any, attach: Callable[[TabConnection], TabHandler], runtime: LoopThread) -> None:
-    """Called by the /ws route on a pool thread right after the handshake: the loop takes the socket
-    (front.py writes the captured 101 and switches the connection to a TabConnection) and the thread
-    returns at once."""
+    """Called by the /ws route right after the handshake: the loop takes the socket (front.py writes the
+    captured 101 and switches the connection to a TabConnection) and the route returns at once."""
     take_over = ws.environ.get(ADOPT_KEY)
     if take_over is not None:
         ws.connected = False  # flask-sock's own close() must not write a close frame

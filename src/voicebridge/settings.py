@@ -66,9 +66,7 @@ class Settings:
     port: int = 8000
     # One worker process per core, each with its own event loop holding every socket it accepted.
     workers: int = 0  # 0: one per core (see cpu_count)
-    # Per worker: Flask's pool threads (pages, API, the WebSocket handshake; nothing waits on a client),
-    # sessions (about what one core carries, see docs/performance.md) and open sockets.
-    threads: int = 8
+    # Per worker: sessions (about what one core carries, see docs/performance.md) and open sockets.
     max_sessions: int = 1000
     max_connections: int = 10_000
     # A tab without an upstream session is closed after this; one from which nothing arrived (no frame,
@@ -128,7 +126,6 @@ class Settings:
             host=env.text("VOICEBRIDGE_HOST") or d.host,
             port=env.number("PORT", int, d.port, 0, 65535),
             workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
-            threads=env.number("VOICEBRIDGE_THREADS", int, d.threads, 1, 256),
             max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
             max_connections=env.number("VOICEBRIDGE_MAX_CONNECTIONS", int, d.max_connections, 16, 1_000_000),
             tab_no_session_s=env.number("VOICEBRIDGE_TAB_IDLE_SECONDS", float, d.tab_no_session_s, 0.2, 3600.0),

@@ -1,5 +1,5 @@
-"""voicebridge's gunicorn worker: every socket on the worker's event loop (front.py), Flask on a few
-pool threads, gunicorn as the process manager (one worker per core, heartbeats, restarts, signals).
+"""voicebridge's gunicorn worker: every socket and every request on the worker's event loop (front.py),
+gunicorn as the process manager (one worker per core, heartbeats, restarts, signals).
 
 The worker's main thread only beats the heartbeat and reacts to signals:
 - SIGTERM (App Service swap, restart, scale-in; gunicorn forwards the master's): drain. /healthz turns
@@ -10,11 +10,15 @@ The worker's main thread only beats the heartbeat and reacts to signals:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import os
 import resource
 import select
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -37,6 +41,52 @@ def _raise_fd_limit() -> None:
             pass
 
 
+def _malloc_trim() -> Any:
+    """glibc keeps freed heap pages mapped; after a flood of connections ends, returning them keeps
+    the worker's RSS near its baseline. None where there is no glibc (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return trim
+
+
+TRIM_EVERY_S = 10.0
+SWITCH_INTERVAL_S = 0.0005
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+class _Housekeeping:
+    """After a flood of connections ends, give its memory back: one full collection (the young
+    generation is collected rarely, see GC_THRESHOLDS) once the connections have at least halved
+    since their peak, then glibc's free pages to the system."""
+
+    def __init__(self, front: Front, loop: Any):
+        self.front, self.loop = front, loop
+        self.trim = _malloc_trim()
+        self.peak = 0
+        self.last = time.monotonic()
+
+    def tick(self) -> None:
+        now = self.front.connections()
+        self.peak = max(self.peak, now)
+        if time.monotonic() - self.last < TRIM_EVERY_S:
+            return
+        self.last = time.monotonic()
+        if self.peak >= 64 and now <= self.peak // 2:
+            self.peak = now
+            self.loop.call_soon_threadsafe(self._collect)
+        elif self.trim is not None:
+            self.trim(0)  # ctypes releases the GIL: the loop keeps serving meanwhile
+
+    def _collect(self) -> None:
+        gc.collect()
+        if self.trim is not None:
+            self.trim(0)
+
+
 class LoopWorker(Worker):
     def init_signals(self) -> None:
         super().init_signals()
@@ -56,6 +106,14 @@ class LoopWorker(Worker):
 
     def run(self) -> None:
         _raise_fd_limit()
+        # Another thread holding the GIL (the built-in emulator's, a telemetry exporter's) keeps the
+        # loop waiting up to one switch interval (5 ms by default), which would be the tabs' p99.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Thousands of long-lived connection objects make every full collection a pause of tens of
+        # milliseconds for every tab: freeze what startup made, and collect the young generation less
+        # often (the loop makes few reference cycles; what it makes is still collected).
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         bridge = self.wsgi.extensions["voicebridge"]
         settings = bridge.settings
         loop = bridge.runtime.loop
@@ -63,7 +121,6 @@ class LoopWorker(Worker):
             self.wsgi,
             loop,
             FrontLimits(
-                pool_threads=settings.threads,
                 max_connections=settings.max_connections,
                 request_s=settings.request_timeout_s,
                 keepalive_s=min(5.0, settings.request_timeout_s),
@@ -75,12 +132,14 @@ class LoopWorker(Worker):
         )
         loop.call_soon_threadsafe(front.listen, [s.sock for s in self.sockets])
         log.info("event=worker.ready pid=%s slot=%s", self.pid, getattr(self, "slot", -1))
+        housekeeping = _Housekeeping(front, loop)
         while self.alive:
             self.notify()
             if self.ppid != os.getppid():
                 log.info("event=worker.orphaned pid=%s", self.pid)
                 break
             self._sleep(1.0)
+            housekeeping.tick()
         if self._quit:
             self._stop(front, bridge, drain_s=0.0)
         else:
@@ -113,7 +172,6 @@ class LoopWorker(Worker):
                 drain.join(0.2)
         loop.call_soon_threadsafe(front.stop_accepting)
         bridge.shutdown(timeout=1.0)
-        front.pool.shutdown(wait=False, cancel_futures=True)
 
     def _drain(self, bridge: Any, drain_s: float) -> None:
         try:
