@@ -5,7 +5,7 @@ kilobytes until its request is complete: the request head is parsed by h11 with 
 whole request must arrive within a deadline (a slowloris client is dropped at it, having cost nothing
 else). A complete request then runs Flask on the loop itself, one request per loop iteration (pages,
 API and health checks ahead of WebSocket handshakes), so the tabs' audio is relayed between any two of
-them; every route is short and never waits (docs/decisions/0002-serving-on-the-loop.md says why not a
+them; every route is short and never waits (docs/decisions/serving-on-the-event-loop.md says why not a
 thread pool). A `/ws` upgrade runs Flask too — routing, the Origin/Host rules, flask-sock and
 simple-websocket's handshake — and the route returns at once (runtime.adopt): the loop writes the 101
 simple-websocket produced and keeps the socket as a TabConnection.

@@ -4,7 +4,7 @@ manager, one voicebridge worker (worker.py) per core.
 Each worker holds its own event loop, bridge, upstream sessions and (in emulator mode) its own built-in
 emulator on a free port; the kernel hands each new connection to whichever worker accepts it first, so
 sessions spread across the cores. No thread waits on a client: every socket lives on the worker's loop
-(front.py), Flask runs on a few pool threads per worker. See docs/decisions/0002-serving-on-the-loop.md.
+(front.py), Flask runs on a few pool threads per worker. See docs/decisions/serving-on-the-event-loop.md.
 
 Shutdown:
 - SIGTERM (App Service swap, restart, scale-in) drains every worker: /healthz turns 503 while the worker
