@@ -34,7 +34,7 @@ def main() -> int:
     if args.only in (None, "server"):
         results["server"] = server.run(tabs, args.seconds)
         print(server.table(results["server"]))
-    if args.only in (None, "hostile") and args.hostile_seconds > 0:
+    if args.only in (None, "hostile") and (args.hostile_seconds > 0 or per_core):
         results["hostile"] = hostile.run(args.hostile_seconds, per_core)
         print()
         print(hostile.table(results["hostile"]))

@@ -237,12 +237,19 @@ async def _wait_received(client: ClientSession, probe: str, total: int, deadline
         await asyncio.sleep(0.05)
 
 
-async def measure(system: str, tabs: int, seconds: float, logdir: Path) -> dict:
-    with _Processes(logdir / f"{tabs}-{system.replace(' ', '-')}") as procs:
+async def measure(
+    system: str,
+    tabs: int,
+    seconds: float,
+    logdir: Path,
+    env: dict[str, str] | None = None,
+    cores: set[int] | None = None,
+) -> dict:
+    with _Processes(logdir / f"{tabs}-{system.replace(' ', '-')}{'-pinned' if cores else ''}") as procs:
         procs.logdir.mkdir(parents=True, exist_ok=True)
         probe_proc, probe_port = _start_probe(procs)
         probe = f"http://127.0.0.1:{probe_port}"
-        sut, url = _start_system(procs, system, probe_port, tabs)
+        sut, url = _start_system(procs, system, probe_port, tabs, env, cores)
         ws_url = url.replace("http", "ws", 1) + "/ws"
         async with ClientSession(connector=TCPConnector(limit=0)) as client:
             await _wait_healthy(client, url, sut)

@@ -28,7 +28,7 @@ from .protocol import BYTES_PER_MS, Audio, Playback, ProtocolError, Start, Stop
 from .runtime import LoopThread, TabConnection
 from .settings import Settings
 from .telemetry import SessionTelemetry
-from .upstream import Connector, UpstreamError, session_config
+from .upstream import Connector, UpstreamError, send_audio, session_config
 
 log = logging.getLogger("voicebridge.session")
 
@@ -305,7 +305,7 @@ class BridgeSession:
                 await self._uplink_wake.wait()
                 self._uplink_wake.clear()
                 while uplink:
-                    await conn.send({"type": "input_audio_buffer.append", "audio": uplink.popleft()})
+                    await send_audio(conn, uplink.popleft())
         except VoiceLiveConnectionError:
             return  # the connection is going away; the receiving side notices and reconnects
 

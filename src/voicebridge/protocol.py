@@ -6,7 +6,6 @@ without ever reaching the event loop), the event loop builds. See docs/protocol.
 
 from __future__ import annotations
 
-import binascii
 import json
 from dataclasses import dataclass
 
@@ -49,6 +48,8 @@ class Playback:
 
 ClientMessage = Start | Stop | Audio | Playback
 
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
 _START = Start()
 _STOP = Stop()
 
@@ -90,13 +91,22 @@ def parse(frame: str | bytes) -> ClientMessage:
 def _audio(data: object) -> Audio:
     if not isinstance(data, str) or not data:
         raise ProtocolError("bad_audio", "An audio message needs \"data\": base64 PCM16 audio.")
-    try:
-        pcm = binascii.a2b_base64(data, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError("bad_audio", "The audio data is not valid base64.") from None
-    if len(pcm) % 2:
+    # Validated, not decoded: the audio goes upstream as base64 anyway (hot path, 50 times a second per
+    # tab). Canonical padded base64: the alphabet only, a length that is a multiple of 4, at most two
+    # '=' and only at the end — what binascii.a2b_base64(strict_mode=True) accepts, at a third of its cost.
+    n = len(data)
+    pad = 2 if data.endswith("==") else 1 if data[-1] == "=" else 0
+    if (
+        n % 4
+        or not data.isascii()
+        or data.encode().translate(None, _BASE64_ALPHABET)
+        or data.find("=", 0, n - pad) != -1
+    ):
+        raise ProtocolError("bad_audio", "The audio data is not valid base64.")
+    nbytes = n // 4 * 3 - pad
+    if nbytes % 2:
         raise ProtocolError("bad_audio", "The audio data is not whole 16-bit samples.")
-    return Audio(data, len(pcm))
+    return Audio(data, nbytes)
 
 
 def _playback(message: dict) -> Playback:

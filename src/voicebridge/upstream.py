@@ -136,6 +136,24 @@ class Connector:
         raise AssertionError("unreachable")
 
 
+_APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+
+
+async def send_audio(conn: VoiceLiveConnection, data: str) -> None:
+    """Hot path, 50 times a second per tab: the tab's base64 goes upstream in the append event the SDK
+    would build, without the SDK's JSON re-encoding of it (protocol.parse validated it: plain base64,
+    nothing to escape). Written straight to the SDK's aiohttp WebSocket (`_connection`, checked by
+    tests/serving/test_contracts.py); failures surface as the SDK's own ConnectionError."""
+    ws = getattr(conn, "_connection", None)
+    if ws is None:
+        await conn.send({"type": "input_audio_buffer.append", "audio": data})
+        return
+    try:
+        await ws.send_str(_APPEND_HEAD + data + '"}')
+    except (aiohttp.ClientError, RuntimeError, ConnectionError) as exc:
+        raise VoiceLiveConnectionError(f"Failed to send event: {exc}") from exc
+
+
 def sdk_session_of(opening: asyncio.Future) -> aiohttp.ClientSession | None:
     """The aiohttp session the SDK's suspended connect has created so far, if any."""
     coro = opening.get_coro() if isinstance(opening, asyncio.Task) else None

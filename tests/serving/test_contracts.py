@@ -115,3 +115,40 @@ def test_the_sdk_session_of_a_cancelled_connect_can_be_found_and_closed():
         asyncio.run(main())
     finally:
         hung.close()
+
+
+def test_the_audio_fast_path_sends_what_the_sdk_would_send_on_its_websocket():
+    """upstream.send_audio writes the append event to the SDK connection's aiohttp WebSocket
+    (`_connection`) itself instead of going through the SDK's JSON re-encoding."""
+    import json
+
+    from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
+    from azure.ai.voicelive.aio import VoiceLiveConnection
+
+    from voicebridge.upstream import send_audio
+
+    class Captured:
+        def __init__(self, fail: bool = False):
+            self.sent: list[str] = []
+            self.fail = fail
+
+        async def send_str(self, data: str, compress=None) -> None:
+            if self.fail:
+                import aiohttp
+
+                raise aiohttp.ClientConnectionResetError("gone")
+            self.sent.append(data)
+
+    data = base64.b64encode(bytes(range(256)) * 4).decode()
+
+    async def main():
+        by_sdk, by_us = Captured(), Captured()
+        await VoiceLiveConnection(None, by_sdk).send({"type": "input_audio_buffer.append", "audio": data})
+        conn = VoiceLiveConnection(None, by_us)
+        assert conn._connection is by_us
+        await send_audio(conn, data)
+        assert [json.loads(s) for s in by_us.sent] == [json.loads(s) for s in by_sdk.sent]
+        with pytest.raises(VoiceLiveConnectionError):
+            await send_audio(VoiceLiveConnection(None, Captured(fail=True)), data)
+
+    asyncio.run(main())
