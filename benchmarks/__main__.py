@@ -23,8 +23,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also save every figure as JSON here")
     parser.add_argument("--hostile-seconds", type=float, default=30.0,
                         help="how long attackers are held in the hostile benchmark (default 30; 0 skips it)")
-    parser.add_argument("--per-core", default="400,600,800",
-                        help="tab counts for the tabs-per-core figure (default 400,600,800; empty skips it)")
+    parser.add_argument("--per-core", default="300,600",
+                        help="tab counts for the tabs-per-core figure (default 300,600; empty skips it)")
     parser.add_argument("--only", choices=("server", "hostile", "browser"), help="run just one benchmark")
     args = parser.parse_args()
     tabs = tuple(int(n) for n in args.tabs.split(","))

@@ -287,7 +287,11 @@ async def measure(
                     stats = await response.json()
             finally:
                 await asyncio.gather(*(t.close() for t in open_tabs))
-    return _summarize(system, open_tabs, stats, end_ns, cpu, (loaded_rss - idle_rss) / tabs / 1e6)
+    result = _summarize(system, open_tabs, stats, end_ns, cpu, (loaded_rss - idle_rss) / tabs / 1e6)
+    # CPU per relayed chunk: unlike CPU %, it does not depend on whether the load generator kept pace.
+    chunks = (result["up_n"] or 0) + (result["down_n"] or 0)
+    result["cpu_us_per_chunk"] = round(cpu["sut"] / 100 * wall / chunks * 1e6, 1) if chunks else None
+    return result
 
 
 def _summarize(
