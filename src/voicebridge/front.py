@@ -88,6 +88,7 @@ class Front:
         self.draining = False
         self._listeners: list[socket.socket] = []
         self._refused_at = 0.0
+        self.closed = 0  # connections ended so far (the worker's memory housekeeping watches it)
         self._board = board
         self._slot = slot
         self._deferred = False
@@ -97,6 +98,7 @@ class Front:
 
     def tab_lost(self, tab: TabConnection) -> None:
         self.tabs.discard(tab)
+        self.closed += 1
         self.publish_load()
 
     def publish_load(self) -> None:
@@ -246,6 +248,8 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self.transport is not None:  # (not when it became a tab)
+            self.front.closed += 1
         self.front.http.discard(self)
         self.front.publish_load()
         self.transport = None

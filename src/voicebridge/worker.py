@@ -53,30 +53,41 @@ def _malloc_trim() -> Any:
     return trim
 
 
-TRIM_EVERY_S = 10.0
+TRIM_EVERY_S = 5.0
+FULL_COLLECT_EVERY_S = 60.0
+CLOSED_BEFORE_COLLECT = 256
+CHURN_COLLECT_EVERY_S = 30.0
 SWITCH_INTERVAL_S = 0.0005
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
 class _Housekeeping:
-    """After a flood of connections ends, give its memory back: one full collection (the young
-    generation is collected rarely, see GC_THRESHOLDS) once the connections have at least halved
-    since their peak, then glibc's free pages to the system."""
+    """Give memory back once connections end: the young generation is collected rarely (GC_THRESHOLDS),
+    so closed connections' reference cycles wait for a full collection. One runs on the loop when the
+    open connections have at least halved since their peak or many have closed since the last one (a
+    flood ended), and at the latest every FULL_COLLECT_EVERY_S (a pause of tens of milliseconds that
+    rarely, far below any p99); then glibc's free pages go back to the system."""
 
     def __init__(self, front: Front, loop: Any):
         self.front, self.loop = front, loop
         self.trim = _malloc_trim()
         self.peak = 0
+        self.closed = 0
         self.last = time.monotonic()
+        self.last_full = float("-inf")
 
     def tick(self) -> None:
         now = self.front.connections()
         self.peak = max(self.peak, now)
-        if time.monotonic() - self.last < TRIM_EVERY_S:
+        clock = time.monotonic()
+        if clock - self.last < TRIM_EVERY_S:
             return
-        self.last = time.monotonic()
-        if self.peak >= 64 and now <= self.peak // 2:
-            self.peak = now
+        self.last = clock
+        closed = self.front.closed - self.closed
+        halved = self.peak > now and now <= self.peak // 2
+        since = clock - self.last_full
+        if halved or (closed >= CLOSED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
+            self.peak, self.last_full, self.closed = now, clock, self.front.closed
             self.loop.call_soon_threadsafe(self._collect)
         elif self.trim is not None:
             self.trim(0)  # ctypes releases the GIL: the loop keeps serving meanwhile
