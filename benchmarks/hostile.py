@@ -195,7 +195,10 @@ async def held(seconds: float, logdir: Path, live: int = LIVE_TABS) -> dict:
             await server._wait_healthy(client, url, sut)
             pids = procstat.tree(sut.pid)
             gate = asyncio.Semaphore(server.CONNECT_CONCURRENCY)
-            await (await server._open_tab(client, ws_url, live, gate)).close()
+            # Warm-up: a few sessions at once (lazy imports, the resolver's threads), then the baseline.
+            warm = await asyncio.gather(*(server._open_tab(client, ws_url, live + i, gate) for i in range(16)))
+            await asyncio.gather(*(t.close() for t in warm))
+            await asyncio.sleep(SETTLE_S)
             base_rss = procstat.rss_bytes(pids)
             tabs = await asyncio.gather(*(server._open_tab(client, ws_url, i, gate) for i in range(live)))
             loop = asyncio.get_running_loop()

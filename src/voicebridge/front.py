@@ -33,6 +33,7 @@ from .runtime import ADOPT_KEY, TabConnection, TabHandler, TabLimits
 log = logging.getLogger("voicebridge.front")
 
 SERVER_SOFTWARE = "voicebridge"
+ACCEPT_BATCH = 64
 DEFER_S = 0.005  # how long a busier worker leaves a new connection to its less busy siblings
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"content-length"))
 
@@ -132,8 +133,9 @@ class Front:
             self.loop.call_later(DEFER_S, self._resume_accepting, listener)
             return
         self._deferred = False
-        # A few per wake-up, not the whole backlog: the other workers, woken too, take their share.
-        for _ in range(4):
+        # A batch per wake-up, not the whole backlog: a burst of attackers cannot keep the loop in here,
+        # and the other workers, woken too, take their share.
+        for _ in range(ACCEPT_BATCH):
             try:
                 sock, _addr = listener.accept()
             except (BlockingIOError, InterruptedError):
