@@ -39,6 +39,10 @@ MAX_WRITE_BUFFER = 4 * 1024 * 1024
 # A fragmented message may have at most this many frames (empty continuations included).
 MAX_FRAGMENTS = 1024
 CLOSE_HANDSHAKE_S = 2.0
+# Bytes parsed per loop iteration from one tab: a 20 ms audio frame is ~1.3 KB.
+READ_STEP = 16 * 1024
+# Browsers never send pings (no API for it); a client may, but not as a flood.
+MAX_PINGS_PER_TICK = 64
 # The key under which front.py offers `adopt()` its way to take the socket over (see app.py's /ws).
 ADOPT_KEY = "voicebridge.adopt"
 
@@ -159,6 +163,10 @@ class TabConnection(asyncio.Protocol):
         self._no_session_since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._backlog = bytearray()
+        self._stepping = False
+        self._eof = False
+        self._pings = 0
         self.open = False
 
     # asyncio.Protocol ----------------------------------------------------------------------------
@@ -173,6 +181,36 @@ class TabConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._heard = self._loop.time()  # type: ignore[union-attr]
+        if self._backlog or len(data) > READ_STEP:
+            # A big read (a flood of tiny frames parses slowly): at most READ_STEP bytes per loop
+            # iteration, reading paused meanwhile, so one client never holds the loop for long.
+            self._backlog += data
+            if not self._stepping:
+                self._stepping = True
+                self._transport.pause_reading()  # type: ignore[union-attr]
+                self._loop.call_soon(self._step)  # type: ignore[union-attr]
+            return
+        self._process(data)
+
+    def _step(self) -> None:
+        if self._transport is None:
+            self._backlog = bytearray()
+            return
+        chunk = bytes(self._backlog[:READ_STEP])
+        del self._backlog[:READ_STEP]
+        self._process(chunk)
+        if self._backlog and self._transport is not None:
+            self._loop.call_soon(self._step)  # type: ignore[union-attr]
+            return
+        self._stepping = False
+        if self._eof:
+            self._eof = False
+            self._ws.receive_eof()
+            self._flush()
+        elif self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def _process(self, data: bytes) -> None:
         self._ws.receive_data(data)
         for frame in self._ws.events_received():
             if not self.open:
@@ -188,18 +226,33 @@ class TabConnection(asyncio.Protocol):
                 self._fragment_count += 1
                 if self._fragment_count > MAX_FRAGMENTS:
                     # websockets bounds a message's bytes; this bounds its frames (empty ones cost too).
-                    log.info("event=tab.refused reason=too_many_fragments")
-                    self._fragments = bytearray()
-                    self.close(1009, "message has too many fragments")
+                    self._refuse(1009, "message has too many fragments", "too_many_fragments")
                     return
                 self._fragments += frame.data
                 if frame.fin:
                     whole, kind = bytes(self._fragments), self._fragment_opcode
                     self._fragment_opcode, self._fragments = None, bytearray()
                     self._deliver(kind, whole)
+            elif opcode is Opcode.PING:
+                self._pings += 1  # (websockets answers it)
+                if self._pings > MAX_PINGS_PER_TICK:
+                    self._refuse(1008, "too many pings", "ping_flood")
+                    return
         self._flush()
 
+    def _refuse(self, code: int, reason: str, why: str) -> None:
+        """The tab abuses the protocol: close frame, then close the TCP connection without reading on."""
+        log.info("event=tab.refused reason=%s", why)
+        self._fragments = bytearray()
+        self._backlog = bytearray()
+        self.close(code, reason)
+        if self._transport is not None:
+            self._transport.close()  # flushes the close frame; nothing more is read
+
     def eof_received(self) -> bool | None:
+        if self._stepping:
+            self._eof = True  # after the backlog, in order
+            return True  # keep the transport open until then
         self._ws.receive_eof()
         self._flush()
         return None
@@ -282,6 +335,7 @@ class TabConnection(asyncio.Protocol):
     def _tick(self) -> None:
         if self._transport is None:
             return
+        self._pings = 0
         if self.open:
             now = self._loop.time()  # type: ignore[union-attr]
             limits = self._limits
