@@ -89,6 +89,7 @@ class Front:
         self.draining = False
         self._listeners: list[socket.socket] = []
         self._refused_at = 0.0
+        self._starting: set[asyncio.Task[None]] = set()
         self.closed = 0  # connections ended so far (the worker's memory housekeeping watches it)
         self._board = board
         self._slot = slot
@@ -152,7 +153,9 @@ class Front:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            self.loop.create_task(self._serve(sock))
+            task = self.loop.create_task(self._serve(sock))
+            self._starting.add(task)  # a task nobody references may be collected before it runs
+            task.add_done_callback(self._starting.discard)
 
     def _resume_accepting(self, listener: socket.socket) -> None:
         if listener in self._listeners:

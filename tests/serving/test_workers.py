@@ -52,3 +52,18 @@ def test_workers_share_the_connections_and_each_runs_its_own_emulator(request):
         for tab in tabs:
             tab.close()
     assert served.errors() == []
+
+
+def test_the_load_board_is_shared_across_fork_and_names_the_busier_worker():
+    from voicebridge.balance import LoadBoard, free_slot
+
+    board = LoadBoard(2)
+    pid = os.fork()
+    if pid == 0:  # a worker publishes from its own process
+        board.publish(1, 7)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    board.publish(0, 3)
+    assert board.busier_than_a_sibling(1) and not board.busier_than_a_sibling(0)
+    assert not LoadBoard(1).busier_than_a_sibling(0)  # a single worker never defers
+    assert free_slot({0}, 2) == 1 and free_slot({0, 1}, 2) == -1
