@@ -11,7 +11,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from . import server
+from . import hostile, server
 
 
 def main() -> int:
@@ -21,12 +21,24 @@ def main() -> int:
         "--seconds", type=float, default=15.0, help="streaming time per scenario (default 15)"
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also save every figure as JSON here")
+    parser.add_argument("--hostile-seconds", type=float, default=30.0,
+                        help="how long attackers are held in the hostile benchmark (default 30; 0 skips it)")
+    parser.add_argument("--per-core", default="300,600",
+                        help="tab counts for the tabs-per-core figure (default 300,600; empty skips it)")
+    parser.add_argument("--only", choices=("server", "hostile", "browser"), help="run just one benchmark")
     args = parser.parse_args()
     tabs = tuple(int(n) for n in args.tabs.split(","))
+    per_core = tuple(int(n) for n in args.per_core.split(",") if n)
 
-    results = {"server": server.run(tabs, args.seconds)}
-    print(server.table(results["server"]))
-    if importlib.util.find_spec("benchmarks.browser") is not None:
+    results = {}
+    if args.only in (None, "server"):
+        results["server"] = server.run(tabs, args.seconds)
+        print(server.table(results["server"]))
+    if args.only in (None, "hostile") and (args.hostile_seconds > 0 or per_core):
+        results["hostile"] = hostile.run(args.hostile_seconds, per_core)
+        print()
+        print(hostile.table(results["hostile"]))
+    if args.only in (None, "browser") and importlib.util.find_spec("benchmarks.browser") is not None:
         browser = importlib.import_module("benchmarks.browser")
         results["browser"] = browser.run()
         print()

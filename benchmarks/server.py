@@ -181,16 +181,24 @@ def _start_probe(procs: _Processes) -> tuple[subprocess.Popen, int]:
     return proc, int(line.split()[1])
 
 
-def _start_system(procs: _Processes, system: str, probe_port: int, tabs: int) -> tuple[subprocess.Popen, str]:
+def _start_system(
+    procs: _Processes,
+    system: str,
+    probe_port: int,
+    tabs: int,
+    extra_env: dict[str, str] | None = None,
+    cores: set[int] | None = None,
+) -> tuple[subprocess.Popen, str]:
     port = _free_port()
+    popen: dict = {"preexec_fn": lambda: os.sched_setaffinity(0, cores)} if cores else {}
     if system == "bridge":
         env = {
             **_clean_env(),
             "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{probe_port}",
             "AZURE_VOICE_LIVE_API_KEY": "bench",
-            "VOICEBRIDGE_THREADS": str(tabs + 16),  # one thread per open tab, plus page and health requests
             "VOICEBRIDGE_MAX_SESSIONS": str(tabs + 16),
             "VOICEBRIDGE_DRAIN_SECONDS": "2",
+            **(extra_env or {}),
         }
         args = ["-m", "voicebridge", "serve", "--host", "127.0.0.1", "--port", str(port)]
     else:
@@ -203,7 +211,7 @@ def _start_system(procs: _Processes, system: str, probe_port: int, tabs: int) ->
             "--upstream",
             f"ws://127.0.0.1:{probe_port}/voice-live/realtime",
         ]
-    return procs.start(system.replace(" ", "-"), args, env), f"http://127.0.0.1:{port}"
+    return procs.start(system.replace(" ", "-"), args, env, **popen), f"http://127.0.0.1:{port}"
 
 
 async def _wait_healthy(
@@ -229,12 +237,19 @@ async def _wait_received(client: ClientSession, probe: str, total: int, deadline
         await asyncio.sleep(0.05)
 
 
-async def measure(system: str, tabs: int, seconds: float, logdir: Path) -> dict:
-    with _Processes(logdir / f"{tabs}-{system.replace(' ', '-')}") as procs:
+async def measure(
+    system: str,
+    tabs: int,
+    seconds: float,
+    logdir: Path,
+    env: dict[str, str] | None = None,
+    cores: set[int] | None = None,
+) -> dict:
+    with _Processes(logdir / f"{tabs}-{system.replace(' ', '-')}{'-pinned' if cores else ''}") as procs:
         procs.logdir.mkdir(parents=True, exist_ok=True)
         probe_proc, probe_port = _start_probe(procs)
         probe = f"http://127.0.0.1:{probe_port}"
-        sut, url = _start_system(procs, system, probe_port, tabs)
+        sut, url = _start_system(procs, system, probe_port, tabs, env, cores)
         ws_url = url.replace("http", "ws", 1) + "/ws"
         async with ClientSession(connector=TCPConnector(limit=0)) as client:
             await _wait_healthy(client, url, sut)
@@ -272,7 +287,11 @@ async def measure(system: str, tabs: int, seconds: float, logdir: Path) -> dict:
                     stats = await response.json()
             finally:
                 await asyncio.gather(*(t.close() for t in open_tabs))
-    return _summarize(system, open_tabs, stats, end_ns, cpu, (loaded_rss - idle_rss) / tabs / 1e6)
+    result = _summarize(system, open_tabs, stats, end_ns, cpu, (loaded_rss - idle_rss) / tabs / 1e6)
+    # CPU per relayed chunk: unlike CPU %, it does not depend on whether the load generator kept pace.
+    chunks = (result["up_n"] or 0) + (result["down_n"] or 0)
+    result["cpu_us_per_chunk"] = round(cpu["sut"] / 100 * wall / chunks * 1e6, 1) if chunks else None
+    return result
 
 
 def _summarize(

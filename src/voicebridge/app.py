@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import logging
 import os
 from urllib.parse import urlparse
@@ -12,16 +15,43 @@ from flask_sock import Sock
 from . import __version__, telemetry
 from .bridge import Bridge
 from .credentials import build_provider
-from .runtime import SOCK_SERVER_OPTIONS, LoopThread, serve_tab
+from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
 from .settings import Settings
 from .upstream import Connector
 
 log = logging.getLogger("voicebridge.app")
 
 
-def _same_origin(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+def _same_origin(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
+    """The page's own origin (same scheme, host and port as this request), or one explicitly allowed."""
     parsed = urlparse(origin)
-    return parsed.netloc.lower() == host.lower() or f"{parsed.scheme}://{parsed.netloc}".lower() in allowed
+    if parsed.scheme not in ("http", "https"):
+        return False
+    own = parsed.scheme == scheme and parsed.netloc.lower() == host.lower()
+    return own or f"{parsed.scheme}://{parsed.netloc}".lower() in allowed
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_name(host_header: str) -> bool:
+    """Host names a loopback-bound server answers to: a page on another site whose name resolves to
+    127.0.0.1 (DNS rebinding) sends its own name and is refused."""
+    name = urlparse(f"//{host_header}").hostname or ""
+    return name == "localhost" or name.endswith(".localhost") or _is_loopback(name)
+
+
+def _valid_websocket_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
 
 
 def start_bridge(settings: Settings) -> Bridge:
@@ -31,7 +61,9 @@ def start_bridge(settings: Settings) -> Bridge:
     if settings.use_emulator:
         from .emulator import Emulator, EmulatorConfig
 
-        emulator = Emulator(EmulatorConfig())
+        # `make run` may serve for days: what the emulator keeps per session, and how many closed
+        # sessions it remembers, stays small (enough to inspect the last few conversations).
+        emulator = Emulator(EmulatorConfig(record_max_audio_s=10.0, record_max_events=1000, record_max_sessions=20))
         endpoint = emulator.start(host="127.0.0.1", port=settings.emulator_port)
         provider = build_provider(settings, emulator_key="emulator")
         log.warning(
@@ -78,14 +110,27 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         # Never touches Azure: the platform polls this often.
         if bridge.draining:
             return jsonify(status="draining"), 503
-        # version and image_tag tell a rollout's gate which container answered.
+        # version and image_tag tell a rollout's gate which container answered; worker, which process.
         return jsonify(
             status="ok",
             sessions=len(bridge.sessions),
             emulator=bridge.uses_emulator,
             version=__version__,
             image_tag=settings.image_tag,
+            worker=os.getpid(),
         )
+
+    loopback_only = _is_loopback(settings.host)
+    extra_hosts = {urlparse(o).netloc for o in settings.allowed_origins}
+
+    @app.before_request
+    def host_rule():
+        # On a loopback address the server is someone's development box, often with a real key in its
+        # environment: only loopback names are served there (DNS rebinding protection).
+        if loopback_only and not _loopback_name(request.host) and request.host.lower() not in extra_hosts:
+            log.warning("event=http.refused reason=host host=%r", request.host[:200])
+            return jsonify(error="this server answers only to localhost names"), 403
+        return None
 
     @app.before_request
     def websocket_upgrade_rules():
@@ -94,9 +139,20 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         # Every upstream session costs money: a page on another site must not open one in a visitor's
         # browser. Browsers always send Origin; non-browser clients (smoke, benchmarks) may omit it.
         origin = request.headers.get("Origin")
-        if origin and not _same_origin(origin, request.host, settings.allowed_origins):
+        # Behind App Service's TLS front end the page is https while this hop is http.
+        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip().lower()
+        if origin and not _same_origin(origin, request.host, scheme, settings.allowed_origins):
             log.warning("event=tab.refused reason=cross_origin origin=%r", origin[:200])
             return jsonify(error="cross-origin WebSocket refused"), 403
+        connection = {token.strip().lower() for token in request.headers.get("Connection", "").split(",")}
+        if request.headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+            return jsonify(error="/ws expects a WebSocket upgrade"), 400
+        if not _valid_websocket_key(request.headers.get("Sec-WebSocket-Key", "")):
+            log.info("event=tab.refused reason=bad_key")
+            return jsonify(error="missing or invalid Sec-WebSocket-Key"), 400
+        if request.headers.get("Sec-WebSocket-Version", "").strip() != "13":
+            log.info("event=tab.refused reason=bad_version")
+            return jsonify(error="unsupported Sec-WebSocket-Version"), 426, {"Sec-WebSocket-Version": "13"}
         # The loop's frame parser speaks plain WebSocket (base64 audio barely compresses anyway, and
         # deflate would cost zlib time per frame): without the offer, the handshake does not negotiate it.
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
@@ -104,6 +160,6 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
 
     @sock.route("/ws")
     def tab(ws):
-        serve_tab(bridge.runtime, ws, bridge.attach)
+        adopt(ws, bridge.attach, bridge.runtime)  # returns at once: the event loop serves the tab from here on
 
     return app

@@ -7,6 +7,7 @@ and what it accepts, instead of failing later inside a conversation.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +30,14 @@ DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant. Keep answers short and conversational, "
     "and stop talking as soon as the user interrupts."
 )
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 class SettingsError(ValueError):
@@ -66,8 +75,17 @@ class Settings:
     # Serving
     host: str = "127.0.0.1"
     port: int = 8000
-    threads: int = 256
-    max_sessions: int = 200
+    # One worker process per core, each with its own event loop holding every socket it accepted.
+    workers: int = 0  # 0: one per core (see cpu_count)
+    # Per worker: sessions (about what one core carries, see docs/performance.md) and open sockets.
+    max_sessions: int = 1000
+    max_connections: int = 10_000
+    # A tab without an upstream session is closed after this; one from which nothing arrived (no frame,
+    # no pong to the keepalive pings) after this is gone and its upstream closed.
+    tab_no_session_s: float = 15.0
+    tab_silence_s: float = 30.0
+    # A request (head and body) must arrive within this; an idle keep-alive connection ends sooner.
+    request_timeout_s: float = 10.0
     log_level: str = "INFO"
     # Origins besides the page's own that may open /ws (e.g. a custom domain behind a proxy that
     # rewrites Host). Browsers always send Origin, so this stops other sites from using the bridge.
@@ -132,8 +150,12 @@ class Settings:
             tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
             host=env.text("VOICEBRIDGE_HOST") or d.host,
             port=env.number("PORT", int, d.port, 0, 65535),
-            threads=env.number("VOICEBRIDGE_THREADS", int, d.threads, 4, 4096),
+            workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
             max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
+            max_connections=env.number("VOICEBRIDGE_MAX_CONNECTIONS", int, d.max_connections, 16, 1_000_000),
+            tab_no_session_s=env.number("VOICEBRIDGE_TAB_IDLE_SECONDS", float, d.tab_no_session_s, 0.2, 3600.0),
+            tab_silence_s=env.number("VOICEBRIDGE_TAB_SILENCE_SECONDS", float, d.tab_silence_s, 0.3, 3600.0),
+            request_timeout_s=env.number("VOICEBRIDGE_REQUEST_SECONDS", float, d.request_timeout_s, 0.2, 300.0),
             log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, d.log_level, upper=True),
             allowed_origins=env.origins("VOICEBRIDGE_ALLOWED_ORIGINS"),
             connect_timeout_s=env.number(
@@ -160,7 +182,16 @@ class Settings:
                 "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
                 f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
             )
+        if settings.emulator_port and settings.worker_count > 1:
+            raise SettingsError(
+                "VOICEBRIDGE_EMULATOR_PORT",
+                "a fixed emulator port needs VOICEBRIDGE_WORKERS=1 (each worker runs its own emulator)",
+            )
         return settings
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or cpu_count()
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -9,6 +9,8 @@ Metric names are a stable contract: the Application Insights workbook in infra/ 
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,8 +82,12 @@ def instrument_app(app: Any) -> None:
 def _resource() -> Any:
     from opentelemetry.sdk.resources import Resource
 
-    # service.name becomes cloud_RoleName in Application Insights.
-    return Resource.create({"service.name": "voicebridge", "service.version": __version__})
+    # service.name becomes cloud_RoleName in Application Insights. Each worker process exports its own
+    # metrics (sessions it holds, its turns): a per-process instance id keeps their series apart.
+    instance = f"{socket.gethostname()}:{os.getpid()}"
+    return Resource.create(
+        {"service.name": "voicebridge", "service.version": __version__, "service.instance.id": instance}
+    )
 
 
 def _console_parts() -> tuple[Any, Any]:

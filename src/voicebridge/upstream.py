@@ -10,6 +10,7 @@ import asyncio
 import logging
 from urllib.parse import urlparse
 
+import aiohttp
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection, connect
 from azure.ai.voicelive.models import (
@@ -108,6 +109,21 @@ class Connector:
     async def close(self) -> None:
         await self._provider.close()
 
+    async def _connect(self, **kwargs: object) -> VoiceLiveConnection:
+        """The SDK's connect, safe to cancel (the tab left or stopped while connecting, our timeout).
+
+        The SDK creates an aiohttp session per connection but closes it only when the handshake fails
+        with a ClientError; a cancelled connect leaks it ("Unclosed client session" at ERROR). So the
+        connect runs as a task of its own: on cancellation the session is taken from the SDK's suspended
+        connect (a local variable of its `__aenter__`, checked by tests/serving/test_contracts.py), the
+        connect is cancelled, and the session closed."""
+        opening = asyncio.ensure_future(connect(**kwargs).__aenter__())  # type: ignore[arg-type]
+        try:
+            return await asyncio.shield(opening)
+        except BaseException:
+            await _abandon(opening)
+            raise
+
     async def open(self) -> VoiceLiveConnection:
         settings = self._settings
         extra = {"api_version": settings.api_version} if settings.api_version else {}
@@ -118,13 +134,13 @@ class Connector:
                 raise UpstreamError(ErrorCode.UPSTREAM_AUTH, str(exc)) from exc
             try:
                 async with asyncio.timeout(settings.connect_timeout_s):
-                    return await connect(
+                    return await self._connect(
                         credential=credential,
                         endpoint=self.endpoint,
                         model=settings.model,
                         connection_options={"close_timeout": 1.5},
                         **extra,
-                    ).__aenter__()
+                    )
             except TimeoutError:
                 raise UpstreamError(
                     ErrorCode.UPSTREAM_TIMEOUT,
@@ -150,3 +166,46 @@ class Connector:
                     ErrorCode.UPSTREAM_UNAVAILABLE, f"Could not connect to Voice Live at {self._host} ({exc})."
                 ) from exc
         raise AssertionError("unreachable")
+
+
+_APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+
+
+async def send_audio(conn: VoiceLiveConnection, data: str) -> None:
+    """Hot path, 50 times a second per tab: the tab's base64 goes upstream in the append event the SDK
+    would build, without the SDK's JSON re-encoding of it (protocol.parse validated it: plain base64,
+    nothing to escape). Written straight to the SDK's aiohttp WebSocket (`_connection`, checked by
+    tests/serving/test_contracts.py); failures surface as the SDK's own ConnectionError."""
+    ws = getattr(conn, "_connection", None)
+    if ws is None:
+        await conn.send({"type": "input_audio_buffer.append", "audio": data})
+        return
+    try:
+        await ws.send_str(_APPEND_HEAD + data + '"}')
+    except (aiohttp.ClientError, RuntimeError, ConnectionError) as exc:
+        raise VoiceLiveConnectionError(f"Failed to send event: {exc}") from exc
+
+
+def sdk_session_of(opening: asyncio.Future) -> aiohttp.ClientSession | None:
+    """The aiohttp session the SDK's suspended connect has created so far, if any."""
+    coro = opening.get_coro() if isinstance(opening, asyncio.Task) else None
+    frame = getattr(coro, "cr_frame", None)
+    session = frame.f_locals.get("session") if frame is not None else None
+    return session if isinstance(session, aiohttp.ClientSession) else None
+
+
+async def _abandon(opening: asyncio.Future) -> None:
+    """Nobody wants this connect any more: stop it and close whatever it opened."""
+    session = None if opening.done() else sdk_session_of(opening)
+    opening.cancel()
+    try:
+        conn = await opening
+    except BaseException:  # cancelled or failed: nothing was handed out
+        conn = None
+    try:
+        if conn is not None:
+            await conn.close()
+        elif session is not None and not session.closed:
+            await session.close()
+    except Exception as exc:  # best effort: nobody is waiting for this connection
+        log.info("event=upstream.abandon_close_failed detail=%s", exc)

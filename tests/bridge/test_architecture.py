@@ -12,12 +12,12 @@ MAX_CLASS_LINES = 200
 LAYERS = [
     ("voicebridge", "voicebridge.protocol", "voicebridge.settings", "voicebridge.logs", "voicebridge.tasks"),
     ("voicebridge.emulator", "voicebridge.credentials", "voicebridge.telemetry", "voicebridge.runtime",
-     "voicebridge.contract", "voicebridge.smoke"),
+     "voicebridge.balance", "voicebridge.front", "voicebridge.contract", "voicebridge.smoke"),
     ("voicebridge.upstream",),
     ("voicebridge.session",),
     ("voicebridge.bridge",),
     ("voicebridge.app",),
-    ("voicebridge.server",),
+    ("voicebridge.server", "voicebridge.worker"),
     ("voicebridge.__main__",),
 ]
 

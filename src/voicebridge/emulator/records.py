@@ -29,9 +29,12 @@ class EmulatorConfig:
     # While set, every response to user input is these function calls ([{"name", "arguments"}, …]);
     # the response after their outputs is an ordinary reply. One-shot calls: Emulator.calls.queue.
     function_calls: tuple[dict, ...] | None = None
+    # Records of closed sessions kept for inspection (oldest dropped first); open ones are always kept.
+    record_max_sessions: int = 200
 
     def __post_init__(self):
-        for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events"):
+        for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events",
+                     "record_max_sessions"):
             value = getattr(self, name)
             if value is None and name == "drop_after_s":
                 continue
@@ -110,6 +113,24 @@ class Registry:
             yield record
             self._versions[record.id] = self._versions.get(record.id, 0) + 1
             self.cond.notify_all()
+
+    def closed(self, record: SessionRecord, keep: int) -> None:
+        """`record` has closed: keep at most `keep` closed records, dropping the oldest."""
+        with self.cond:
+            closed = [r for r in self._live if not r.open]
+            for old in closed[: max(0, len(closed) - keep)]:
+                self._live.remove(old)
+                for table in (self._audio, self._cache, self._versions):
+                    table.pop(old.id, None)
+            self.cond.notify_all()
+
+    def audio_of(self, record: SessionRecord) -> memoryview:
+        """The record's audio without a copy; caller holds `cond`."""
+        return memoryview(self._audio[record.id])
+
+    def live_records(self) -> list[SessionRecord]:
+        """The records themselves (not copies); caller holds `cond` while reading them."""
+        return list(self._live)
 
     def add_audio(self, record: SessionRecord, pcm: bytes, limit: int) -> None:
         """Caller holds `changing(record)`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import json
 import logging
 import math
 import threading
@@ -191,6 +192,7 @@ class Emulator:
             with self.registry.changing(record):
                 record.open = False
                 record.closed_by_client = not (session.dropped or self._stopping)
+            self.registry.closed(record, keep=self.config.record_max_sessions)
         return ws
 
     # ---- control surface ---------------------------------------------------------------------------
@@ -199,12 +201,17 @@ class Emulator:
         return web.Response(text="ok")
 
     async def _http_sessions(self, request: web.Request) -> web.Response:
-        out = []
-        for rec in self.sessions():
-            data = dataclasses.asdict(rec)
-            data["audio_received"] = {"bytes": len(rec.audio_received), "rms_20ms": _envelope(rec.audio_received)}
-            out.append(data)
-        return web.json_response(out)
+        # Straight from the records, without the copies snapshot() caches: asking costs the answer's
+        # size, not another copy of every session's audio.
+        registry = self.registry
+        parts = []
+        with registry.cond:
+            for rec in registry.live_records():
+                data = {f.name: getattr(rec, f.name) for f in dataclasses.fields(rec) if f.name != "audio_received"}
+                with registry.audio_of(rec) as audio:  # a view must be released before the audio grows again
+                    data["audio_received"] = {"bytes": len(audio), "rms_20ms": _envelope(audio)}
+                parts.append(json.dumps(data))
+        return web.Response(text="[" + ",".join(parts) + "]", content_type="application/json")
 
     async def _http_faults(self, request: web.Request) -> web.Response:
         try:
@@ -246,11 +253,11 @@ async def _json_body(request: web.Request) -> dict:
     return body
 
 
-def _envelope(pcm: bytes) -> list[float]:
+def _envelope(pcm: bytes | memoryview) -> list[float]:
     """RMS per 20 ms as a fraction of full scale: enough to see speech and silence without the bytes."""
     window = ENVELOPE_MS * BYTES_PER_MS
     out = []
     for offset in range(0, len(pcm) - window + 1, window):
-        samples = memoryview(pcm[offset:offset + window]).cast("h")
+        samples = memoryview(pcm)[offset:offset + window].cast("h")
         out.append(round(math.sqrt(sum_of_squares(samples) / len(samples)) / 32768, 5))
     return out

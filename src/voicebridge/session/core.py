@@ -51,8 +51,8 @@ class BridgeSession:
 
     @property
     def closed(self) -> asyncio.Event:
-        """Set while this tab has no upstream session open."""
-        return self.supervisor.closed
+        """Set while this tab has no upstream session open (after a resume: the session it carries)."""
+        return self._target.supervisor.closed
 
     @property
     def run(self) -> Run:
@@ -97,7 +97,9 @@ class BridgeSession:
         if channel is not self.tab.channel:
             return
         self.tab.gone()
-        if self.supervisor.lifecycle is Lifecycle.RUNNING and self._host.resumes.park(self):
+        # Parked for a resume only when the network took the tab away; one the server cut off is done.
+        refused = getattr(channel, "refused", False)
+        if self.supervisor.lifecycle is Lifecycle.RUNNING and not refused and self._host.resumes.park(self):
             self.supervisor.park()
             return
         self.supervisor.tab_closed()

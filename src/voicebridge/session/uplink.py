@@ -8,6 +8,8 @@ from collections import deque
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
+from ..upstream import send_audio
+
 
 class Uplink:
     def __init__(self) -> None:
@@ -29,6 +31,6 @@ class Uplink:
                 await self._wake.wait()
                 self._wake.clear()
                 while queue:
-                    await conn.send({"type": "input_audio_buffer.append", "audio": queue.popleft()})
+                    await send_audio(conn, queue.popleft())
         except (VoiceLiveConnectionError, OSError):
             return

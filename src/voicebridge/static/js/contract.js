@@ -76,6 +76,9 @@ export const ErrorCode = Object.freeze({
 export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "resume_expired", "internal"]);
 
 export const CloseCode = Object.freeze({
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   SERVICE_RESTART: 1012,
 });

@@ -1,0 +1,203 @@
+"""voicebridge's gunicorn worker: every socket and every request on the worker's event loop (front.py),
+gunicorn as the process manager (one worker per core, heartbeats, restarts, signals).
+
+The worker's main thread only beats the heartbeat and reacts to signals:
+- SIGTERM (App Service swap, restart, scale-in; gunicorn forwards the master's): drain. /healthz turns
+  503 at once while the worker still accepts, every tab is told `reconnecting` and closed with 1012,
+  every upstream session is closed; the worker exits as soon as that is done (within the drain limit).
+- SIGINT / SIGQUIT (Ctrl-C, gunicorn's quick stop): close the upstream sessions (at most ~1 s) and exit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import os
+import resource
+import select
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from gunicorn.workers.base import Worker
+
+from .front import Front, FrontLimits
+from .runtime import TabLimits
+
+log = logging.getLogger("voicebridge.server")
+
+
+def _raise_fd_limit() -> None:
+    # Every idle or hostile socket costs a descriptor: allow as many as the system lets us.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def _limit_malloc_arenas() -> None:
+    """glibc gives every thread that allocates its own heap (the resolver's and exporters' threads), each
+    keeping freed memory: two shared arenas keep the worker's RSS close to what it really uses."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        pass
+
+
+def _malloc_trim() -> Any:
+    """glibc keeps freed heap pages mapped; after a flood of connections ends, returning them keeps
+    the worker's RSS near its baseline. None where there is no glibc (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return trim
+
+
+TRIM_EVERY_S = 5.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+FULL_COLLECT_EVERY_S = 60.0
+CLOSED_BEFORE_COLLECT = 256
+CHURN_COLLECT_EVERY_S = 30.0
+SWITCH_INTERVAL_S = 0.0005
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+class _Housekeeping:
+    """Give memory back once connections end: the young generation is collected rarely (GC_THRESHOLDS),
+    so closed connections' reference cycles wait for a full collection. One runs on the loop when the
+    open connections have at least halved since their peak or many have closed since the last one (a
+    flood ended), and at the latest every FULL_COLLECT_EVERY_S (a pause of tens of milliseconds that
+    rarely, far below any p99); then glibc's free pages go back to the system."""
+
+    def __init__(self, front: Front, loop: Any):
+        self.front, self.loop = front, loop
+        self.trim = _malloc_trim()
+        self.peak = 0
+        self.closed = 0
+        self.last = time.monotonic()
+        self.last_full = float("-inf")
+
+    def tick(self) -> None:
+        now = self.front.connections()
+        self.peak = max(self.peak, now)
+        clock = time.monotonic()
+        if clock - self.last < TRIM_EVERY_S:
+            return
+        self.last = clock
+        closed = self.front.closed - self.closed
+        halved = self.peak > now and now <= self.peak // 2
+        since = clock - self.last_full
+        if halved or (closed >= CLOSED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
+            self.peak, self.last_full, self.closed = now, clock, self.front.closed
+            self.loop.call_soon_threadsafe(self._collect)
+        elif self.trim is not None:
+            self.trim(0)  # ctypes releases the GIL: the loop keeps serving meanwhile
+
+    def _collect(self) -> None:
+        gc.collect()
+        if self.trim is not None:
+            self.trim(0)
+
+
+class LoopWorker(Worker):
+    def init_signals(self) -> None:
+        super().init_signals()
+        self._quit = False
+        self._drain_done = threading.Event()
+        self._drain_started = False
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.alive = False
+
+    def _on_quit(self, signum: int, frame: Any) -> None:
+        self.alive = False
+        self._quit = True
+
+    def run(self) -> None:
+        _raise_fd_limit()
+        _limit_malloc_arenas()
+        # Another thread holding the GIL (the built-in emulator's, a telemetry exporter's) keeps the
+        # loop waiting up to one switch interval (5 ms by default), which would be the tabs' p99.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Thousands of long-lived connection objects make every full collection a pause of tens of
+        # milliseconds for every tab: freeze what startup made, and collect the young generation less
+        # often (the loop makes few reference cycles; what it makes is still collected).
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        bridge = self.wsgi.extensions["voicebridge"]
+        settings = bridge.settings
+        loop = bridge.runtime.loop
+        front = Front(
+            self.wsgi,
+            loop,
+            FrontLimits(
+                max_connections=settings.max_connections,
+                request_s=settings.request_timeout_s,
+                keepalive_s=min(5.0, settings.request_timeout_s),
+            ),
+            TabLimits(no_session_s=settings.tab_no_session_s, silence_s=settings.tab_silence_s),
+            multiprocess=self.cfg.workers > 1,
+            board=getattr(self.app, "board", None),
+            slot=getattr(self, "slot", -1),
+        )
+        loop.call_soon_threadsafe(front.listen, [s.sock for s in self.sockets])
+        log.info("event=worker.ready pid=%s slot=%s", self.pid, getattr(self, "slot", -1))
+        housekeeping = _Housekeeping(front, loop)
+        while self.alive:
+            self.notify()
+            if self.ppid != os.getppid():
+                log.info("event=worker.orphaned pid=%s", self.pid)
+                break
+            self._sleep(1.0)
+            housekeeping.tick()
+        if self._quit:
+            self._stop(front, bridge, drain_s=0.0)
+        else:
+            self._stop(front, bridge, drain_s=settings.drain_timeout_s)
+
+    def _sleep(self, seconds: float) -> None:
+        # gunicorn's signal wake-up fd (PIPE) ends the wait as soon as a signal arrives.
+        try:
+            ready, _, _ = select.select([self.PIPE[0]], [], [], seconds)
+            if ready:
+                while os.read(self.PIPE[0], 1024):
+                    pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            time.sleep(seconds)
+
+    def _stop(self, front: Front, bridge: Any, drain_s: float) -> None:
+        loop = bridge.runtime.loop
+        if drain_s > 0:
+            bridge.draining = True  # /healthz answers 503 from this instant
+            front.draining = True
+            loop.call_soon_threadsafe(front.close_idle)
+            deadline = time.monotonic() + drain_s
+            drain = threading.Thread(target=self._drain, args=(bridge, drain_s), name="voicebridge-drain", daemon=True)
+            drain.start()
+            # Keep beating while draining, and a Ctrl-C during the drain still means "now".
+            while drain.is_alive() and not self._quit and time.monotonic() < deadline + 1:
+                self.notify()
+                drain.join(0.2)
+        loop.call_soon_threadsafe(front.stop_accepting)
+        bridge.shutdown(timeout=1.0)
+
+    def _drain(self, bridge: Any, drain_s: float) -> None:
+        try:
+            bridge.drain(drain_s)
+        except Exception as exc:  # the worker exits either way; say why it was not clean
+            log.warning("event=drain.incomplete detail=%r", exc)
