@@ -46,7 +46,8 @@ class Bridge:
             toolbox=self.toolbox,
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
-        self._host = SessionHost(connector.open, self.admit, self.forget, options, self.resumes)
+        self._host = SessionHost(connector.open, self.admit, self.forget, options, self.resumes, self.hand_over)
+        self.handoff = None  # handoff.Handoff, when sibling worker processes share the instance
         self.sessions: dict[str, BridgeSession] = {}
         self.draining = False
         # A session whose tab is gone may still be closing its upstream: each is seen to its end here.
@@ -79,6 +80,12 @@ class Bridge:
         self.sessions[session.id] = session
         event("tab.open", session.id)
         return session
+
+    def hand_over(self, channel: TabConnection, slot: int, frames: list[str]) -> bool:
+        handoff = self.handoff
+        if handoff is None:
+            return False
+        return channel.hand_over(lambda sock: handoff.send(slot, sock, frames))
 
     def forget(self, session: BridgeSession) -> None:
         self.resumes.revoke(session)

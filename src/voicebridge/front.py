@@ -94,6 +94,7 @@ class Front:
         self._board = board
         self._slot = slot
         self._deferred = False
+        self.attach: Callable[[TabConnection], TabHandler] | None = None  # for tabs a sibling hands over
 
     def connections(self) -> int:
         return len(self.http) + len(self.tabs)
@@ -156,6 +157,27 @@ class Front:
             task = self.loop.create_task(self._serve(sock))
             self._starting.add(task)  # a task nobody references may be collected before it runs
             task.add_done_callback(self._starting.discard)
+
+    def adopt_handed(self, sock: socket.socket, frames: list[str]) -> None:
+        """A sibling worker handed over an open tab (handoff.py) with frames it had read from it."""
+        if self.attach is None or self.draining:
+            sock.close()  # the tab sees its connection end and starts afresh with its history
+            return
+        task = self.loop.create_task(self._adopt(sock, frames))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _adopt(self, sock: socket.socket, frames: list[str]) -> None:
+        attach = self.attach
+        try:
+            _, tab = await self.loop.connect_accepted_socket(
+                lambda: TabConnection(attach, self.tab_limits, on_lost=self.tab_lost, replay=frames), sock=sock
+            )
+        except OSError:
+            sock.close()
+            return
+        self.tabs.add(tab)
+        self.publish_load()
 
     def _resume_accepting(self, listener: socket.socket) -> None:
         if listener in self._listeners:

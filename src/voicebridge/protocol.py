@@ -333,6 +333,11 @@ def transcript(role: str, item_id: str, text: str, final: bool, **extra: object)
     return _dumps({"type": ServerType.TRANSCRIPT, "role": role, "item_id": item_id, "text": text, "final": final, **extra})
 
 
+def resume(token: str) -> str:
+    """The tab's `session.resume` (built here only to hand it to the worker that holds the session)."""
+    return _dumps({"type": ClientType.SESSION_RESUME, "resume": token})
+
+
 def resume_token(token: str) -> str:
     return _dumps({"type": ServerType.SESSION, "resume": token})
 

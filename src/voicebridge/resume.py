@@ -26,8 +26,11 @@ class Resumable(Protocol):
 
 
 class ResumeTokens:
-    def __init__(self, window_s: float):
+    def __init__(self, window_s: float, slot: int = -1):
         self.window_s = window_s
+        # This worker's slot (worker.py sets it when several run): a token names it, so that a sibling
+        # that receives the resume can hand the socket here (handoff.py).
+        self.slot = slot
         self._owner: dict[str, Resumable] = {}  # token -> session
         self._token: dict[str, str] = {}  # session id -> its live token
         self._expiry: dict[str, asyncio.TimerHandle] = {}  # session id -> when its parked upstream closes
@@ -40,6 +43,8 @@ class ResumeTokens:
             return None
         self._drop_token(session.id)
         token = secrets.token_urlsafe(32)
+        if self.slot >= 0:
+            token = f"{self.slot}.{token}"
         self._owner[token] = session
         self._token[session.id] = token
         return token
@@ -50,6 +55,13 @@ class ResumeTokens:
         self._cancel_expiry(session.id)
         self._expiry[session.id] = asyncio.get_running_loop().call_later(self.window_s, self._expire, session)
         return True
+
+    def sibling_slot(self, token: str) -> int | None:
+        """The slot of the sibling worker that issued `token`, when it is not this one."""
+        head, dot, _ = token.partition(".")
+        if not dot or not head.isdigit() or int(head) == self.slot or self.slot < 0:
+            return None
+        return int(head)
 
     def claim(self, token: str) -> Resumable | None:
         session = self._owner.pop(token, None)

@@ -154,10 +154,12 @@ class TabConnection(asyncio.Protocol):
         attach: Callable[[TabConnection], TabHandler],
         limits: TabLimits | None = None,
         on_lost: Callable[[TabConnection], None] | None = None,
+        replay: list[str] | None = None,
     ):
         self._attach = attach
         self._limits = limits or TabLimits()
         self._on_lost = on_lost
+        self._replay = replay or []  # frames a sibling worker read from this socket before handing it over
         self._ws = WebSocketProtocol(Side.SERVER, max_size=MAX_FRAME_BYTES)
         self._fragments = bytearray()
         self._fragment_opcode: Opcode | None = None
@@ -186,6 +188,10 @@ class TabConnection(asyncio.Protocol):
         self._heard = self._no_session_since = self._loop.time()
         self.open = True
         self._handler = self._attach(self)
+        for text in self._replay:
+            self._deliver(Opcode.TEXT, text.encode())
+        self._replay = []
+        self._flush()
         self._timer = self._loop.call_later(self._limits.tick_s, self._tick)
 
     def data_received(self, data: bytes) -> None:
@@ -293,6 +299,20 @@ class TabConnection(asyncio.Protocol):
         if self._ws.state is State.OPEN:
             self._ws.send_close(code, reason)
         self._flush()
+
+    def hand_over(self, send: Callable[[Any], bool]) -> bool:
+        """Give this socket to a sibling worker (`send` passes the descriptor): this process lets go of
+        it without a word to the tab, which carries on with the sibling. False: nothing changed."""
+        transport = self._transport
+        if transport is None or not self.open or self._backlog or self._ws.state is not State.OPEN:
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None or not send(sock):
+            return False
+        self.open = False
+        self._handler = None  # its session is forgotten: nothing more reaches it from here
+        transport.abort()  # closes this process's descriptor only; the sibling holds its own
+        return True
 
     def abort(self) -> None:
         transport = self._transport

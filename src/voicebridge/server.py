@@ -16,6 +16,8 @@ Shutdown:
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -31,6 +33,8 @@ class VoicebridgeServer(BaseApplication):
     def __init__(self, settings: Settings):
         self.settings = settings
         self.board = LoadBoard(settings.worker_count)  # before the fork: every worker shares it
+        # Where the workers' handoff sockets live (handoff.py): made here, so every worker knows it.
+        self.handoff_dir = tempfile.mkdtemp(prefix="voicebridge-handoff-")
         super().__init__()
 
     def load_config(self) -> None:
@@ -50,6 +54,7 @@ class VoicebridgeServer(BaseApplication):
             # The runtime control socket would need a writable $HOME; nothing here uses it.
             "control_socket_disable": True,
             "pre_fork": self._assign_slot,
+            "on_exit": lambda arbiter: shutil.rmtree(self.handoff_dir, ignore_errors=True),
         }
         for key, value in options.items():
             self.cfg.set(key, value)

@@ -26,6 +26,7 @@ from typing import Any
 from gunicorn.workers.base import Worker
 
 from .front import Front, FrontLimits
+from .handoff import Handoff
 from .runtime import TabLimits
 
 log = logging.getLogger("voicebridge.server")
@@ -153,6 +154,7 @@ class LoopWorker(Worker):
             board=getattr(self.app, "board", None),
             slot=getattr(self, "slot", -1),
         )
+        handoff = self._handoff(front, bridge)
         loop.call_soon_threadsafe(front.listen, [s.sock for s in self.sockets])
         log.info("event=worker.ready pid=%s slot=%s", self.pid, getattr(self, "slot", -1))
         housekeeping = _Housekeeping(front, loop)
@@ -167,6 +169,21 @@ class LoopWorker(Worker):
             self._stop(front, bridge, drain_s=0.0)
         else:
             self._stop(front, bridge, drain_s=settings.drain_timeout_s)
+        if handoff is not None:
+            handoff.close()
+
+    def _handoff(self, front: Front, bridge: Any) -> Handoff | None:
+        """With sibling workers, a resume that reaches the wrong one is handed to the right one."""
+        directory, slot = getattr(self.app, "handoff_dir", None), getattr(self, "slot", -1)
+        if directory is None or slot < 0 or self.cfg.workers < 2:
+            return None
+        handoff = Handoff(directory, slot)
+        bridge.resumes.slot = slot
+        bridge.handoff = handoff
+        front.attach = bridge.attach
+        loop = bridge.runtime.loop
+        loop.call_soon_threadsafe(handoff.listen, loop, front.adopt_handed)
+        return handoff
 
     def _sleep(self, seconds: float) -> None:
         # gunicorn's signal wake-up fd (PIPE) ends the wait as soon as a signal arrives.

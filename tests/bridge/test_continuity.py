@@ -160,6 +160,42 @@ def test_a_new_socket_resumes_the_same_upstream_with_a_fresh_token(tabs, emulato
     assert upstream_ids(emulator) == known | {upstream.id}
 
 
+def test_a_resume_that_reaches_a_sibling_worker_is_handed_to_the_one_holding_the_session(request, emulator):
+    """One worker process per core: the reconnecting tab reaches whichever worker accepts it, and only the
+    one that ran the session holds its upstream. The others hand the socket over (handoff.py)."""
+    app = start_app(request, {
+        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
+        "AZURE_VOICE_LIVE_API_KEY": "test-key",
+        "VOICEBRIDGE_WORKERS": "2",
+    })
+    known = upstream_ids(emulator)
+    tab = Tab(app.url)
+    request.addfinalizer(lambda: tab.close())
+    tab.start()
+    token = token_of(tab)
+    tab.wait_state("ready")
+    upstream = new_upstream(emulator, known)
+    handed = 0
+    # Which worker takes a connection is the kernel's and the balancer's choice: resume until one reached
+    # the other worker (each time about one in two), every one of them on the same upstream.
+    for _ in range(24):
+        tab.close()
+        tab = Tab(app.url)
+        tab.send({"type": "session.resume", "resume": token})
+        fresh = token_of(tab)
+        assert fresh != token
+        token = fresh
+        tab.wait_for(lambda m: m["type"] == "state")
+        assert tab.of_type("error") == []
+        assert upstream_ids(emulator) == known | {upstream.id}, "a resume must not open a new Voice Live session"
+        handed = sum("event=handoff.sent" in line for line in app.log_path.read_text().splitlines())
+        if handed:
+            break
+    assert handed, "no resume reached the other worker in 24 tries"
+    turn(tab, seed=45)  # the conversation goes on where it is held
+    assert record(emulator, upstream.id).open
+
+
 def test_a_used_or_unknown_token_gets_resume_expired(tabs, emulator):
     first_tab = ready_tab(tabs)
     token = token_of(first_tab)
@@ -215,6 +251,7 @@ def short_window(request, emulator):
             "AZURE_VOICE_LIVE_API_KEY": "test-key",
             "VOICEBRIDGE_RESUME_SECONDS": "2",
             "VOICEBRIDGE_MAX_SESSIONS": "1",
+            "VOICEBRIDGE_WORKERS": "1",  # the capacity limit is per worker process
         },
     )
 

@@ -120,6 +120,11 @@ class BridgeSession:
             self.tab.send(protocol.error(ErrorCode.BAD_MESSAGE, "session.resume must be the first message on a new connection."))
             return
         parked = self._host.resumes.claim(token)
+        sibling = self._host.resumes.sibling_slot(token) if parked is None else None
+        if sibling is not None and self._host.hand_over(self._channel, sibling, [protocol.resume(token)]):
+            self.tab.gone()  # the socket lives in the sibling worker that holds the conversation now
+            self._host.forget(self)
+            return
         if parked is None or parked.supervisor.lifecycle not in (Lifecycle.RUNNING, Lifecycle.PARKED):
             self.tab.send(protocol.error(
                 ErrorCode.RESUME_EXPIRED,

@@ -43,6 +43,8 @@ class Resumes(Protocol):
 
     def revoke(self, session: Any) -> None: ...
 
+    def sibling_slot(self, token: str) -> int | None: ...  # another worker process issued it
+
 
 class NoResumes:
     """Resume switched off: no token is issued, a lost tab closes its upstream at once."""
@@ -59,6 +61,9 @@ class NoResumes:
     def revoke(self, session: Any) -> None:
         return None
 
+    def sibling_slot(self, token: str) -> int | None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class SessionHost:
@@ -67,3 +72,5 @@ class SessionHost:
     forget: Callable[[Any], None]  # the session is gone for good (its tab, and any parked upstream)
     options: SessionOptions
     resumes: Resumes = NoResumes()
+    # Pass the tab's socket, with frames already read from it, to a sibling worker (handoff.py).
+    hand_over: Callable[[Any, int, list[str]], bool] = lambda channel, slot, frames: False
