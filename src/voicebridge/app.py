@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 from flask import Flask, jsonify, render_template, request
 from flask_sock import Sock
 
-from . import __version__, telemetry
+from . import __version__, identity, telemetry
 from .bridge import Bridge
 from .credentials import build_provider
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, serve_tab
@@ -46,6 +46,13 @@ def start_bridge(settings: Settings) -> Bridge:
     return Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
 
 
+def tab_user(settings: Settings) -> identity.UserKey:
+    """The user key of the /ws request being served (identity.py has the trust rules)."""
+    return identity.user_key(
+        request.headers, request.remote_addr or "", settings.trust_easy_auth, settings.trust_forwarded
+    )
+
+
 def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     # Here, in the serving process: exporters run background threads, which do not survive a fork.
@@ -67,7 +74,8 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
 
     @app.get("/")
     def index():
-        return render_template("index.html", **info())
+        signed_in = identity.principal_name(request.headers, settings.trust_easy_auth)
+        return render_template("index.html", signed_in=signed_in, **info())
 
     @app.get("/api/info")
     def api_info():
@@ -104,6 +112,7 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
 
     @sock.route("/ws")
     def tab(ws):
-        serve_tab(bridge.runtime, ws, bridge.attach)
+        user = tab_user(settings)
+        serve_tab(bridge.runtime, ws, lambda channel: bridge.attach(channel, user))
 
     return app

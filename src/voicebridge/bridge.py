@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .identity import UserKey
 from .logs import event
 from .protocol import CloseCode, ErrorCode
 from .resume import ResumeTokens
 from .runtime import LoopThread, TabConnection
 from .session import BridgeSession, Refusal, SessionHost, SessionOptions
+from .session.limits import Limits
+from .session.supervisor import Lifecycle
 from .settings import Settings
 from .tasks import TaskOwner
 from .tools import Toolbox
@@ -44,6 +47,7 @@ class Bridge:
             record_transcripts=settings.telemetry_transcripts,
             history_items=settings.history_items,
             toolbox=self.toolbox,
+            limits=Limits(max_session_s=settings.max_session_s, idle_s=settings.idle_s),
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(connector.open, self.admit, self.forget, options, self.resumes)
@@ -60,8 +64,16 @@ class Bridge:
         """Open upstream sessions, parked ones (waiting for their tab to resume) included."""
         return sum(1 for s in self.sessions.values() if not s.closed.is_set())
 
-    def admit(self) -> Refusal | None:
-        """Whether this process takes one more upstream session now."""
+    def user_sessions(self, user: UserKey) -> int:
+        """Upstream sessions open for this user, parked ones included (each is billed until it closes);
+        one already told to close (its tab gone, or its parking given up) no longer counts."""
+        return sum(
+            1 for s in self.sessions.values()
+            if s.user == user and not s.closed.is_set() and s.supervisor.lifecycle is not Lifecycle.CLOSED
+        )
+
+    def admit(self, session: BridgeSession) -> Refusal | None:
+        """Whether this process takes one more upstream session, for this session's user, now."""
         if self.draining:
             return Refusal(
                 ErrorCode.SERVER_DRAINING,
@@ -71,13 +83,24 @@ class Bridge:
             )
         if self.upstream_sessions() >= self.settings.max_sessions:
             return Refusal(ErrorCode.TOO_MANY_SESSIONS, "The server is at capacity; please try again in a moment.")
+        user = session.user
+        limit = self.settings.max_sessions_per_user if user.signed_in else self.settings.max_sessions_per_address
+        if limit and self.user_sessions(user) >= limit:
+            event("session.refused", session.id, reason="too_many_sessions_for_user", user=user.hashed)
+            who = "You already have" if user.signed_in else "Your network address already has"
+            return Refusal(
+                ErrorCode.TOO_MANY_SESSIONS_FOR_USER,
+                f"{who} {limit} session{'s' if limit != 1 else ''} open here; stop one (or close its tab) "
+                "before starting another.",
+                stopped=True,
+            )
         return None
 
-    def attach(self, channel: TabConnection) -> BridgeSession:
-        """A tab's socket arrived on the loop (see runtime.serve_tab)."""
-        session = BridgeSession(channel, self._host)
+    def attach(self, channel: TabConnection, user: UserKey | None = None) -> BridgeSession:
+        """A tab's socket arrived on the loop (see runtime.serve_tab); `user` is whom it counts for."""
+        session = BridgeSession(channel, self._host, user)
         self.sessions[session.id] = session
-        event("tab.open", session.id)
+        event("tab.open", session.id, user=session.user.hashed)
         return session
 
     def forget(self, session: BridgeSession) -> None:

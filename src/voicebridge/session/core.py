@@ -17,6 +17,7 @@ import secrets
 from .. import protocol
 from ..logs import event
 from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
+from ..identity import UserKey
 from ..tasks import TaskOwner
 from .host import SessionHost
 from .run import Run
@@ -30,8 +31,9 @@ TASKS_END_S = 1.0
 
 
 class BridgeSession:
-    def __init__(self, channel: TabChannel, host: SessionHost):
+    def __init__(self, channel: TabChannel, host: SessionHost, user: UserKey | None = None):
         self.id = secrets.token_hex(6)
+        self.user = user or UserKey("address", "unknown")  # whom per-user limits count this session for
         self._channel = channel  # this object's own socket
         self._target: BridgeSession = self  # whose conversation this socket carries (another's after a resume)
         self.tab = TabLink(channel, self.id)
@@ -44,10 +46,12 @@ class BridgeSession:
             options = host.options
             return Run(
                 self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
-                self._ready, options.toolbox,
+                self._ready, options.toolbox, options.limits, self.user.hashed,
             )
 
-        self.supervisor = Supervisor(self.id, self.tab, self.tasks, host, new_run, self.stats, self._run_ended)
+        self.supervisor = Supervisor(
+            self.id, self.tab, self.tasks, host, new_run, self.stats, self._run_ended, owner=self
+        )
 
     @property
     def closed(self) -> asyncio.Event:

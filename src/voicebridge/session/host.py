@@ -10,6 +10,7 @@ from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from ..protocol import CloseCode, ErrorCode
 from ..tools import Toolbox
+from .limits import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class SessionOptions:
     record_transcripts: bool = False
     history_items: int = 40  # conversation items kept to replay into a new upstream session
     toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
+    limits: Limits = Limits()  # each run's time, idle and audio-rate limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class Refusal:
     message: str
     close: CloseCode | None = None
     close_reason: str = ""
+    stopped: bool = False  # the tab hears state `stopped` after the error (a limit, not a passing condition)
 
 
 class Resumes(Protocol):
@@ -63,7 +66,7 @@ class NoResumes:
 @dataclass(frozen=True, slots=True)
 class SessionHost:
     open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
-    admit: Callable[[], Refusal | None]  # None: one more upstream session is welcome now
+    admit: Callable[[Any], Refusal | None]  # this session may open one more upstream now? None: yes
     forget: Callable[[Any], None]  # the session is gone for good (its tab, and any parked upstream)
     options: SessionOptions
     resumes: Resumes = NoResumes()
