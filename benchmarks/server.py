@@ -190,6 +190,7 @@ def _start_system(procs: _Processes, system: str, probe_port: int, tabs: int) ->
             "AZURE_VOICE_LIVE_API_KEY": "bench",
             "VOICEBRIDGE_THREADS": str(tabs + 16),  # one thread per open tab, plus page and health requests
             "VOICEBRIDGE_MAX_SESSIONS": str(tabs + 16),
+            "VOICEBRIDGE_MAX_SESSIONS_PER_ADDRESS": "0",  # every tab comes from 127.0.0.1
             "VOICEBRIDGE_DRAIN_SECONDS": "2",
         }
         args = ["-m", "voicebridge", "serve", "--host", "127.0.0.1", "--port", str(port)]

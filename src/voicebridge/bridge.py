@@ -47,7 +47,7 @@ class Bridge:
             record_transcripts=settings.telemetry_transcripts,
             history_items=settings.history_items,
             toolbox=self.toolbox,
-            limits=Limits(max_session_s=settings.max_session_s, idle_s=settings.idle_s),
+            limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(connector.open, self.admit, self.forget, options, self.resumes)

@@ -90,6 +90,7 @@ class Settings:
     max_sessions_per_address: int = 20
     max_session_s: float = 1800.0
     idle_s: float = 300.0
+    max_audio_rate: float = 1.5  # seconds of uplink audio per second, after a 2 s allowance
 
     # Built-in emulator (used when no endpoint is configured)
     emulator_port: int = 0
@@ -165,6 +166,7 @@ class Settings:
             ),
             max_session_s=env.number("VOICEBRIDGE_MAX_SESSION_SECONDS", float, d.max_session_s, 0.0, 604800.0),
             idle_s=env.number("VOICEBRIDGE_IDLE_SECONDS", float, d.idle_s, 0.0, 604800.0),
+            max_audio_rate=env.number("VOICEBRIDGE_MAX_AUDIO_RATE", float, d.max_audio_rate, 0.0, 100000.0),
             emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
             key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
             key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),

@@ -15,9 +15,9 @@ import logging
 import secrets
 
 from .. import protocol
+from ..identity import UserKey
 from ..logs import event
 from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
-from ..identity import UserKey
 from ..tasks import TaskOwner
 from .host import SessionHost
 from .run import Run

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from enum import Enum
 
-from ..logs import event
 from .. import protocol
+from ..logs import event
 from ..protocol import ErrorCode, State, Turn
 from ..tasks import TaskOwner
 from .connection import quiet_close
