@@ -19,9 +19,13 @@ from .upstream import Connector
 log = logging.getLogger("voicebridge.app")
 
 
-def _same_origin(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+def _same_origin(origin: str, host: str, scheme: str, allowed: tuple[str, ...]) -> bool:
+    """The page's own origin (same scheme, host and port as this request), or one explicitly allowed."""
     parsed = urlparse(origin)
-    return parsed.netloc.lower() == host.lower() or f"{parsed.scheme}://{parsed.netloc}".lower() in allowed
+    if parsed.scheme not in ("http", "https"):
+        return False
+    own = parsed.scheme == scheme and parsed.netloc.lower() == host.lower()
+    return own or f"{parsed.scheme}://{parsed.netloc}".lower() in allowed
 
 
 def start_bridge(settings: Settings) -> Bridge:
@@ -102,7 +106,10 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         # Every upstream session costs money: a page on another site must not open one in a visitor's
         # browser. Browsers always send Origin; non-browser clients (smoke, benchmarks) may omit it.
         origin = request.headers.get("Origin")
-        if origin and not _same_origin(origin, request.host, settings.allowed_origins):
+        # Behind App Service's TLS front end the page is https while this hop is http (X-Forwarded-Proto,
+        # read only when the front end is trusted to set it).
+        scheme = identity.request_scheme(request.headers, request.scheme, settings.trust_forwarded)
+        if origin and not _same_origin(origin, request.host, scheme, settings.allowed_origins):
             log.warning("event=tab.refused reason=cross_origin origin=%r", origin[:200])
             return jsonify(error="cross-origin WebSocket refused"), 403
         # The loop's frame parser speaks plain WebSocket (base64 audio barely compresses anyway, and

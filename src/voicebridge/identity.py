@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 PRINCIPAL_ID = "X-MS-CLIENT-PRINCIPAL-ID"
 PRINCIPAL_NAME = "X-MS-CLIENT-PRINCIPAL-NAME"
 FORWARDED_FOR = "X-Forwarded-For"
+FORWARDED_PROTO = "X-Forwarded-Proto"
 
 # Principal ids are GUIDs and addresses short; anything longer is not what the front end sends.
 _MAX_VALUE = 256
@@ -62,6 +63,17 @@ def user_key(headers: Mapping[str, str], peer: str, trust_easy_auth: bool, trust
 def principal_name(headers: Mapping[str, str], trust_easy_auth: bool) -> str:
     """Who is signed in, for the page; empty unless Easy Auth's headers are trusted."""
     return _header(headers, PRINCIPAL_NAME) if trust_easy_auth else ""
+
+
+def request_scheme(headers: Mapping[str, str], scheme: str, trust_forwarded: bool) -> str:
+    """The scheme the browser used (the /ws Origin check compares it): behind App Service's TLS front end
+    the page is https while this hop is http, which X-Forwarded-Proto says — when the front end is trusted
+    to set it. Otherwise the connection's own scheme: a client cannot talk its way into another origin."""
+    if trust_forwarded:
+        forwarded = (headers.get(FORWARDED_PROTO) or "").split(",")[0].strip().lower()
+        if forwarded in ("http", "https"):
+            return forwarded
+    return scheme.lower()
 
 
 def _strip_port(address: str) -> str:

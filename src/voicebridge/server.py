@@ -78,6 +78,9 @@ class VoicebridgeServer(BaseApplication):
             "timeout": 30,
             "graceful_timeout": int(s.drain_timeout_s) + 5,
             "keepalive": 5,
+            # Whether X-Forwarded-* headers count is the app's decision (VOICEBRIDGE_TRUST_FORWARDED,
+            # identity.py), not gunicorn's: by default it believes X-Forwarded-Proto from 127.0.0.1.
+            "forwarded_allow_ips": "",
             "accesslog": None,
             "errorlog": "-",
             "loglevel": s.log_level.lower(),

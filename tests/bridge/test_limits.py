@@ -13,6 +13,7 @@ import re
 import urllib.request
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from support.apps import ARTIFACTS, AppProcess, http_get
 from support.audio import silence
@@ -154,6 +155,28 @@ def test_a_trusted_forwarded_address_is_the_key(trusting, emulator, opened):
     started(opened(trusting, {XFF: "192.0.2.10, 10.0.0.4"}))
     refused(opened(trusting, {XFF: "192.0.2.10:51234"}), emulator)
     started(opened(trusting, {XFF: "192.0.2.11"}))
+
+
+def upgrade_status(app: AppProcess, headers: dict[str, str]) -> int:
+    """The status of a /ws upgrade carrying `headers` (101: accepted)."""
+    try:
+        Tab(app.url, headers).close()
+        return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+def test_a_forged_forwarded_scheme_does_not_make_another_origin_ours(untrusting, trusting):
+    # The page here is http://127.0.0.1:port. A page at https://127.0.0.1:port is another origin; only a
+    # trusted front end (App Service terminating TLS) may say the browser's scheme was https.
+    for app in (untrusting, trusting):
+        host = f"127.0.0.1:{app.port}"
+        assert upgrade_status(app, {"Origin": f"http://{host}"}) == 101
+        assert upgrade_status(app, {"Origin": f"https://{host}"}) == 403
+    forged = {"Origin": f"https://127.0.0.1:{untrusting.port}", "X-Forwarded-Proto": "https"}
+    assert upgrade_status(untrusting, forged) == 403
+    behind_tls = {"Origin": f"https://127.0.0.1:{trusting.port}", "X-Forwarded-Proto": "https"}
+    assert upgrade_status(trusting, behind_tls) == 101
 
 
 # --- time, idle, audio rate -----------------------------------------------------------------------------

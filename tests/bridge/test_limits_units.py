@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from voicebridge.identity import UserKey, principal_name, user_key
+from voicebridge.identity import UserKey, principal_name, request_scheme, user_key
 from voicebridge.protocol import ErrorCode
 from voicebridge.session.limits import Limits, RunLimits
 from voicebridge.settings import Settings, SettingsError
@@ -26,6 +26,13 @@ def test_headers_count_only_when_trusted():
     assert user_key({"X-Forwarded-For": "2001:db8::2"}, "p", False, True) == UserKey("address", "2001:db8::2")
     assert user_key({"X-MS-CLIENT-PRINCIPAL-ID": "x" * 300}, "p", True, False) == UserKey("address", "p")
     assert principal_name(H, False) == "" and principal_name(H, True) == "ann@example.com"
+
+
+def test_the_forwarded_scheme_counts_only_when_trusted():
+    forged = {"X-Forwarded-Proto": "https, http"}
+    assert request_scheme(forged, "http", trust_forwarded=False) == "http"
+    assert request_scheme(forged, "http", trust_forwarded=True) == "https"
+    assert request_scheme({"X-Forwarded-Proto": "gopher"}, "HTTP", trust_forwarded=True) == "http"
 
 
 def test_a_user_key_is_hashed_for_logs_and_telemetry():
