@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger("voicebridge.session")
@@ -51,10 +52,12 @@ class ResumeTokens:
         self._expiry[session.id] = asyncio.get_running_loop().call_later(self.window_s, self._expire, session)
         return True
 
-    def claim(self, token: str) -> Resumable | None:
-        session = self._owner.pop(token, None)
-        if session is None:
+    def claim(self, token: str, accept: Callable[[Resumable], bool] | None = None) -> Resumable | None:
+        """The session the token names, used up; None (and the token left alone) when `accept` refuses it."""
+        session = self._owner.get(token)
+        if session is None or (accept is not None and not accept(session)):
             return None
+        del self._owner[token]
         del self._token[session.id]
         self._cancel_expiry(session.id)
         return session

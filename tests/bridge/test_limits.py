@@ -254,3 +254,32 @@ def test_audio_at_real_time_is_never_cut(request, emulator):
     tab.send({"type": "nonsense"})
     tab.wait_for(lambda m: m.get("code") == "unknown_type")
     assert "audio_rate" not in [m["code"] for m in tab.of_type("error")]
+
+
+# --- a parked session and its user ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resumable(request, emulator) -> AppProcess:
+    """Signed in, resume on, one session per user."""
+    return launch(request, emulator, "resume", VOICEBRIDGE_TRUST_EASY_AUTH="true", VOICEBRIDGE_RESUME_SECONDS="30",
+                  VOICEBRIDGE_MAX_SESSIONS_PER_USER="1")
+
+
+def test_a_parked_session_counts_for_its_user_and_resumes_for_that_user_only(resumable, emulator, opened):
+    ann, eve = {PRINCIPAL: "ann"}, {PRINCIPAL: "eve"}
+    first = started(opened(resumable, ann))
+    token = first.wait_for(lambda m: m["type"] == "session")["resume"]
+    first.ws.close()  # the socket drops without session.stop: the session is parked, its upstream open
+    # Parked, it still holds a paid upstream: Ann's next start is refused...
+    refused(opened(resumable, ann), emulator)
+    # ...another user cannot take it over with the token, and trying leaves the token valid...
+    thief = opened(resumable, eve)
+    thief.send({"type": "session.resume", "resume": token})
+    assert thief.wait_for(lambda m: m["type"] == "error")["code"] == "resume_expired"
+    # ...and Ann resumes it (no new upstream, so no admission), from anywhere.
+    back = opened(resumable, ann, source="127.0.0.3")
+    before = len(emulator.sessions())
+    back.send({"type": "session.resume", "resume": token})
+    back.wait_state("ready")
+    assert len(emulator.sessions()) == before

@@ -121,7 +121,9 @@ class BridgeSession:
         if self._target is not self or self.supervisor.lifecycle is not Lifecycle.IDLE:
             self.tab.send(protocol.error(ErrorCode.BAD_MESSAGE, "session.resume must be the first message on a new connection."))
             return
-        parked = self._host.resumes.claim(token)
+        # A signed-in user's session resumes for that user only (an address may change with the network);
+        # refused, the token stays valid for its owner.
+        parked = self._host.resumes.claim(token, lambda s: not s.user.signed_in or s.user == self.user)
         if parked is None or parked.supervisor.lifecycle not in (Lifecycle.RUNNING, Lifecycle.PARKED):
             self.tab.send(protocol.error(
                 ErrorCode.RESUME_EXPIRED,

@@ -42,7 +42,8 @@ class Resumes(Protocol):
 
     def park(self, session: Any) -> bool: ...  # the tab is gone: keep the session for the window?
 
-    def claim(self, token: str) -> Any | None: ...  # single use: the session, or None (bad/used/expired)
+    # single use: the session, or None (bad/used/expired, or refused by `accept`, which leaves the token valid)
+    def claim(self, token: str, accept: Callable[[Any], bool] | None = None) -> Any | None: ...
 
     def revoke(self, session: Any) -> None: ...
 
@@ -56,7 +57,7 @@ class NoResumes:
     def park(self, session: Any) -> bool:
         return False
 
-    def claim(self, token: str) -> Any | None:
+    def claim(self, token: str, accept: Callable[[Any], bool] | None = None) -> Any | None:
         return None
 
     def revoke(self, session: Any) -> None:

@@ -126,6 +126,7 @@ class Supervisor:
 
     def _cancel(self, reason: str) -> None:
         assert self._task is not None
+        self.run.limits.cancel()  # a limit falling due during the cleanup must not stop a restart
         self._task.cancel()
         event("session.stop", self._id, reason=reason)
 
