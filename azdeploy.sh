@@ -21,6 +21,10 @@ Usage: bash azdeploy.sh [--full | --image-only | --status | --teardown] [options
   --location REGION  region for a new environment (must offer gpt-realtime, e.g. eastus2, swedencentral)
   --builder B        acr (default: ACR Tasks, no Docker needed) or docker (build here and push; for
                      free-trial subscriptions, which may not run ACR Tasks)
+  --auth MODE        with --full: none (anyone who reaches the URL may talk) or entra (sign-in with
+                     Microsoft Entra ID in front of both slots; needs the right to register applications,
+                     see README "Sign-in and limits"). Kept in the azd environment (VOICEBRIDGE_AUTH);
+                     default: what the environment has, else none
   --yes              do not ask for confirmation
   --dry-run          print every command, run none
 
@@ -28,7 +32,7 @@ Environment: VOICEBRIDGE_PROVISION_RETRIES (default 3), VOICEBRIDGE_RETRY_DELAY 
 USAGE
 }
 
-MODE="" ENV_NAME=${AZURE_ENV_NAME:-voicebridge} LOCATION="" BUILDER=acr ASSUME_YES=false DRY_RUN=false
+MODE="" ENV_NAME=${AZURE_ENV_NAME:-voicebridge} LOCATION="" BUILDER=acr AUTH="" ASSUME_YES=false DRY_RUN=false
 RETRIES=${VOICEBRIDGE_PROVISION_RETRIES:-3}
 RETRY_DELAY=${VOICEBRIDGE_RETRY_DELAY:-30}
 
@@ -44,12 +48,13 @@ parse_args() {
       --image-only) MODE=image; shift ;;
       --status) MODE=status; shift ;;
       --teardown) MODE=teardown; shift ;;
-      --env | --location | --builder)
+      --env | --location | --builder | --auth)
         (($# >= 2)) || die "$1 needs a value"
         case $1 in
           --env) ENV_NAME=$2 ;;
           --location) LOCATION=$2 ;;
           --builder) BUILDER=$2 ;;
+          --auth) AUTH=$2 ;;
         esac
         shift 2
         ;;
@@ -59,6 +64,7 @@ parse_args() {
       *) usage >&2; die "unknown option: $1" ;;
     esac
   done
+  [[ -z $AUTH || $AUTH == none || $AUTH == entra ]] || die "--auth is none or entra, got '$AUTH'"
 }
 
 menu() {
@@ -91,6 +97,19 @@ confirm() {
 }
 
 env_value() { query "<$1>" azd env get-value "$1" --environment "$ENV_NAME"; }
+
+# A value the environment may not have yet (azd env get-value fails for an unknown key): the default then.
+env_value_or() { env_value "$1" 2>/dev/null || printf '%s\n' "$2"; }
+
+# --auth goes into the azd environment, where `azd provision` (main.parameters.json, the hooks) reads it.
+choose_auth() {
+  if [[ -n $AUTH ]]; then
+    run azd env set VOICEBRIDGE_AUTH "$AUTH" --environment "$ENV_NAME"
+  else
+    AUTH=$(env_value_or VOICEBRIDGE_AUTH none)
+  fi
+  log "sign-in: $AUTH"
+}
 
 preflight_tools() {
   local tool
@@ -125,7 +144,10 @@ existing_env() {
 
 # azd runs this hook again inside `azd provision`; running it first stops before azd starts, with its message.
 preprovision_checks() {
-  run env AZURE_LOCATION="$LOCATION" AZURE_ENV_NAME="$ENV_NAME" \
+  local client_id=""
+  [[ $AUTH != entra ]] || client_id=$(env_value_or VOICEBRIDGE_AUTH_CLIENT_ID "")
+  run env AZURE_LOCATION="$LOCATION" AZURE_ENV_NAME="$ENV_NAME" VOICEBRIDGE_AUTH="$AUTH" \
+    VOICEBRIDGE_AUTH_CLIENT_ID="$client_id" \
     VOICE_LIVE_MODEL="${VOICE_LIVE_MODEL:-gpt-realtime}" bash scripts/azd-hooks/preprovision.sh
 }
 
@@ -152,6 +174,10 @@ rollout() {
   if [[ -z ${VOICEBRIDGE_SMOKE_CMD:-} ]] && ! python3 -c 'import voicebridge.smoke' 2>/dev/null; then
     log "warning: voicebridge is not installed here (pip install .), so the gate checks /healthz only"
     args+=(--skip-smoke)
+  elif [[ ${AUTH:-$(env_value_or VOICEBRIDGE_AUTH none)} == entra ]]; then
+    # A script cannot sign in to Entra ID: /healthz (excluded from sign-in) is the gate.
+    log "sign-in is on (VOICEBRIDGE_AUTH=entra): the smoke session cannot sign in, so the gate checks /healthz only"
+    args+=(--skip-smoke)
   fi
   outputs=$(mktemp)
   args+=(--output-file "$outputs")
@@ -170,6 +196,7 @@ rollout() {
 full_deploy() {
   preflight_tools
   ensure_env
+  choose_auth
   confirm "Provision '$ENV_NAME' in $LOCATION and deploy?"
   preprovision_checks
   provision

@@ -197,6 +197,7 @@ def _start_system(
             "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{probe_port}",
             "AZURE_VOICE_LIVE_API_KEY": "bench",
             "VOICEBRIDGE_MAX_SESSIONS": str(tabs + 16),
+            "VOICEBRIDGE_MAX_SESSIONS_PER_ADDRESS": "0",  # every tab comes from 127.0.0.1
             "VOICEBRIDGE_DRAIN_SECONDS": "2",
             **(extra_env or {}),
         }

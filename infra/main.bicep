@@ -139,6 +139,16 @@ param keyVaultCreateMode string = 'default'
 ])
 param aiServicesRestore string = 'false'
 
+@description('Sign-in in front of the app: none (anyone who reaches the URL) or entra (App Service Authentication with Microsoft Entra ID on both slots)')
+@allowed([
+  'none'
+  'entra'
+])
+param auth string = 'none'
+
+@description('Application (client) id of the app registration users sign in to; the preprovision hook creates or reuses it when auth is entra')
+param authClientId string = ''
+
 @description('Key Vault secret that holds the Voice Live key when key auth is chosen')
 param voiceLiveKeySecretName string = 'voice-live-api-key'
 
@@ -148,6 +158,7 @@ var tags = {
   'azd-env-name': environmentName
 }
 var keyAuth = bool(useKeyAuth)
+var signIn = auth == 'entra'
 var placeholderImage = 'mcr.microsoft.com/appsvc/staticsite:latest'
 var productionImage = empty(webImageName) ? placeholderImage : webImageName
 
@@ -280,7 +291,23 @@ module web 'modules/webapp.bicep' = {
       VOICE_LIVE_KEY_SECRET_NAME: voiceLiveKeySecretName
       WEBSITES_PORT: '8000'
       OTEL_SERVICE_NAME: 'voicebridge'
+      // App Service's front end sets X-Forwarded-For (and Easy Auth the principal headers, stripping any a
+      // client sent): the app may key its per-user limits on them (src/voicebridge/identity.py).
+      VOICEBRIDGE_TRUST_FORWARDED: 'true'
+      VOICEBRIDGE_TRUST_EASY_AUTH: signIn ? 'true' : 'false'
     }
+  }
+}
+
+module easyAuth 'modules/easyauth.bicep' = {
+  name: 'easyauth'
+  scope: rg
+  params: {
+    siteName: web.outputs.name
+    stagingSlotName: web.outputs.stagingSlotName
+    enabled: signIn
+    clientId: signIn ? authClientId : ''
+    tenantId: tenant().tenantId
   }
 }
 

@@ -9,8 +9,12 @@
 #   3. a Key Vault that `azd down --purge` left soft-deleted (purge protection) is recovered, and so is an AI
 #      Services account that `azd down` without --purge left soft-deleted, instead of colliding with them;
 #   4. the region offers the Voice Live model;
-#   5. the slot `azd deploy` targets is chosen, because azd refuses to guess once the site has a staging slot.
-# Reads AZURE_ENV_NAME and AZURE_LOCATION (azd passes its environment to hooks).
+#   5. the slot `azd deploy` targets is chosen, because azd refuses to guess once the site has a staging slot;
+#   6. with VOICEBRIDGE_AUTH=entra, the Microsoft Entra ID app registration users sign in to exists: the one
+#      named in VOICEBRIDGE_AUTH_CLIENT_ID, else the one named voicebridge-<env>, else a new one; its id goes
+#      to VOICEBRIDGE_AUTH_CLIENT_ID (the postprovision hook adds the site's sign-in redirect URIs).
+# Reads AZURE_ENV_NAME and AZURE_LOCATION (azd passes its environment to hooks), VOICEBRIDGE_AUTH and
+# VOICEBRIDGE_AUTH_CLIENT_ID.
 set -euo pipefail
 
 readonly PROVIDERS=(Microsoft.Web Microsoft.ContainerRegistry Microsoft.KeyVault Microsoft.CognitiveServices
@@ -125,6 +129,47 @@ default_deploy_slot() {
   fi
 }
 
+# What the deploying user needs for sign-in, said once: the step that met the refusal names itself.
+no_entra_permission() {
+  fail "could not $1 in Microsoft Entra ID. Sign-in (VOICEBRIDGE_AUTH=entra) needs the deploying user to be" \
+    "allowed to register applications: members may by default, unless an administrator turned 'Users can register" \
+    "applications' off; then the Application Developer role (a pipeline's service principal: the Microsoft Graph" \
+    "application permission Application.ReadWrite.OwnedBy). Ask an administrator for it, or to create the" \
+    "registration and give you its id: azd env set VOICEBRIDGE_AUTH_CLIENT_ID <application id>." \
+    "Or deploy without sign-in: azd env set VOICEBRIDGE_AUTH none"
+}
+
+app_registration() {
+  local mode=${VOICEBRIDGE_AUTH:-none} name="voicebridge-$AZURE_ENV_NAME" id=${VOICEBRIDGE_AUTH_CLIENT_ID:-}
+  case $mode in
+    none) return 0 ;;
+    entra) ;;
+    *) fail "VOICEBRIDGE_AUTH is '$mode': use none (no sign-in) or entra (Microsoft Entra ID sign-in)" ;;
+  esac
+  if [[ -n $id ]]; then
+    az ad app show --id "$id" --query appId --output tsv >/dev/null ||
+      no_entra_permission "read the app registration $id (VOICEBRIDGE_AUTH_CLIENT_ID)"
+    log "sign-in: using app registration $id"
+  else
+    id=$(az ad app list --display-name "$name" --query "[0].appId" --output tsv) ||
+      no_entra_permission "list app registrations"
+    if [[ -n $id ]]; then
+      log "sign-in: reusing app registration $name ($id)"
+    else
+      # Single tenant; the ID token is all App Service Authentication needs, so no secret is made.
+      id=$(az ad app create --display-name "$name" --sign-in-audience AzureADMyOrg \
+        --enable-id-token-issuance true --query appId --output tsv) ||
+        no_entra_permission "create the app registration $name"
+      log "sign-in: created app registration $name ($id)"
+    fi
+  fi
+  # Users of the tenant sign in to the registration's service principal (enterprise application).
+  if ! az ad sp show --id "$id" --query id --output tsv >/dev/null 2>&1; then
+    az ad sp create --id "$id" --output none || no_entra_permission "create the service principal of $id"
+  fi
+  env_set VOICEBRIDGE_AUTH_CLIENT_ID "$id"
+}
+
 main() {
   local location=${AZURE_LOCATION:-} model=${VOICE_LIVE_MODEL:-gpt-realtime}
   [[ -n $location ]] || fail "AZURE_LOCATION is not set: azd env set AZURE_LOCATION <region>"
@@ -142,6 +187,7 @@ main() {
   restore_deleted_ai_account
   check_model_region "$location" "$model" || exit 1
   default_deploy_slot
+  app_registration
 }
 
 main "$@"

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from flask import Flask, jsonify, render_template, request
 from flask_sock import Sock
 
-from . import __version__, telemetry
+from . import __version__, identity, telemetry
 from .bridge import Bridge
 from .credentials import build_provider
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
@@ -78,6 +78,13 @@ def start_bridge(settings: Settings) -> Bridge:
     return Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
 
 
+def tab_user(settings: Settings) -> identity.UserKey:
+    """The user key of the /ws request being served (identity.py has the trust rules)."""
+    return identity.user_key(
+        request.headers, request.remote_addr or "", settings.trust_easy_auth, settings.trust_forwarded
+    )
+
+
 def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     # Here, in the serving process: exporters run background threads, which do not survive a fork.
@@ -99,7 +106,8 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
 
     @app.get("/")
     def index():
-        return render_template("index.html", **info())
+        signed_in = identity.principal_name(request.headers, settings.trust_easy_auth)
+        return render_template("index.html", signed_in=signed_in, **info())
 
     @app.get("/api/info")
     def api_info():
@@ -139,8 +147,9 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         # Every upstream session costs money: a page on another site must not open one in a visitor's
         # browser. Browsers always send Origin; non-browser clients (smoke, benchmarks) may omit it.
         origin = request.headers.get("Origin")
-        # Behind App Service's TLS front end the page is https while this hop is http.
-        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip().lower()
+        # Behind App Service's TLS front end the page is https while this hop is http (X-Forwarded-Proto,
+        # read only when the front end is trusted to set it).
+        scheme = identity.request_scheme(request.headers, request.scheme, settings.trust_forwarded)
         if origin and not _same_origin(origin, request.host, scheme, settings.allowed_origins):
             log.warning("event=tab.refused reason=cross_origin origin=%r", origin[:200])
             return jsonify(error="cross-origin WebSocket refused"), 403
@@ -160,6 +169,8 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
 
     @sock.route("/ws")
     def tab(ws):
-        adopt(ws, bridge.attach, bridge.runtime)  # returns at once: the event loop serves the tab from here on
+        user = tab_user(settings)
+        # Returns at once: the event loop serves the tab from here on.
+        adopt(ws, lambda channel: bridge.attach(channel, user), bridge.runtime)
 
     return app

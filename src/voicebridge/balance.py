@@ -10,6 +10,7 @@ takes it itself only if nobody did.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 
 SLOT_BYTES = 4
@@ -35,3 +36,40 @@ class LoadBoard:
 def free_slot(taken: set[int], slots: int) -> int:
     """The first slot no living worker uses (a restarted worker takes over its predecessor's)."""
     return next((i for i in range(slots) if i not in taken), -1)
+
+
+class UserBoard:
+    """Each worker's open sessions per user, shared across the worker processes, so that a per-user limit
+    holds for the instance, not for each worker (issue 13).
+
+    A worker writes only its own row: per bucket (a user key hashed into one of `buckets`), how many of
+    its sessions are open; it reads its siblings' rows when it admits a session. Users whose keys share a
+    bucket share a count on the other workers (with a million buckets, rarely); two workers admitting the
+    same user at the very same moment may let one more through. Anonymous shared memory, made by the
+    master before forking; pages are touched only for buckets in use.
+    """
+
+    COUNT_BYTES = 2
+
+    def __init__(self, slots: int, buckets: int = 1 << 20):
+        self.slots = slots
+        self.buckets = buckets
+        self._memory = mmap.mmap(-1, max(1, slots) * buckets * self.COUNT_BYTES)
+        self._counts = memoryview(self._memory).cast("h")
+
+    def bucket(self, key: str) -> int:
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") % self.buckets
+
+    def publish(self, slot: int, bucket: int, count: int) -> None:
+        if 0 <= slot < self.slots:
+            self._counts[slot * self.buckets + bucket] = min(count, 32767)
+
+    def elsewhere(self, slot: int, bucket: int) -> int:
+        """Open sessions in this bucket on the other workers."""
+        return sum(self._counts[i * self.buckets + bucket] for i in range(self.slots) if i != slot)
+
+    def clear(self, slot: int) -> None:
+        """A (re)started worker holds no session yet: whatever its predecessor published is void."""
+        if 0 <= slot < self.slots:
+            start = slot * self.buckets * self.COUNT_BYTES
+            self._memory[start : start + self.buckets * self.COUNT_BYTES] = bytes(self.buckets * self.COUNT_BYTES)

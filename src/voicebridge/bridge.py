@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .balance import UserBoard
+from .identity import UserKey
 from .logs import event
 from .protocol import CloseCode, ErrorCode
 from .resume import ResumeTokens
 from .runtime import LoopThread, TabConnection
 from .session import BridgeSession, Refusal, SessionHost, SessionOptions
+from .session.limits import Limits
+from .session.supervisor import Lifecycle
 from .settings import Settings
 from .tasks import TaskOwner
 from .tools import Toolbox
@@ -44,9 +48,15 @@ class Bridge:
             record_transcripts=settings.telemetry_transcripts,
             history_items=settings.history_items,
             toolbox=self.toolbox,
+            limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
-        self._host = SessionHost(connector.open, self.admit, self.forget, options, self.resumes, self.hand_over)
+        self._host = SessionHost(
+            connector.open, self.admit, self.forget, options, self.resumes, self.hand_over, self.publish_user
+        )
+        # With sibling workers (worker.py): the instance-wide per-user counts, and this worker's row in them.
+        self.user_board: UserBoard | None = None
+        self.slot = -1
         self.handoff = None  # handoff.Handoff, when sibling worker processes share the instance
         self.sessions: dict[str, BridgeSession] = {}
         self.draining = False
@@ -61,8 +71,16 @@ class Bridge:
         """Open upstream sessions, parked ones (waiting for their tab to resume) included."""
         return sum(1 for s in self.sessions.values() if not s.closed.is_set())
 
-    def admit(self) -> Refusal | None:
-        """Whether this process takes one more upstream session now."""
+    def user_sessions(self, user: UserKey) -> int:
+        """Upstream sessions open for this user, parked ones included (each is billed until it closes);
+        one already told to close (its tab gone, or its parking given up) no longer counts."""
+        return sum(
+            1 for s in self.sessions.values()
+            if s.user == user and not s.closed.is_set() and s.supervisor.lifecycle is not Lifecycle.CLOSED
+        )
+
+    def admit(self, session: BridgeSession) -> Refusal | None:
+        """Whether this process takes one more upstream session, for this session's user, now."""
         if self.draining:
             return Refusal(
                 ErrorCode.SERVER_DRAINING,
@@ -72,23 +90,54 @@ class Bridge:
             )
         if self.upstream_sessions() >= self.settings.max_sessions:
             return Refusal(ErrorCode.TOO_MANY_SESSIONS, "The server is at capacity; please try again in a moment.")
+        user = session.user
+        limit = self.settings.max_sessions_per_user if user.signed_in else self.settings.max_sessions_per_address
+        board = self.user_board
+        here = self.user_sessions(user)
+        elsewhere = board.elsewhere(self.slot, _bucket(board, user)) if board is not None else 0
+        if limit and here + elsewhere >= limit:
+            event("session.refused", session.id, reason="too_many_sessions_for_user", user=user.hashed)
+            who = "You already have" if user.signed_in else "Your network address already has"
+            return Refusal(
+                ErrorCode.TOO_MANY_SESSIONS_FOR_USER,
+                f"{who} {limit} session{'s' if limit != 1 else ''} open here; stop one (or close its tab) "
+                "before starting another.",
+                stopped=True,
+            )
+        if board is not None:
+            self._publish(board, _bucket(board, user), extra=1)  # this one is about to start
         return None
 
-    def attach(self, channel: TabConnection) -> BridgeSession:
-        """A tab's socket arrived on the loop (see runtime.serve_tab)."""
-        session = BridgeSession(channel, self._host)
+    def publish_user(self, session: BridgeSession) -> None:
+        """This worker's open sessions of the session's user, for the siblings' per-user limit."""
+        board = self.user_board
+        if board is not None:
+            self._publish(board, _bucket(board, session.user))
+
+    def _publish(self, board: UserBoard, bucket: int, extra: int = 0) -> None:
+        # The whole bucket: users whose keys share it count together (their sum is what siblings read).
+        users = {s.user for s in self.sessions.values()}
+        count = sum(self.user_sessions(u) for u in users if _bucket(board, u) == bucket)
+        board.publish(self.slot, bucket, count + extra)
+
+    def attach(self, channel: TabConnection, user: UserKey | None = None) -> BridgeSession:
+        """A tab's socket arrived on the loop (see runtime.serve_tab); `user` is whom it counts for."""
+        session = BridgeSession(channel, self._host, user)
         self.sessions[session.id] = session
-        event("tab.open", session.id)
+        event("tab.open", session.id, user=session.user.hashed)
         return session
 
-    def hand_over(self, channel: TabConnection, slot: int, frames: list[str]) -> bool:
+    def hand_over(self, channel: TabConnection, slot: int, frames: list[str], user: UserKey) -> bool:
+        """Give a tab to the sibling worker in `slot` (handoff.py): its session lives there."""
         handoff = self.handoff
         if handoff is None:
             return False
-        return channel.hand_over(lambda sock: handoff.send(slot, sock, frames))
+        message = {"frames": frames, "user": [user.kind, user.value, user.name]}
+        return channel.hand_over(lambda sock: handoff.send(slot, sock, message))
 
     def forget(self, session: BridgeSession) -> None:
         self.resumes.revoke(session)
+        self.publish_user(session)  # a tab that is gone no longer counts, whenever its upstream closes
         if self.sessions.pop(session.id, None) is not None:
             event("tab.closed", session.id)
             self._closing.spawn(session.close(SESSION_CLOSE_S), f"close-{session.id}")
@@ -131,3 +180,7 @@ class Bridge:
                 await self._closing.close(timeout)
         finally:
             await self.connector.close()
+
+
+def _bucket(board: UserBoard, user: UserKey) -> int:
+    return board.bucket(f"{user.kind}\0{user.value}")

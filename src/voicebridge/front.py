@@ -5,7 +5,7 @@ kilobytes until its request is complete: the request head is parsed by h11 with 
 whole request must arrive within a deadline (a slowloris client is dropped at it, having cost nothing
 else). A complete request then runs Flask on the loop itself, one request per loop iteration (pages,
 API and health checks ahead of WebSocket handshakes), so the tabs' audio is relayed between any two of
-them; every route is short and never waits (docs/decisions/serving-on-the-event-loop.md says why not a
+them; every route is short and never waits (docs/decisions/0009-serving-on-the-event-loop.md says why not a
 thread pool). A `/ws` upgrade runs Flask too — routing, the Origin/Host rules, flask-sock and
 simple-websocket's handshake — and the route returns at once (runtime.adopt): the loop writes the 101
 simple-websocket produced and keeps the socket as a TabConnection.
@@ -28,6 +28,7 @@ from urllib.parse import unquote_to_bytes
 import h11
 
 from .balance import LoadBoard
+from .identity import UserKey
 from .runtime import ADOPT_KEY, TabConnection, TabHandler, TabLimits
 
 log = logging.getLogger("voicebridge.front")
@@ -158,20 +159,21 @@ class Front:
             self._starting.add(task)  # a task nobody references may be collected before it runs
             task.add_done_callback(self._starting.discard)
 
-    def adopt_handed(self, sock: socket.socket, frames: list[str]) -> None:
+    def adopt_handed(self, sock: socket.socket, message: dict) -> None:
         """A sibling worker handed over an open tab (handoff.py) with frames it had read from it."""
         if self.attach is None or self.draining:
             sock.close()  # the tab sees its connection end and starts afresh with its history
             return
-        task = self.loop.create_task(self._adopt(sock, frames))
+        task = self.loop.create_task(self._adopt(sock, message["frames"], UserKey(*message["user"])))
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
-    async def _adopt(self, sock: socket.socket, frames: list[str]) -> None:
+    async def _adopt(self, sock: socket.socket, frames: list[str], user: UserKey) -> None:
         attach = self.attach
         try:
             _, tab = await self.loop.connect_accepted_socket(
-                lambda: TabConnection(attach, self.tab_limits, on_lost=self.tab_lost, replay=frames), sock=sock
+                lambda: TabConnection(lambda ch: attach(ch, user), self.tab_limits, on_lost=self.tab_lost, replay=frames),
+                sock=sock,
             )
         except OSError:
             sock.close()

@@ -22,7 +22,7 @@ log = logging.getLogger("voicebridge.handoff")
 
 MAX_MESSAGE = 64 * 1024  # the frames handed over with a socket (a session.resume is a few hundred bytes)
 
-Adopt = Callable[[socket.socket, list[str]], None]
+Adopt = Callable[[socket.socket, dict], None]  # the socket, and {"frames": [...], "user": [kind, value, name]}
 
 
 def slot_path(directory: str, slot: int) -> str:
@@ -45,9 +45,10 @@ class Handoff:
     def listen(self, loop, adopt: Adopt) -> None:
         loop.add_reader(self._sock.fileno(), self._receive, adopt)
 
-    def send(self, slot: int, sock: socket.socket, frames: list[str]) -> bool:
-        """Pass `sock` and the frames already read from it to the worker in `slot`; False if it cannot take it."""
-        payload = json.dumps({"frames": frames}).encode()
+    def send(self, slot: int, sock: socket.socket, message: dict) -> bool:
+        """Pass `sock`, and what the sibling needs to carry on (the frames already read from it, whom it
+        counts for), to the worker in `slot`; False if it cannot take it."""
+        payload = json.dumps(message).encode()
         if len(payload) > MAX_MESSAGE:
             return False
         try:
@@ -71,16 +72,17 @@ class Handoff:
                 return
             socks = [socket.socket(fileno=fd) for fd in fds]
             try:
-                frames = json.loads(payload)["frames"]
-                if len(socks) != 1 or not all(isinstance(f, str) for f in frames):
-                    raise ValueError("one socket and text frames expected")
+                message = json.loads(payload)
+                frames, user = message["frames"], message["user"]
+                if len(socks) != 1 or not all(isinstance(f, str) for f in frames + user) or len(user) != 3:
+                    raise ValueError("one socket, text frames and a user expected")
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("event=handoff.bad_message detail=%s", exc)
                 for s in socks:
                     s.close()
                 continue
             socks[0].setblocking(False)
-            adopt(socks[0], frames)
+            adopt(socks[0], message)
 
     def close(self) -> None:
         self._sock.close()

@@ -64,6 +64,7 @@ class ServerType(StrEnum):
     TOOL = "tool"
     ERROR = "error"
     SESSION = "session"
+    WARNING = "warning"
 
 
 class Role(StrEnum):
@@ -95,6 +96,10 @@ class ErrorCode(StrEnum):
     SERVER_DRAINING = "server_draining"
     TOO_MANY_SESSIONS = "too_many_sessions"
     RESUME_EXPIRED = "resume_expired"
+    TOO_MANY_SESSIONS_FOR_USER = "too_many_sessions_for_user"
+    SESSION_TIME_LIMIT = "session_time_limit"
+    IDLE_TIMEOUT = "idle_timeout"
+    AUDIO_RATE = "audio_rate"
     INTERNAL = "internal"
 
 
@@ -122,6 +127,10 @@ ERROR_OUTCOMES: dict[ErrorCode, Outcome] = {
     ErrorCode.SERVER_DRAINING: Outcome.CLOSED,
     ErrorCode.TOO_MANY_SESSIONS: Outcome.NOT_STARTED,
     ErrorCode.RESUME_EXPIRED: Outcome.NOT_STARTED,
+    ErrorCode.TOO_MANY_SESSIONS_FOR_USER: Outcome.NOT_STARTED,
+    ErrorCode.SESSION_TIME_LIMIT: Outcome.ENDS,
+    ErrorCode.IDLE_TIMEOUT: Outcome.ENDS,
+    ErrorCode.AUDIO_RATE: Outcome.CONTINUES,
     ErrorCode.INTERNAL: Outcome.ENDS,
 }
 # After these the server has ended (or never started) the session: a client retrying would only repeat them.
@@ -344,6 +353,11 @@ def resume_token(token: str) -> str:
 
 def error(code: ErrorCode, message: str, **extra: object) -> str:
     return _dumps({"type": ServerType.ERROR, "code": code, "message": message, **extra})
+
+
+def warning(code: ErrorCode, message: str, seconds: int) -> str:
+    """Notice of a limit ahead: `code` is the error that will end the session in `seconds`."""
+    return _dumps({"type": ServerType.WARNING, "code": code, "seconds": seconds, "message": message})
 
 
 def tool(call_id: str, name: str, status: ToolStatus, label: str | None = None) -> str:

@@ -5,7 +5,7 @@ replaced by a fresh one at every resume. A token lives while its session runs; w
 vanishes without session.stop the session is parked and the token expires VOICEBRIDGE_RESUME_SECONDS
 later, closing the upstream. A token is known only to the worker process that issued it: a resume that
 lands elsewhere (another instance, another worker of this one) gets `resume_expired`, and the page
-starts a new session with the conversation as history (docs/decisions/resume-without-affinity.md).
+starts a new session with the conversation as history (docs/decisions/0010-resume-without-affinity.md).
 Loop-thread only.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger("voicebridge.session")
@@ -63,10 +64,12 @@ class ResumeTokens:
             return None
         return int(head)
 
-    def claim(self, token: str) -> Resumable | None:
-        session = self._owner.pop(token, None)
-        if session is None:
+    def claim(self, token: str, accept: Callable[[Resumable], bool] | None = None) -> Resumable | None:
+        """The session the token names, used up; None (and the token left alone) when `accept` refuses it."""
+        session = self._owner.get(token)
+        if session is None or (accept is not None and not accept(session)):
             return None
+        del self._owner[token]
         del self._token[session.id]
         self._cancel_expiry(session.id)
         return session

@@ -4,7 +4,7 @@ manager, one voicebridge worker (worker.py) per core.
 Each worker holds its own event loop, bridge, upstream sessions and (in emulator mode) its own built-in
 emulator on a free port; the kernel hands each new connection to whichever worker accepts it first, so
 sessions spread across the cores. No thread waits on a client: every socket lives on the worker's loop
-(front.py), Flask runs on a few pool threads per worker. See docs/decisions/serving-on-the-event-loop.md.
+(front.py), Flask runs on a few pool threads per worker. See docs/decisions/0009-serving-on-the-event-loop.md.
 
 Shutdown:
 - SIGTERM (App Service swap, restart, scale-in) drains every worker: /healthz turns 503 while the worker
@@ -23,7 +23,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from .app import create_app
-from .balance import LoadBoard, free_slot
+from .balance import LoadBoard, UserBoard, free_slot
 from .settings import Settings
 
 log = logging.getLogger("voicebridge.server")
@@ -33,6 +33,7 @@ class VoicebridgeServer(BaseApplication):
     def __init__(self, settings: Settings):
         self.settings = settings
         self.board = LoadBoard(settings.worker_count)  # before the fork: every worker shares it
+        self.users = UserBoard(settings.worker_count) if settings.worker_count > 1 else None
         # Where the workers' handoff sockets live (handoff.py): made here, so every worker knows it.
         self.handoff_dir = tempfile.mkdtemp(prefix="voicebridge-handoff-")
         super().__init__()
@@ -47,6 +48,9 @@ class VoicebridgeServer(BaseApplication):
             "timeout": 30,
             "graceful_timeout": int(s.drain_timeout_s) + 5,
             "backlog": 2048,
+            # Whether X-Forwarded-* headers count is the app's decision (VOICEBRIDGE_TRUST_FORWARDED,
+            # identity.py), not gunicorn's: by default it believes X-Forwarded-Proto from 127.0.0.1.
+            "forwarded_allow_ips": "",
             "accesslog": None,
             "errorlog": "-",
             "loglevel": s.log_level.lower(),

@@ -99,6 +99,17 @@ class Settings:
     history_items: int = 40
     resume_window_s: float = 30.0
 
+    # Who a tab is (identity.py): trust App Service Authentication's principal headers, and the
+    # front end's X-Forwarded-For. Off by default: a client could forge either.
+    trust_easy_auth: bool = False
+    trust_forwarded: bool = False
+    # Limits (issue 13, session/limits.py); 0 turns one off.
+    max_sessions_per_user: int = 3
+    max_sessions_per_address: int = 20
+    max_session_s: float = 1800.0
+    idle_s: float = 300.0
+    max_audio_rate: float = 1.5  # seconds of uplink audio per second, after a 2 s allowance
+
     # Built-in emulator (used when no endpoint is configured)
     emulator_port: int = 0
 
@@ -167,6 +178,17 @@ class Settings:
             drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, d.drain_timeout_s, 0.5, 230.0),
             history_items=env.number("VOICEBRIDGE_HISTORY_ITEMS", int, d.history_items, 0, 500),
             resume_window_s=env.number("VOICEBRIDGE_RESUME_SECONDS", float, d.resume_window_s, 0.0, 600.0),
+            trust_easy_auth=env.flag("VOICEBRIDGE_TRUST_EASY_AUTH", d.trust_easy_auth),
+            trust_forwarded=env.flag("VOICEBRIDGE_TRUST_FORWARDED", d.trust_forwarded),
+            max_sessions_per_user=env.number(
+                "VOICEBRIDGE_MAX_SESSIONS_PER_USER", int, d.max_sessions_per_user, 0, 100000
+            ),
+            max_sessions_per_address=env.number(
+                "VOICEBRIDGE_MAX_SESSIONS_PER_ADDRESS", int, d.max_sessions_per_address, 0, 100000
+            ),
+            max_session_s=env.number("VOICEBRIDGE_MAX_SESSION_SECONDS", float, d.max_session_s, 0.0, 604800.0),
+            idle_s=env.number("VOICEBRIDGE_IDLE_SECONDS", float, d.idle_s, 0.0, 604800.0),
+            max_audio_rate=env.number("VOICEBRIDGE_MAX_AUDIO_RATE", float, d.max_audio_rate, 0.0, 100000.0),
             emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
             key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
             key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),

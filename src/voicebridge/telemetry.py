@@ -30,6 +30,9 @@ UNTRACED_URLS = "healthz"
 METRICS: dict[str, tuple[str, str, str]] = {
     "voicebridge.sessions.active": ("updown", "{session}", "Browser sessions with an upstream Voice Live session"),
     "voicebridge.session.duration": ("histogram", "s", "How long a session lasted"),
+    # The billable quantity: one record per ended session, by user (hashed, identity.UserKey.hashed).
+    "voicebridge.session.seconds": ("histogram", "s", "Seconds an upstream Voice Live session was open, by user (hashed)"),
+    "voicebridge.limit.hits": ("counter", "{hit}", "Sessions refused or ended by a limit, and audio-rate hits, by code"),
     "voicebridge.turn.latency": ("histogram", "ms", "User speech stopped -> first assistant audio delta relayed"),
     "voicebridge.barge_in.count": ("counter", "{barge_in}", "User interruptions of assistant audio"),
     "voicebridge.barge_in.clear_delay": ("histogram", "ms", "speech_started received -> audio.clear sent to the tab"),
@@ -140,6 +143,8 @@ class _Instruments:
                 made[name] = meter.create_histogram(name, unit=unit, description=description)
         self.active = made["voicebridge.sessions.active"]
         self.duration = made["voicebridge.session.duration"]
+        self.session_seconds = made["voicebridge.session.seconds"]
+        self.limit_hits = made["voicebridge.limit.hits"]
         self.turn_latency = made["voicebridge.turn.latency"]
         self.barge_ins = made["voicebridge.barge_in.count"]
         self.clear_delay = made["voicebridge.barge_in.clear_delay"]
@@ -183,6 +188,7 @@ class SessionTelemetry:
 
     session_id: str
     record_transcripts: bool = False
+    user: str = ""  # the user's pseudonym (UserKey.hashed): never the principal id or the address itself
     _started: float = field(default_factory=time.monotonic)
     _span: trace.Span | None = None
     _turn_span: trace.Span | None = None
@@ -209,6 +215,9 @@ class SessionTelemetry:
 
     def error(self, code: str) -> None:
         instruments().errors.add(1, {"code": code})
+
+    def limit(self, code: str) -> None:
+        instruments().limit_hits.add(1, {"code": str(code)})
 
     def turn_started(self) -> None:
         """User speech stopped: the turn's latency clock starts."""
@@ -264,7 +273,9 @@ class SessionTelemetry:
         self._end_turn("session_ended")
         if self._active:
             instruments().active.add(-1)
-            instruments().duration.record(time.monotonic() - self._started)
+            seconds = time.monotonic() - self._started
+            instruments().duration.record(seconds)
+            instruments().session_seconds.record(seconds, {"user": self.user or "unknown"})
             self._active = False
         if self._span is not None:
             self._span.set_attribute("voicebridge.end_reason", reason)

@@ -178,6 +178,10 @@ class LoopWorker(Worker):
         if directory is None or slot < 0 or self.cfg.workers < 2:
             return None
         handoff = Handoff(directory, slot)
+        users = getattr(self.app, "users", None)
+        if users is not None:
+            users.clear(slot)
+            bridge.user_board, bridge.slot = users, slot
         bridge.resumes.slot = slot
         bridge.handoff = handoff
         front.attach = bridge.attach

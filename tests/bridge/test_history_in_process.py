@@ -14,7 +14,8 @@ from voicebridge.settings import Settings
 
 
 def test_history_holds_both_sides_and_cuts_an_interrupted_reply_to_what_was_heard(request, emulator):
-    app = create_app(Settings(endpoint=f"http://127.0.0.1:{emulator.port}", api_key="test-key"))
+    # max_audio_rate=0: the test streams speech faster than real time (the emulator VAD runs in audio time).
+    app = create_app(Settings(endpoint=f"http://127.0.0.1:{emulator.port}", api_key="test-key", max_audio_rate=0))
     bridge = app.extensions["voicebridge"]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -108,8 +108,46 @@ def az(argv: list[str], scenario: dict) -> int:
         if "/subscriptions/" in (option(argv, "--url") or ""):
             print(scenario.get("quota_id", "PayAsYouGo_2014-09-01"))
         return 0
+    if argv[:1] == ["ad"]:
+        return entra(argv[1:], scenario)
     # acr build/login, rest PATCH, webapp restart, deployment slot swap, provider register: succeed quietly.
     return 0
+
+
+INSUFFICIENT = "ERROR: Insufficient privileges to complete the operation."
+NEW_APP_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def entra(argv: list[str], scenario: dict) -> int:
+    """Microsoft Graph through `az ad`: the registrations in scenario["apps"] ({display name: appId}); a
+    scenario may refuse everything (entra_refused: a guest, or registration off for members) or one verb."""
+    refused = scenario.get("entra_refused") or argv[:2] == ["app", scenario.get("app_refused_verb")]
+    if refused:
+        print(INSUFFICIENT, file=sys.stderr)
+        return 1
+    apps = scenario.get("apps", {})
+    if argv[:2] == ["app", "list"]:
+        found = apps.get(option(argv, "--display-name") or "")
+        if found:
+            print(found)
+        return 0
+    if argv[:2] == ["app", "show"]:
+        if option(argv, "--id") in apps.values():
+            print(option(argv, "--id"))
+            return 0
+        print(f"ERROR: Resource '{option(argv, '--id')}' does not exist or one of its queried reference-property"
+              " objects are not present.", file=sys.stderr)
+        return 3
+    if argv[:2] == ["app", "create"]:
+        print(NEW_APP_ID)
+        return 0
+    if argv[:2] == ["sp", "show"]:
+        if scenario.get("sp_exists"):
+            print("sp-object-id")
+            return 0
+        print("ERROR: Service principal not found", file=sys.stderr)
+        return 3
+    return 0  # app update, sp create
 
 
 def azd(argv: list[str], scenario: dict) -> int:

@@ -7,6 +7,7 @@ real CLIs. azdeploy.sh, the preprovision hook and scripts/rollout.sh run for rea
 
 from __future__ import annotations
 
+import pytest
 from infra_helpers import REPO
 
 PROVIDERS = 7
@@ -23,6 +24,8 @@ ROLLOUT = ["az acr show", "az webapp show", "az webapp show", "az acr build", "a
            "az webapp deployment slot swap", "curl", "smoke"]
 RECORD_AND_REPORT = ["azd env set SERVICE_WEB_IMAGE_NAME", "azd env get-value SERVICE_WEB_URI"]
 LOGIN_CHECKS = ["az account show", "azd auth login"]
+# The sign-in mode the environment holds (VOICEBRIDGE_AUTH; none when unset), read once per run.
+AUTH_MODE = ["azd env get-value VOICEBRIDGE_AUTH"]
 # scripts/azd-hooks/preprovision.sh on a subscription with nothing deployed yet.
 HOOK_FIRST_TIME = [
     "az account show",
@@ -61,6 +64,7 @@ def test_option_1_full_deploy_on_a_new_environment(cloud):
         "azd env get-values",
         "az account show",  # subscription id for the new environment
         "azd env new lab",
+        *AUTH_MODE,
         *HOOK_FIRST_TIME,
         "azd provision",
         *OUTPUTS,
@@ -107,7 +111,7 @@ def test_option_2_image_only_update(cloud):
     cloud.scenario = {"env": ENV_VALUES}
     result = cloud.run("azdeploy.sh", "--image-only", "--env", "lab")
     assert result.returncode == 0, result.stderr
-    assert strip_image(cloud.commands()) == [*LOGIN_CHECKS, "azd env get-values", *OUTPUTS, *ROLLOUT,
+    assert strip_image(cloud.commands()) == [*LOGIN_CHECKS, "azd env get-values", *OUTPUTS, *AUTH_MODE, *ROLLOUT,
                                              *RECORD_AND_REPORT]
 
 
@@ -265,3 +269,124 @@ def test_option_2_can_build_with_docker(cloud):
     assert result.returncode == 0, result.stderr
     assert "az acr build" not in cloud.commands()
     assert any(c["prog"] == "docker" and c["argv"][0] == "push" for c in cloud.calls())
+
+
+# --- sign-in (issue 13): the app registration, its redirect URIs, azdeploy.sh --auth ----------------------
+
+ENTRA_HOOK_ENV = {**HOOK_ENV, "VOICEBRIDGE_AUTH": "entra"}
+POSTPROVISION = ("scripts/azd-hooks/postprovision.sh",)
+OUTPUT_ENV = {"SERVICE_WEB_URI": "https://app-1.azurewebsites.net",
+              "SERVICE_WEB_STAGING_URI": "https://app-1-staging.azurewebsites.net"}
+
+
+def ad_calls(cloud) -> list[list[str]]:
+    return [c["argv"] for c in cloud.calls() if c["prog"] == "az" and c["argv"][:1] == ["ad"]]
+
+
+def test_without_sign_in_the_hook_asks_microsoft_graph_nothing(cloud):
+    result = cloud.run(*HOOK, **HOOK_ENV, VOICEBRIDGE_AUTH="none")
+    assert result.returncode == 0, result.stderr
+    assert ad_calls(cloud) == [] and "VOICEBRIDGE_AUTH_CLIENT_ID" not in env_sets(cloud)
+
+
+def test_hook_creates_the_app_registration_once_single_tenant_and_without_a_secret(cloud):
+    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV)
+    assert result.returncode == 0, result.stderr
+    calls = ad_calls(cloud)
+    assert calls[0][:2] == ["ad", "app"] and calls[0][2] == "list" and "voicebridge-lab" in calls[0]
+    (create,) = [c for c in calls if c[:3] == ["ad", "app", "create"]]
+    assert create[create.index("--display-name") + 1] == "voicebridge-lab"
+    assert create[create.index("--sign-in-audience") + 1] == "AzureADMyOrg"
+    assert create[create.index("--enable-id-token-issuance") + 1] == "true"
+    assert not any("credential" in " ".join(c) or "secret" in " ".join(c) for c in calls), "no secret is made"
+    assert ["ad", "sp", "create", "--id", "11111111-2222-3333-4444-555555555555", "--output", "none"] in calls
+    assert env_sets(cloud)["VOICEBRIDGE_AUTH_CLIENT_ID"] == "11111111-2222-3333-4444-555555555555"
+    assert "created app registration voicebridge-lab" in result.stderr
+
+
+def test_hook_reuses_the_registration_of_this_environment(cloud):
+    cloud.scenario = {"apps": {"voicebridge-lab": "aaaa-1"}, "sp_exists": True}
+    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV)
+    assert result.returncode == 0, result.stderr
+    assert not any(c[:3] in (["ad", "app", "create"], ["ad", "sp", "create"]) for c in ad_calls(cloud))
+    assert env_sets(cloud)["VOICEBRIDGE_AUTH_CLIENT_ID"] == "aaaa-1" and "reusing" in result.stderr
+
+
+def test_hook_uses_a_registration_an_administrator_made(cloud):
+    cloud.scenario = {"apps": {"made by an admin": "bbbb-2"}, "sp_exists": True}
+    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV, VOICEBRIDGE_AUTH_CLIENT_ID="bbbb-2")
+    assert result.returncode == 0, result.stderr
+    assert ad_calls(cloud) == [["ad", "app", "show", "--id", "bbbb-2", "--query", "appId", "--output", "tsv"],
+                               ["ad", "sp", "show", "--id", "bbbb-2", "--query", "id", "--output", "tsv"]]
+    assert env_sets(cloud)["VOICEBRIDGE_AUTH_CLIENT_ID"] == "bbbb-2"
+
+
+@pytest.mark.parametrize("scenario, step", [
+    ({"entra_refused": True}, "list app registrations"),
+    ({"app_refused_verb": "create"}, "create the app registration voicebridge-lab"),
+])
+def test_hook_without_the_right_to_register_applications_says_what_is_needed(cloud, scenario, step):
+    cloud.scenario = scenario
+    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV)
+    assert result.returncode == 1
+    assert f"could not {step} in Microsoft Entra ID" in result.stderr
+    assert "Application Developer" in result.stderr and "Application.ReadWrite.OwnedBy" in result.stderr
+    assert "azd env set VOICEBRIDGE_AUTH_CLIENT_ID" in result.stderr and "azd env set VOICEBRIDGE_AUTH none" in result.stderr
+    assert "VOICEBRIDGE_AUTH_CLIENT_ID" not in env_sets(cloud)
+    assert "Traceback" not in result.stderr
+
+
+def test_hook_refuses_an_unknown_sign_in_mode(cloud):
+    result = cloud.run(*HOOK, **HOOK_ENV, VOICEBRIDGE_AUTH="google")
+    assert result.returncode == 1 and "use none (no sign-in) or entra" in result.stderr
+
+
+def test_postprovision_gives_the_registration_both_slots_callbacks(cloud):
+    result = cloud.run(*POSTPROVISION, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID="aaaa-1", **OUTPUT_ENV)
+    assert result.returncode == 0, result.stderr
+    assert ad_calls(cloud) == [["ad", "app", "update", "--id", "aaaa-1", "--web-redirect-uris",
+                                "https://app-1.azurewebsites.net/.auth/login/aad/callback",
+                                "https://app-1-staging.azurewebsites.net/.auth/login/aad/callback",
+                                "--enable-id-token-issuance", "true"]]
+
+
+def test_postprovision_without_sign_in_does_nothing(cloud):
+    result = cloud.run(*POSTPROVISION, **OUTPUT_ENV)
+    assert result.returncode == 0 and cloud.calls() == []
+
+
+def test_postprovision_that_may_not_update_the_registration_names_the_uris_to_add(cloud):
+    cloud.scenario = {"app_refused_verb": "update"}
+    result = cloud.run(*POSTPROVISION, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID="aaaa-1", **OUTPUT_ENV)
+    assert result.returncode == 1
+    assert "https://app-1-staging.azurewebsites.net/.auth/login/aad/callback" in result.stderr
+    assert "Application Developer" in result.stderr
+
+
+def test_option_1_with_auth_entra_records_it_registers_the_app_and_gates_on_healthz(cloud):
+    cloud.scenario = {"env": ENV_VALUES}
+    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "entra")
+    assert result.returncode == 0, result.stderr
+    commands = cloud.commands()
+    assert commands.index("azd env set VOICEBRIDGE_AUTH entra") < commands.index("azd provision")
+    # The hook ran before azd with the mode chosen here (azd would pass it from the environment).
+    assert "az ad app create" in commands and commands.index("az ad app create") < commands.index("azd provision")
+    # A script cannot sign in: the gate is /healthz (excluded from sign-in), no smoke session.
+    assert "smoke" not in commands and "az webapp deployment slot swap" in commands
+    assert "the smoke session cannot sign in" in result.stderr
+
+
+def test_option_1_keeps_the_mode_the_environment_has(cloud):
+    cloud.scenario = {"env": {**ENV_VALUES, "VOICEBRIDGE_AUTH": "entra", "VOICEBRIDGE_AUTH_CLIENT_ID": "aaaa-1"},
+                      "apps": {"voicebridge-lab": "aaaa-1"}, "sp_exists": True}
+    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert not any(c.startswith("azd env set VOICEBRIDGE_AUTH ") for c in cloud.commands())
+    assert ["ad", "app", "show", "--id", "aaaa-1", "--query", "appId", "--output", "tsv"] in ad_calls(cloud)
+    assert "smoke" not in cloud.commands()
+
+
+def test_option_1_refuses_an_unknown_auth_mode_before_touching_anything(cloud):
+    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "basic")
+    assert result.returncode != 0 and "--auth is none or entra" in result.stderr
+    assert cloud.calls() == []

@@ -46,6 +46,15 @@ SCENARIOS = [
     (("azdeploy.sh", "--teardown", "--env", "lab", "--yes"), {}, {"env": ENV_VALUES}),
     (("scripts/azd-hooks/preprovision.sh",), HOOK_ENV, {"site_exists": True}),
     (("scripts/azd-hooks/predeploy.sh",), {}, {}),
+    # Sign-in (issue 13): a new app registration and its service principal, one named by the environment,
+    # the redirect URIs after provisioning, and azdeploy.sh --auth entra.
+    (("scripts/azd-hooks/preprovision.sh",), {**HOOK_ENV, "VOICEBRIDGE_AUTH": "entra"}, {}),
+    (("scripts/azd-hooks/preprovision.sh",), {**HOOK_ENV, "VOICEBRIDGE_AUTH": "entra", "VOICEBRIDGE_AUTH_CLIENT_ID": "a-1"},
+     {"apps": {"x": "a-1"}}),
+    (("scripts/azd-hooks/postprovision.sh",), {"VOICEBRIDGE_AUTH": "entra", "VOICEBRIDGE_AUTH_CLIENT_ID": "a-1",
+                                               "SERVICE_WEB_URI": "https://app-1.azurewebsites.net",
+                                               "SERVICE_WEB_STAGING_URI": "https://app-1-staging.azurewebsites.net"}, {}),
+    (("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "entra"), {}, {"env": ENV_VALUES}),
 ]
 
 
@@ -262,8 +271,12 @@ def test_the_az_commands_in_the_docs_parse(azure_cli):
         (["webapp", "config"], "a command group, not a command"),
         (["rest", "--method", "fetch", "--url", "/x"], "'fetch' is not one of"),
         (["account", "show", "--output", "tsvv"], "'tsvv' is not one of"),
+        (["ad", "app", "create", "--display-name", "x", "--id-token-issuance", "true"], "no option --id-token-issuance"),
+        (["ad", "app", "create", "--display-name", "x", "--sign-in-audience", "MyOrg"], "'MyOrg' is not one of"),
+        (["ad", "app", "update", "--id", "x", "--reply-urls", "https://x"], "no option --reply-urls"),
     ],
-    ids=["renamed-flag", "shortened-flag", "misspelt-command", "group", "method-value", "output-value"],
+    ids=["renamed-flag", "shortened-flag", "misspelt-command", "group", "method-value", "output-value",
+         "graph-flag", "graph-audience", "graph-old-flag"],
 )
 def test_the_check_catches(argv, expected, azure_cli):
     assert any(expected in p for p in azure_cli.problems(argv)), azure_cli.problems(argv)

@@ -64,7 +64,9 @@ def test_every_resource_is_tagged_and_only_the_site_names_the_azd_service(bicep)
     main = bicep["main.bicep"]
     assert main["variables"]["tags"]["value"] == {"'azd-env-name'": "environmentName"}
     for name, module in main["modules"].items():
-        assert module["config"]["params"]["tags"] == "tags", name
+        # A module whose resources carry no tags of their own (easyauth: child configuration) takes none.
+        if "tags" in bicep[module["detail"]["path"]]["parameters"]:
+            assert module["config"]["params"]["tags"] == "tags", name
     assert sum(json.dumps(d).count("azd-service-name") for d in bicep.values()) == 1
 
 
@@ -332,3 +334,91 @@ def test_every_parameter_is_described(bicep):
         for name, param in document.get("parameters", {}).items():
             kinds = {d["type"] for d in param["decorators"]}
             assert "description" in kinds, f"{path}: param {name} has no @description"
+
+
+# --- sign-in (issue 13) ---------------------------------------------------------------------------------
+
+
+def sign_in_problems(bicep) -> list[str]:
+    """Where the sign-in option (VOICEBRIDGE_AUTH) is not App Service Authentication with Entra ID on both
+    slots, switched by the parameter, with /healthz open and the app told what to trust."""
+    problems = []
+    main = bicep["main.bicep"]
+    auth = main["parameters"].get("auth", {})
+    allowed = next((d["argument"] for d in auth.get("decorators", []) if d["type"] == "allowed"), None)
+    if auth.get("default") != "none" or allowed != ["none", "entra"]:
+        problems.append("param auth must allow none and entra, default none")
+    if main["variables"].get("signIn", {}).get("value") != {"operator": {"type": "equals", "operands": {"operand_1": "auth", "operand_2": "entra"}}}:
+        problems.append("signIn must be auth == 'entra'")
+    module = main["modules"].get("easyAuth", {})
+    passed = module.get("config", {}).get("params", {})
+    if module.get("detail", {}).get("path") != "modules/easyauth.bicep" or passed.get("enabled") != "signIn":
+        problems.append("the easyauth module must be deployed in both modes, enabled by signIn")
+    if ref(passed.get("siteName", "")) != "web.outputs.name" or ref(passed.get("stagingSlotName", "")) != "web.outputs.stagingSlotName":
+        problems.append("the easyauth module must configure the web module's site and staging slot")
+    client = passed.get("clientId", {}).get("operator", {}).get("operands", {})
+    if client.get("true_value") != "authClientId":
+        problems.append("the client id must come from authClientId")
+    settings = main["modules"]["web"]["config"]["params"]["appSettings"]
+    if settings.get("VOICEBRIDGE_TRUST_FORWARDED") != "true":
+        problems.append("App Service must always set VOICEBRIDGE_TRUST_FORWARDED=true")
+    easy = settings.get("VOICEBRIDGE_TRUST_EASY_AUTH", {})
+    if not isinstance(easy, dict) or easy.get("operator", {}).get("operands") != {"condition": "signIn", "true_value": "true", "false_value": "false"}:
+        problems.append("VOICEBRIDGE_TRUST_EASY_AUTH must be true exactly when sign-in is on")
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    if values.get("auth", {}).get("value") != "${VOICEBRIDGE_AUTH=none}" or values.get("authClientId", {}).get("value") != "${VOICEBRIDGE_AUTH_CLIENT_ID=}":
+        problems.append("main.parameters.json must feed auth and authClientId from the azd environment")
+    module_file = bicep.get("modules/easyauth.bicep", {"resources": {}})
+    bodies = []
+    for name, kind, parent in (("siteAuth", "Microsoft.Web/sites/config", "site"),
+                               ("stagingAuth", "Microsoft.Web/sites/slots/config", "staging")):
+        res = module_file["resources"].get(name)
+        if res is None or res["type"] != kind or body(res).get("parent") != parent or body(res).get("name") != "authsettingsV2":
+            problems.append(f"{name}: authsettingsV2 of the {parent} is missing")
+            continue
+        props = body(res)["properties"]
+        bodies.append(props)
+        checks = {
+            "platform on with the parameter": props.get("platform", {}).get("enabled") == "enabled",
+            "authentication required with the parameter": props.get("globalValidation", {}).get("requireAuthentication") == "enabled",
+            "unauthenticated browsers sent to Entra ID": props.get("globalValidation", {}).get("unauthenticatedClientAction") == "RedirectToLoginPage"
+            and props["globalValidation"].get("redirectToProvider") == "azureactivedirectory",
+            "/healthz excluded": props.get("globalValidation", {}).get("excludedPaths") == ["/healthz"],
+            "Entra ID with the registration's client id": props.get("identityProviders", {}).get("azureActiveDirectory", {}).get("registration")
+            == {"clientId": "clientId", "openIdIssuer": "issuer"},
+            "token store on": props.get("login", {}).get("tokenStore", {}).get("enabled") is True,
+        }
+        problems += [f"{name}: {what}" for what, ok in checks.items() if not ok]
+    if len(bodies) == 2 and bodies[0] != bodies[1]:
+        problems.append("the site and the staging slot must get the same authentication settings")
+    return problems
+
+
+def test_sign_in_is_app_service_authentication_on_both_slots_switched_by_voicebridge_auth(bicep):
+    assert sign_in_problems(bicep) == []
+    assert variables(bicep, "easyauth")["issuer"] == "${environment().authentication.loginEndpoint}${tenantId}/v2.0"
+
+
+def test_the_sign_in_check_catches(bicep):
+    import copy
+
+    def broken(change) -> dict:
+        copied = copy.deepcopy(bicep)
+        change(copied)
+        return copied
+
+    def slot(b):
+        return body(b["modules/easyauth.bicep"]["resources"]["stagingAuth"])["properties"]
+
+    defects = {
+        "health check behind sign-in": lambda b: slot(b)["globalValidation"].update(excludedPaths=[]),
+        "token store off": lambda b: slot(b)["login"]["tokenStore"].update(enabled=False),
+        "staging slot left open": lambda b: b["modules/easyauth.bicep"]["resources"].pop("stagingAuth"),
+        "sign-in always on": lambda b: b["main.bicep"]["parameters"]["auth"].update(default="entra"),
+        "easy auth trusted without sign-in": lambda b: b["main.bicep"]["modules"]["web"]["config"]["params"]["appSettings"].update(
+            VOICEBRIDGE_TRUST_EASY_AUTH="true"),
+        "forwarded address not trusted": lambda b: b["main.bicep"]["modules"]["web"]["config"]["params"]["appSettings"].pop(
+            "VOICEBRIDGE_TRUST_FORWARDED"),
+    }
+    for what, change in defects.items():
+        assert sign_in_problems(broken(change)), what

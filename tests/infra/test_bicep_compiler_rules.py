@@ -90,10 +90,20 @@ def test_type_check_finds_the_registry_property_the_old_api_version_lacks(types)
         ("resource r 'Microsoft.ContainerRegistry/registries@2025-04-01' = {\n  name: 'cr-with-dashes'\n"
          "  location: 'l'\n  sku: {\n    name: 'Basic'\n  }\n}\n",
          "'cr-with-dashes' does not match"),
+        # Sign-in (issue 13): authsettingsV2 is a discriminated element of sites/config and slots/config.
+        ("resource c 'Microsoft.Web/sites/slots/config@2024-04-01' = {\n  name: 'authsettingsV2'\n  properties: {\n"
+         "    globalValidation: {\n      excludedPath: [\n        '/healthz'\n      ]\n    }\n  }\n}\n",
+         "globalValidation.excludedPath is not a property"),
+        ("resource c 'Microsoft.Web/sites/config@2024-04-01' = {\n  name: 'authsettingsV2'\n  properties: {\n"
+         "    globalValidation: {\n      unauthenticatedClientAction: 'RedirectToLogin'\n    }\n  }\n}\n",
+         "'RedirectToLogin' is not allowed"),
+        ("resource c 'Microsoft.Web/sites/config@2024-04-01' = {\n  name: 'authsettingsV2'\n  properties: {\n"
+         "    login: {\n      tokenStore: {\n        enabled: 'true'\n      }\n    }\n  }\n}\n",
+         "'true' is not allowed; the type expects Boolean"),
     ],
     ids=["unknown-api-version", "misspelt-nested-property", "read-only", "enum-value", "enum-in-ternary",
          "missing-required", "discriminator", "discriminated-element", "array-item", "value-kind", "through-a-variable",
-         "name-pattern"],
+         "name-pattern", "auth-property", "auth-enum", "auth-token-store-kind"],
 )
 def test_type_check_catches(source, expected, types):
     problems = type_problems(snippet(source), types)

@@ -136,7 +136,7 @@ def test_azure_yaml_requires_an_azd_that_deploys_containers_to_app_service_safel
     assert tuple(map(int, match.groups())) >= (1, 29, 0)
 
 
-@pytest.mark.parametrize("hook", ["preprovision", "predeploy"])
+@pytest.mark.parametrize("hook", ["preprovision", "postprovision", "predeploy"])
 def test_azd_hooks_are_executable_bash_scripts(hook):
     # azd runs a `shell: sh` hook by its path on Linux and macOS: the shebang and the executable bit decide.
     document = yaml.safe_load((REPO / "azure.yaml").read_text())

@@ -39,5 +39,10 @@ def test_the_workbook_has_every_tile_operations_asked_for():
     assert "voicebridge.errors" in q["errors-by-code"] and "customDimensions.code" in q["errors-by-code"]
     assert q["failed-requests"].startswith("requests") and "success == false" in q["failed-requests"]
     assert "dcount(cloud_RoleInstance)" in q["instances"]
+    # Issue 13: what the bill is made of, per (hashed) user, and the limits that were met.
+    minutes = q["voice-live-minutes"]
+    assert "voicebridge.session.seconds" in minutes and "startofday(now())" in minutes
+    assert "customDimensions.user" in minutes and "/ 60" in minutes
+    assert "voicebridge.limit.hits" in q["limit-hits"] and "customDimensions.code" in q["limit-hits"]
     assert all("{TimeRange}" in query for query in q.values())
 

@@ -71,7 +71,9 @@ def observed(emulator) -> Iterator[Observed]:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(spans)
     telemetry.reset_instruments(meter_provider=MeterProvider(metric_readers=[reader]), tracer_provider=tracer_provider)
-    settings = Settings(endpoint=f"http://127.0.0.1:{emulator.port}", api_key="test-key", reconnect_window_s=5.0)
+    # max_audio_rate=0: speech is streamed faster than real time (the emulator VAD runs in audio time).
+    settings = Settings(endpoint=f"http://127.0.0.1:{emulator.port}", api_key="test-key", reconnect_window_s=5.0,
+                        max_audio_rate=0)
     app = create_app(settings)
     telemetry.instrument_app(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -33,7 +33,9 @@ class AppProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "VOICE_LIVE_", "VOICEBRIDGE_"))}
         base.pop("PORT", None)
-        self.env = {**base, "VOICEBRIDGE_LOG_LEVEL": "INFO", **(env or {})}
+        # Tests stream speech faster than real time (the emulator's VAD runs in audio time), which the
+        # audio-rate limit would cut: off unless a test sets it (tests/bridge/test_limits.py does).
+        self.env = {**base, "VOICEBRIDGE_LOG_LEVEL": "INFO", "VOICEBRIDGE_MAX_AUDIO_RATE": "0", **(env or {})}
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(

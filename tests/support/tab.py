@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from urllib.parse import urlparse
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -17,9 +19,18 @@ Message = dict
 
 
 class Tab:
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, source: str | None = None):
+        """`headers` go with the upgrade request; `source` is the local address to connect from (another
+        127.x.y.z address is another peer as far as the server can tell)."""
         url = base_url.replace("http://", "ws://", 1) + "/ws"
-        self.ws = connect(url, open_timeout=5, max_size=None, compression=None, legacy=True)
+        sock = None
+        if source is not None:
+            target = urlparse(base_url)
+            sock = socket.create_connection((target.hostname, target.port), timeout=5, source_address=(source, 0))
+        self.ws = connect(
+            url, open_timeout=5, max_size=None, compression=None, additional_headers=dict(headers or {}), sock=sock,
+            legacy=True,
+        )
         self.messages: list[Message] = []
         self.close_code: int | None = None
         self.closed = threading.Event()

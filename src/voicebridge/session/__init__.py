@@ -4,6 +4,7 @@
 - supervisor: start, stop, park and resume (`Lifecycle`); host: what a session knows of the process
 - runloop: connect, configure, replay the conversation, relay, reconnect
 - run: one start-to-end run, built whole and dropped at its end
+- limits: what a run may cost (time, idle, uplink audio rate); per-user admission is Bridge.admit's
 - replay: the conversation so far into a new upstream session
 - events: Voice Live's server events -> tab states, audio, transcripts
 - bargein, turns: interrupting the assistant, and the bookkeeping it needs

@@ -15,6 +15,7 @@ import logging
 import secrets
 
 from .. import protocol
+from ..identity import UserKey
 from ..logs import event
 from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
 from ..tasks import TaskOwner
@@ -30,8 +31,9 @@ TASKS_END_S = 1.0
 
 
 class BridgeSession:
-    def __init__(self, channel: TabChannel, host: SessionHost):
+    def __init__(self, channel: TabChannel, host: SessionHost, user: UserKey | None = None):
         self.id = secrets.token_hex(6)
+        self.user = user or UserKey("address", "unknown")  # whom per-user limits count this session for
         self._channel = channel  # this object's own socket
         self._target: BridgeSession = self  # whose conversation this socket carries (another's after a resume)
         self.tab = TabLink(channel, self.id)
@@ -44,10 +46,12 @@ class BridgeSession:
             options = host.options
             return Run(
                 self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
-                self._ready, options.toolbox,
+                self._ready, options.toolbox, options.limits, self.user.hashed,
             )
 
-        self.supervisor = Supervisor(self.id, self.tab, self.tasks, host, new_run, self.stats, self._run_ended)
+        self.supervisor = Supervisor(
+            self.id, self.tab, self.tasks, host, new_run, self.stats, self._run_ended, owner=self
+        )
 
     @property
     def closed(self) -> asyncio.Event:
@@ -119,9 +123,11 @@ class BridgeSession:
         if self._target is not self or self.supervisor.lifecycle is not Lifecycle.IDLE:
             self.tab.send(protocol.error(ErrorCode.BAD_MESSAGE, "session.resume must be the first message on a new connection."))
             return
-        parked = self._host.resumes.claim(token)
+        # A signed-in user's session resumes for that user only (an address may change with the network);
+        # refused, the token stays valid for its owner.
+        parked = self._host.resumes.claim(token, lambda s: not s.user.signed_in or s.user == self.user)
         sibling = self._host.resumes.sibling_slot(token) if parked is None else None
-        if sibling is not None and self._host.hand_over(self._channel, sibling, [protocol.resume(token)]):
+        if sibling is not None and self._host.hand_over(self._channel, sibling, [protocol.resume(token)], self.user):
             self.tab.gone()  # the socket lives in the sibling worker that holds the conversation now
             self._host.forget(self)
             return
@@ -147,6 +153,7 @@ class BridgeSession:
     def _run_ended(self) -> None:
         """A run is over: there is no upstream left to resume; a session without a tab is gone for good."""
         self._host.resumes.revoke(self)
+        self._host.ended(self)
         if self.supervisor.lifecycle is Lifecycle.CLOSED:
             self._host.forget(self)
 

@@ -45,6 +45,7 @@ class UpstreamEvents:
         telemetry: SessionTelemetry,
         stats: dict[str, int],
         on_ready: Callable[[], None] = lambda: None,
+        on_speech: Callable[[], None] = lambda: None,
     ):
         self._id = session_id
         self._status = status
@@ -58,6 +59,7 @@ class UpstreamEvents:
         self._telemetry = telemetry
         self._stats = stats
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
+        self._on_speech = on_speech  # the user spoke: activity for the idle limit
 
     def dispatch(self, raw: bytes) -> None:
         try:
@@ -103,6 +105,7 @@ class UpstreamEvents:
             self._barge_in.recover(interruption)
 
     def _speech_started(self, event: dict) -> None:
+        self._on_speech()
         self.interrupt(time.monotonic())
         self._transcripts.began("user", event.get("item_id"))
         self._status.show(self._machine.speech_started())

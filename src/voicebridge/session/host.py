@@ -10,6 +10,7 @@ from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from ..protocol import CloseCode, ErrorCode
 from ..tools import Toolbox
+from .limits import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class SessionOptions:
     record_transcripts: bool = False
     history_items: int = 40  # conversation items kept to replay into a new upstream session
     toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
+    limits: Limits = Limits()  # each run's time, idle and audio-rate limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class Refusal:
     message: str
     close: CloseCode | None = None
     close_reason: str = ""
+    stopped: bool = False  # the tab hears state `stopped` after the error (a limit, not a passing condition)
 
 
 class Resumes(Protocol):
@@ -39,7 +42,8 @@ class Resumes(Protocol):
 
     def park(self, session: Any) -> bool: ...  # the tab is gone: keep the session for the window?
 
-    def claim(self, token: str) -> Any | None: ...  # single use: the session, or None (bad/used/expired)
+    # single use: the session, or None (bad/used/expired, or refused by `accept`, which leaves the token valid)
+    def claim(self, token: str, accept: Callable[[Any], bool] | None = None) -> Any | None: ...
 
     def revoke(self, session: Any) -> None: ...
 
@@ -55,7 +59,7 @@ class NoResumes:
     def park(self, session: Any) -> bool:
         return False
 
-    def claim(self, token: str) -> Any | None:
+    def claim(self, token: str, accept: Callable[[Any], bool] | None = None) -> Any | None:
         return None
 
     def revoke(self, session: Any) -> None:
@@ -68,9 +72,10 @@ class NoResumes:
 @dataclass(frozen=True, slots=True)
 class SessionHost:
     open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
-    admit: Callable[[], Refusal | None]  # None: one more upstream session is welcome now
+    admit: Callable[[Any], Refusal | None]  # this session may open one more upstream now? None: yes
     forget: Callable[[Any], None]  # the session is gone for good (its tab, and any parked upstream)
     options: SessionOptions
     resumes: Resumes = NoResumes()
-    # Pass the tab's socket, with frames already read from it, to a sibling worker (handoff.py).
-    hand_over: Callable[[Any, int, list[str]], bool] = lambda channel, slot, frames: False
+    # Pass the tab's socket, with frames already read from it and whom it counts for, to a sibling worker.
+    hand_over: Callable[[Any, int, list[str], Any], bool] = lambda channel, slot, frames, user: False
+    ended: Callable[[Any], None] = lambda session: None  # the session's upstream is closed

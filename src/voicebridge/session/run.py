@@ -21,6 +21,7 @@ from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .ids import internal_id
+from .limits import Limits, RunLimits
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
@@ -41,11 +42,14 @@ class Run:
         history_items: int = DEFAULT_HISTORY,
         on_ready: Callable[[], None] = lambda: None,
         toolbox: Toolbox | None = None,
+        limits: Limits | None = None,
+        user: str = "",
     ):
         self._tab = tab
         self._stats = stats
-        self.telemetry = SessionTelemetry(session_id, record_transcripts)
+        self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user)
         self.status = TabStatus(session_id, tab, self.telemetry)
+        self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
         self.upstream = UpstreamLink(tasks)
         self.turns = TurnTracker()
         self.transcripts = TranscriptKeeper(self._transcript, history_items)
@@ -56,7 +60,7 @@ class Run:
         )
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready,
+            self.telemetry, stats, on_ready, on_speech=self.limits.activity,
         )
         self.uplink = Uplink()
 
@@ -64,11 +68,15 @@ class Run:
         return self.upstream.conn is not None and self.status.state in protocol.ACTIVE_STATES
 
     def audio(self, message: Audio) -> None:
+        if not self.limits.audio_allowed(message.nbytes):
+            self._stats["dropped_up"] += 1
+            return
         self._stats["chunks_up"] += 1
         self.uplink.push(message.data)
 
     def text(self, message: Text) -> None:
         """A typed turn: like speech, it interrupts a reply that is playing; then the model answers it."""
+        self.limits.activity()
         self.events.interrupt(time.monotonic())
         active = self.turns.active_response
         if active is not None and not self.turns.dropped(active):

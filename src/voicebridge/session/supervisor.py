@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from enum import Enum
 
+from .. import protocol
 from ..logs import event
 from ..protocol import ErrorCode, State, Turn
 from ..tasks import TaskOwner
@@ -45,6 +46,7 @@ class Supervisor:
         new_run: Callable[[], Run],
         stats: dict[str, int],
         run_ended: Callable[[], None] = lambda: None,
+        owner: object = None,
     ):
         self._id = session_id
         self._tab = tab
@@ -54,6 +56,7 @@ class Supervisor:
         self._new_run = new_run
         self._stats = stats
         self._run_ended = run_ended
+        self._owner = owner  # the session Bridge.admit counts (by its user)
         self.run = new_run()  # the current run, or the last one (finished); never None
         self._task: asyncio.Task[None] | None = None
         self._history: tuple[Turn, ...] = ()  # what the next run starts from (session.start's history)
@@ -70,9 +73,12 @@ class Supervisor:
             self._history = history
         if self.lifecycle is not Lifecycle.IDLE:
             return
-        refusal = self._host.admit()
+        refusal = self._host.admit(self._owner)
         if refusal is not None:
             self.run.status.error(refusal.code, refusal.message)
+            if refusal.stopped:  # a limit, not a passing condition
+                self.run.telemetry.limit(refusal.code)
+                self._tab.send(protocol.state(State.STOPPED))
             if refusal.close is not None:
                 self._tab.close(refusal.close, refusal.close_reason)
             return
@@ -83,6 +89,7 @@ class Supervisor:
         self.closed.clear()
         self.lifecycle = Lifecycle.RUNNING
         self._task = self._tasks.spawn(self._supervise(run), "run")
+        run.limits.start(self.stop)
         event("session.start", self._id)
 
     def stop(self, reason: str) -> None:
@@ -119,6 +126,7 @@ class Supervisor:
 
     def _cancel(self, reason: str) -> None:
         assert self._task is not None
+        self.run.limits.cancel()  # a limit falling due during the cleanup must not stop a restart
         self._task.cancel()
         event("session.stop", self._id, reason=reason)
 
@@ -144,6 +152,7 @@ class Supervisor:
 
     def _finish(self, run: Run, reason: str) -> None:
         """The run is over. Every step is attempted; `closed` is set whatever the others met."""
+        run.limits.cancel()
         if run.status.state is not State.ERROR:
             self._attempt(run.status.show, run.status.machine.stopped())
         self._attempt(run.telemetry.ended, reason)

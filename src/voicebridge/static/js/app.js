@@ -210,6 +210,8 @@ class Run {
       case ServerType.SESSION:
         this.token = message.resume;
         return;
+      case ServerType.WARNING:
+        return view.showNotice(message.message);
       case ServerType.ERROR:
         if (message.code === ErrorCode.RESUME_EXPIRED) {
           // Another instance or worker, or too late: start afresh with the conversation on this socket.
@@ -228,7 +230,8 @@ class Run {
     }
     if (next === State.STOPPED) {
       this.terminal = true;
-      view.showProblem(PageProblem.ENDED_BY_SERVER);
+      // A limit says why in its error, just before: keep that, not the generic line.
+      if (document.getElementById("error").hidden) view.showProblem(PageProblem.ENDED_BY_SERVER);
     } else if (next === State.ERROR) {
       this.terminal = true;
       if (document.getElementById("error").hidden) view.showProblem(ErrorCode.INTERNAL);

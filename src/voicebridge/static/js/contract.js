@@ -42,6 +42,7 @@ export const ServerType = Object.freeze({
   TOOL: "tool",
   ERROR: "error",
   SESSION: "session",
+  WARNING: "warning",
 });
 
 export const ToolStatus = Object.freeze({
@@ -69,11 +70,15 @@ export const ErrorCode = Object.freeze({
   SERVER_DRAINING: "server_draining",
   TOO_MANY_SESSIONS: "too_many_sessions",
   RESUME_EXPIRED: "resume_expired",
+  TOO_MANY_SESSIONS_FOR_USER: "too_many_sessions_for_user",
+  SESSION_TIME_LIMIT: "session_time_limit",
+  IDLE_TIMEOUT: "idle_timeout",
+  AUDIO_RATE: "audio_rate",
   INTERNAL: "internal",
 });
 
 // After these the server has ended (or never started) the session: retrying would only repeat them.
-export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "resume_expired", "internal"]);
+export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "resume_expired", "too_many_sessions_for_user", "session_time_limit", "idle_timeout", "internal"]);
 
 export const CloseCode = Object.freeze({
   GOING_AWAY: 1001,

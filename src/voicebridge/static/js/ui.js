@@ -46,6 +46,12 @@ export const PROBLEMS = {
   [ErrorCode.UPSTREAM_LOST]: ["The connection to the voice service was lost", "Press Start session to begin a new conversation."],
   [ErrorCode.TOO_MANY_SESSIONS]: ["The server is busy", "Too many conversations are running. Try again in a few minutes."],
   [ErrorCode.SERVER_DRAINING]: ["The server is restarting", "Reconnecting automatically; nothing to do."],
+  [ErrorCode.TOO_MANY_SESSIONS_FOR_USER]: [
+    "You have too many sessions open",
+    "Stop a session in another tab or window (or close it), then press Start session again.",
+  ],
+  [ErrorCode.SESSION_TIME_LIMIT]: ["The session reached its time limit", "Press Start session to begin a new one."],
+  [ErrorCode.IDLE_TIMEOUT]: ["The session ended because nothing was said", "Press Start session when you want to talk again."],
   [PageProblem.ENDED_BY_SERVER]: ["The session was ended by the server", "Press Start session to begin a new one."],
   [ErrorCode.INTERNAL]: ["The server hit an unexpected error", "Press Start session to try again. If it keeps happening, tell the operator."],
 };
