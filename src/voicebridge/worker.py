@@ -11,7 +11,6 @@ The worker's main thread only beats the heartbeat and reacts to signals:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -41,25 +40,29 @@ def _raise_fd_limit() -> None:
             pass
 
 
+def _libc() -> Any:
+    # CDLL(None) is the process itself, glibc's symbols included (no ctypes.util.find_library: it
+    # runs ldconfig in a child process).
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
 def _limit_malloc_arenas() -> None:
     """glibc gives every thread that allocates its own heap (the resolver's and exporters' threads), each
     keeping freed memory: two shared arenas keep the worker's RSS close to what it really uses."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_ARENA_MAX, 2)
-    except (OSError, AttributeError):
-        pass
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, 2)
 
 
 def _malloc_trim() -> Any:
     """glibc keeps freed heap pages mapped; after a flood of connections ends, returning them keeps
     the worker's RSS near its baseline. None where there is no glibc (musl, macOS)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes = [ctypes.c_size_t]
     return trim
 
 
