@@ -71,8 +71,9 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter number
 FULL_COLLECT_EVERY_S = 60.0
 CLOSED_BEFORE_COLLECT = 256
 CHURN_COLLECT_EVERY_S = 30.0
+QUIET_CONNECTIONS = 256
 SWITCH_INTERVAL_S = 0.0005
-GC_THRESHOLDS = (50_000, 20, 100)
+GC_THRESHOLDS = (2_000, 1, 1_000)
 
 
 class _Housekeeping:
@@ -98,7 +99,8 @@ class _Housekeeping:
             return
         self.last = clock
         closed = self.front.closed - self.closed
-        halved = self.peak > now and now <= self.peak // 2
+        # A flood ended (most connections gone); not merely a wave of attackers dropped at a deadline.
+        halved = self.peak > now and now <= min(self.peak // 2, QUIET_CONNECTIONS)
         since = clock - self.last_full
         if halved or (closed >= CLOSED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
             self.peak, self.last_full, self.closed = now, clock, self.front.closed
@@ -136,8 +138,9 @@ class LoopWorker(Worker):
         # loop waiting up to one switch interval (5 ms by default), which would be the tabs' p99.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # Thousands of long-lived connection objects make every full collection a pause of tens of
-        # milliseconds for every tab: freeze what startup made, and collect the young generation less
-        # often (the loop makes few reference cycles; what it makes is still collected).
+        # milliseconds for every tab: freeze what startup made, keep young collections small (a few
+        # milliseconds: gen0 every 2,000 new objects, its survivors checked once more in gen1, then
+        # left alone), and leave full collections to the housekeeping below.
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         bridge = self.wsgi.extensions["voicebridge"]
