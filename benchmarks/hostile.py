@@ -333,7 +333,10 @@ def run(seconds: float = 30.0, per_core_counts: tuple[int, ...] = PER_CORE, per_
         ends = asyncio.run(lifecycle(Path(logdir)))
     passing = [r["tabs"] for r in core if (r["up_p99"] or 1e9) <= 5.0 and (r["down_p99"] or 1e9) <= 5.0
                and r["lost"] == 0]
-    return {"held": held_result, "per_core": core, "tabs_per_core": max(passing, default=0), "lifecycle": ends}
+    # A run in which the load generator missed its own deadlines measured the machine, not the bridge.
+    measured = [r["tabs"] for r in core if (r["sender_lag_p99_ms"] or 0) <= server.NOISY_LAG_MS]
+    return {"held": held_result, "per_core": core, "tabs_per_core": max(passing, default=0),
+            "tabs_measured": max(measured, default=0), "lifecycle": ends}
 
 
 def table(result: dict) -> str:
@@ -379,7 +382,14 @@ def table(result: dict) -> str:
         lines.append("  NOISY: the load generator itself was stalled (the machine was busy): the latency "
                      "figures above measure the machine, not the bridge")
     if result["per_core"]:
-        lines.append(f"  {'tabs per core at p99 ≤ 5 ms':<36} ≥ 600 tabs    {tpc:>8}  {'PASS' if tpc >= 600 else 'MISS'}")
+        if tpc >= 600:
+            verdict = "PASS"
+        elif result["tabs_measured"] < 600:
+            verdict = (f"NO DATA: the load generator could not drive {max(r['tabs'] for r in result['per_core'])} "
+                       "tabs on the cores left here (NOISY above); see the CPU-bound capacity")
+        else:
+            verdict = "MISS"
+        lines.append(f"  {'tabs per core at p99 ≤ 5 ms':<36} ≥ 600 tabs    {tpc:>8}  {verdict}")
     return "\n".join(lines)
 
 

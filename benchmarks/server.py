@@ -199,6 +199,9 @@ def _start_system(
             "VOICEBRIDGE_MAX_SESSIONS": str(tabs + 16),
             "VOICEBRIDGE_MAX_SESSIONS_PER_ADDRESS": "0",  # every tab comes from 127.0.0.1
             "VOICEBRIDGE_DRAIN_SECONDS": "2",
+            # One worker, like the single-process relay it is compared with (and so that the memory per
+            # session is measured on the worker that holds the sessions).
+            "VOICEBRIDGE_WORKERS": "1",
             **(extra_env or {}),
         }
         args = ["-m", "voicebridge", "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="voicebridge", description="Talk to Azure AI Voice Live from a browser.")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the web app (gunicorn, threaded)")
+    serve = commands.add_parser("serve", help="run the web app (gunicorn, one event-loop worker per core)")
     serve.add_argument("--host", help="interface to bind (default VOICEBRIDGE_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default PORT or 8000)")
     commands.add_parser("emulator", help="run the built-in Voice Live emulator alone", add_help=False)

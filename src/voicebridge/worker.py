@@ -11,7 +11,6 @@ The worker's main thread only beats the heartbeat and reacts to signals:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -42,25 +41,29 @@ def _raise_fd_limit() -> None:
             pass
 
 
+def _libc() -> Any:
+    # CDLL(None) is the process itself, glibc's symbols included (no ctypes.util.find_library: it
+    # runs ldconfig in a child process).
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
 def _limit_malloc_arenas() -> None:
     """glibc gives every thread that allocates its own heap (the resolver's and exporters' threads), each
     keeping freed memory: two shared arenas keep the worker's RSS close to what it really uses."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_ARENA_MAX, 2)
-    except (OSError, AttributeError):
-        pass
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, 2)
 
 
 def _malloc_trim() -> Any:
     """glibc keeps freed heap pages mapped; after a flood of connections ends, returning them keeps
     the worker's RSS near its baseline. None where there is no glibc (musl, macOS)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes = [ctypes.c_size_t]
     return trim
 
 
@@ -69,8 +72,9 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter number
 FULL_COLLECT_EVERY_S = 60.0
 CLOSED_BEFORE_COLLECT = 256
 CHURN_COLLECT_EVERY_S = 30.0
+QUIET_CONNECTIONS = 256
 SWITCH_INTERVAL_S = 0.0005
-GC_THRESHOLDS = (50_000, 20, 100)
+GC_THRESHOLDS = (2_000, 1, 1_000)
 
 
 class _Housekeeping:
@@ -96,7 +100,8 @@ class _Housekeeping:
             return
         self.last = clock
         closed = self.front.closed - self.closed
-        halved = self.peak > now and now <= self.peak // 2
+        # A flood ended (most connections gone); not merely a wave of attackers dropped at a deadline.
+        halved = self.peak > now and now <= min(self.peak // 2, QUIET_CONNECTIONS)
         since = clock - self.last_full
         if halved or (closed >= CLOSED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
             self.peak, self.last_full, self.closed = now, clock, self.front.closed
@@ -134,8 +139,9 @@ class LoopWorker(Worker):
         # loop waiting up to one switch interval (5 ms by default), which would be the tabs' p99.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # Thousands of long-lived connection objects make every full collection a pause of tens of
-        # milliseconds for every tab: freeze what startup made, and collect the young generation less
-        # often (the loop makes few reference cycles; what it makes is still collected).
+        # milliseconds for every tab: freeze what startup made, keep young collections small (a few
+        # milliseconds: gen0 every 2,000 new objects, its survivors checked once more in gen1, then
+        # left alone), and leave full collections to the housekeeping below.
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         bridge = self.wsgi.extensions["voicebridge"]

@@ -42,8 +42,9 @@ def upstream_env(emulator) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def small(request: pytest.FixtureRequest, emulator) -> Served:
-    """One worker with 4 pool threads (today's design would have 4 threads for every tab and request),
-    a 1 s request deadline, so that what a hostile client holds shows at once."""
+    """One worker, a 1 s request deadline. VOICEBRIDGE_THREADS=4 means nothing to this server (no thread
+    serves a client); it makes the former threaded server, which parked a thread per tab and per
+    unfinished request, show what a few hostile sockets did to it at once instead of after 256."""
     return serve(
         request,
         {**upstream_env(emulator), "VOICEBRIDGE_WORKERS": "1", "VOICEBRIDGE_THREADS": "4", "VOICEBRIDGE_REQUEST_SECONDS": "1"},

@@ -47,9 +47,12 @@ def test_workers_share_the_connections_and_each_runs_its_own_emulator(request):
             assert status == 200
             health = json.loads(body)
             sessions[health["worker"]] = health["sessions"]
-        assert sessions.keys() == workers
-        assert sum(sessions.values()) == len(tabs)  # each counts only its own tabs
-        assert all(sessions.values()), sessions  # new tabs went to the less busy worker
+        # A busier worker leaves new connections (these health checks too) to its less busy sibling,
+        # so perhaps only one answers: each counts only its own tabs, and neither holds all of them.
+        assert sessions.keys() <= workers
+        if len(sessions) == 2:
+            assert sum(sessions.values()) == len(tabs)
+        assert all(0 < n < len(tabs) for n in sessions.values()), sessions
     finally:
         for tab in tabs:
             tab.close()
@@ -69,3 +72,13 @@ def test_the_load_board_is_shared_across_fork_and_names_the_busier_worker():
     assert board.busier_than_a_sibling(1) and not board.busier_than_a_sibling(0)
     assert not LoadBoard(1).busier_than_a_sibling(0)  # a single worker never defers
     assert free_slot({0}, 2) == 1 and free_slot({0, 1}, 2) == -1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("VOICEBRIDGE_WORKERS", "-1"), ("VOICEBRIDGE_WORKERS", "many"), ("VOICEBRIDGE_MAX_CONNECTIONS", "1"),
+     ("VOICEBRIDGE_TAB_IDLE_SECONDS", "0"), ("VOICEBRIDGE_TAB_SILENCE_SECONDS", "x"), ("VOICEBRIDGE_REQUEST_SECONDS", "0")],
+)
+def test_serving_settings_refuse_bad_values_naming_the_variable(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
