@@ -333,7 +333,8 @@ class HttpConnection(asyncio.Protocol):
         self.busy = True
         self.transport.pause_reading()  # one request at a time: a pipelining client waits, buffering nothing
         front = self.front
-        environ, capture, adopted = self._environ(self.request)
+        server = self.transport.get_extra_info("sockname")
+        environ, capture, adopted = wsgi_environ(self.request, bytes(self.body), self.peer, server, front.multiprocess)
 
         def run() -> None:
             if self.transport is None:
@@ -347,46 +348,6 @@ class HttpConnection(asyncio.Protocol):
         if not front.submit(run, upgrade=ADOPT_KEY in environ):
             self._respond("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "1")],
                           b"busy\n", keep_alive=False)
-
-    def _environ(self, request: h11.Request) -> tuple[dict[str, Any], _HandshakeSocket, list]:
-        target = request.target
-        path, _, query = target.partition(b"?")
-        server = self.transport.get_extra_info("sockname") if self.transport else None
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": request.method.decode("latin-1"),
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-            "QUERY_STRING": query.decode("latin-1"),
-            "RAW_URI": target.decode("latin-1"),
-            "SERVER_NAME": str(server[0]) if isinstance(server, tuple) else "localhost",
-            "SERVER_PORT": str(server[1]) if isinstance(server, tuple) else "80",
-            "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("latin-1"),
-            "SERVER_SOFTWARE": SERVER_SOFTWARE,
-            "REMOTE_ADDR": self.peer[0],
-            "REMOTE_PORT": str(self.peer[1]),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(bytes(self.body)),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": self.front.multiprocess,
-            "wsgi.run_once": False,
-        }
-        for name, value in request.headers:
-            key = name.decode("latin-1").upper().replace("-", "_")
-            text = value.decode("latin-1")
-            if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-                environ[key] = text
-                continue
-            key = "HTTP_" + key
-            environ[key] = f"{environ[key]},{text}" if key in environ else text
-        capture = _HandshakeSocket()
-        adopted: list[Callable[[TabConnection], TabHandler]] = []
-        if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-            # simple-websocket takes "werkzeug.socket" as the client socket: it gets the capture.
-            environ["werkzeug.socket"] = capture
-            environ[ADOPT_KEY] = adopted.append
-        return environ, capture, adopted
 
     # writing -------------------------------------------------------------------------------------------
 
@@ -476,3 +437,47 @@ class HttpConnection(asyncio.Protocol):
         # (the client may not be reading either).
         log.debug("event=http.timeout peer=%s", self.peer[0])
         transport.abort()
+
+
+def wsgi_environ(
+    request: h11.Request, body: bytes, peer: tuple[str, int], server: Any, multiprocess: bool
+) -> tuple[dict[str, Any], _HandshakeSocket, list]:
+    """The WSGI environ of a complete request; for a WebSocket upgrade also the capture simple-websocket
+    writes its 101 to, and the list the /ws route puts its `attach` in (runtime.adopt)."""
+    target = request.target
+    path, _, query = target.partition(b"?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": request.method.decode("latin-1"),
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+        "QUERY_STRING": query.decode("latin-1"),
+        "RAW_URI": target.decode("latin-1"),
+        "SERVER_NAME": str(server[0]) if isinstance(server, tuple) else "localhost",
+        "SERVER_PORT": str(server[1]) if isinstance(server, tuple) else "80",
+        "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("latin-1"),
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
+        "REMOTE_ADDR": peer[0],
+        "REMOTE_PORT": str(peer[1]),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+    }
+    for name, value in request.headers:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        text = value.decode("latin-1")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            environ[key] = text
+            continue
+        key = "HTTP_" + key
+        environ[key] = f"{environ[key]},{text}" if key in environ else text
+    capture = _HandshakeSocket()
+    adopted: list[Callable[[TabConnection], TabHandler]] = []
+    if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+        # simple-websocket takes "werkzeug.socket" as the client socket: it gets the capture.
+        environ["werkzeug.socket"] = capture
+        environ[ADOPT_KEY] = adopted.append
+    return environ, capture, adopted

@@ -161,19 +161,13 @@ class TabConnection(asyncio.Protocol):
         self._on_lost = on_lost
         self._replay = replay or []  # frames a sibling worker read from this socket before handing it over
         self._ws = WebSocketProtocol(Side.SERVER, max_size=MAX_FRAME_BYTES)
-        self._fragments = bytearray()
-        self._fragment_opcode: Opcode | None = None
-        self._fragment_count = 0
+        self._message = Reassembly()
         self._transport: asyncio.Transport | None = None
         self._handler: TabHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._heard = 0.0
-        self._no_session_since: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._watch: Keepalive | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
-        self._backlog = bytearray()
-        self._stepping = False
-        self._eof = False
+        self._reader: PacedReader | None = None
         self._pings = 0
         self.open = False
         # The server cut this tab off (protocol abuse, too slow, silent): it may not leave a session parked
@@ -185,45 +179,18 @@ class TabConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
-        self._heard = self._no_session_since = self._loop.time()
+        self._watch = Keepalive(self, self._limits, self._loop)
+        self._reader = PacedReader(self._transport, self._loop, self._process, self._end_of_input)
         self.open = True
         self._handler = self._attach(self)
         for text in self._replay:
             self._deliver(Opcode.TEXT, text.encode())
         self._replay = []
         self._flush()
-        self._timer = self._loop.call_later(self._limits.tick_s, self._tick)
 
     def data_received(self, data: bytes) -> None:
-        self._heard = self._loop.time()  # type: ignore[union-attr]
-        if self._backlog or len(data) > READ_STEP:
-            # A big read (a flood of tiny frames parses slowly): at most READ_STEP bytes per loop
-            # iteration, reading paused meanwhile, so one client never holds the loop for long.
-            self._backlog += data
-            if not self._stepping:
-                self._stepping = True
-                self._transport.pause_reading()  # type: ignore[union-attr]
-                self._loop.call_soon(self._step)  # type: ignore[union-attr]
-            return
-        self._process(data)
-
-    def _step(self) -> None:
-        if self._transport is None:
-            self._backlog = bytearray()
-            return
-        chunk = bytes(self._backlog[:READ_STEP])
-        del self._backlog[:READ_STEP]
-        self._process(chunk)
-        if self._backlog and self._transport is not None:
-            self._loop.call_soon(self._step)  # type: ignore[union-attr]
-            return
-        self._stepping = False
-        if self._eof:
-            self._eof = False
-            self._ws.receive_eof()
-            self._flush()
-        elif self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
+        self._watch.heard()  # type: ignore[union-attr]
+        self._reader.feed(data)  # type: ignore[union-attr]
 
     def _process(self, data: bytes) -> None:
         self._ws.receive_data(data)
@@ -231,23 +198,14 @@ class TabConnection(asyncio.Protocol):
             if not self.open:
                 break  # closing: the rest is read only to finish the close handshake
             opcode = frame.opcode
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-                if frame.fin:
-                    self._deliver(opcode, frame.data)
-                else:
-                    self._fragment_opcode, self._fragment_count = opcode, 1
-                    self._fragments = bytearray(frame.data)
-            elif opcode is Opcode.CONT and self._fragment_opcode is not None:
-                self._fragment_count += 1
-                if self._fragment_count > MAX_FRAGMENTS:
-                    # websockets bounds a message's bytes; this bounds its frames (empty ones cost too).
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY or opcode is Opcode.CONT:
+                try:
+                    message = self._message.add(frame)
+                except OverflowError:
                     self._refuse(CloseCode.MESSAGE_TOO_BIG, "message has too many fragments", "too_many_fragments")
                     return
-                self._fragments += frame.data
-                if frame.fin:
-                    whole, kind = bytes(self._fragments), self._fragment_opcode
-                    self._fragment_opcode, self._fragments = None, bytearray()
-                    self._deliver(kind, whole)
+                if message is not None:
+                    self._deliver(*message)
             elif opcode is Opcode.PING:
                 self._pings += 1  # (websockets answers it)
                 if self._pings > MAX_PINGS_PER_TICK:
@@ -259,24 +217,27 @@ class TabConnection(asyncio.Protocol):
         """The tab abuses the protocol: close frame, then close the TCP connection without reading on."""
         log.info("event=tab.refused reason=%s", why)
         self.refused = True
-        self._fragments = bytearray()
-        self._backlog = bytearray()
+        self._message = Reassembly()
+        self._reader.drop()  # type: ignore[union-attr]
         self.close(code, reason)
         if self._transport is not None:
             self._transport.close()  # flushes the close frame; nothing more is read
 
     def eof_received(self) -> bool | None:
-        if self._stepping:
-            self._eof = True  # after the backlog, in order
-            return True  # keep the transport open until then
-        self._ws.receive_eof()
-        self._flush()
+        if self._reader is not None and self._reader.defer_eof():
+            return True  # keep the transport open until the backlog is read, in order
+        self._end_of_input()
         return None
 
+    def _end_of_input(self) -> None:
+        self._ws.receive_eof()
+        self._flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._timer, self._abort_timer):
-            if timer is not None:
-                timer.cancel()
+        if self._watch is not None:
+            self._watch.stop()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
         self.open = False
         self._transport = None
         try:
@@ -304,7 +265,7 @@ class TabConnection(asyncio.Protocol):
         """Give this socket to a sibling worker (`send` passes the descriptor): this process lets go of
         it without a word to the tab, which carries on with the sibling. False: nothing changed."""
         transport = self._transport
-        if transport is None or not self.open or self._backlog or self._ws.state is not State.OPEN:
+        if transport is None or not self.open or self._reader.busy or self._ws.state is not State.OPEN:  # type: ignore[union-attr]
             return False
         sock = transport.get_extra_info("socket")
         if sock is None or not send(sock):
@@ -313,6 +274,22 @@ class TabConnection(asyncio.Protocol):
         self._handler = None  # its session is forgotten: nothing more reaches it from here
         transport.abort()  # closes this process's descriptor only; the sibling holds its own
         return True
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    def new_tick(self) -> None:
+        self._pings = 0  # the tab's pings are counted per tick (a flood is refused)
+
+    def ping(self) -> None:
+        if self.open:
+            self._ws.send_ping(b"")
+            self._flush()
+
+    def has_session(self) -> bool:
+        handler = self._handler
+        return handler is None or not handler.closed.is_set()
 
     def abort(self) -> None:
         transport = self._transport
@@ -367,29 +344,137 @@ class TabConnection(asyncio.Protocol):
         if handler is not None:
             handler.on_closed()
 
+
+class Keepalive:
+    """When a quiet tab is pinged, closed for holding no session, or dropped as gone (one per tab).
+
+    Every tick: nothing heard (not even a pong) for `silence_s` means the tab vanished without a FIN; no
+    upstream session for `no_session_s` means a socket held for nothing; quiet for `ping_every_s` earns a
+    ping, whose pong counts as heard.
+    """
+
+    def __init__(self, tab: TabConnection, limits: TabLimits, loop: asyncio.AbstractEventLoop):
+        self._tab, self._limits, self._loop = tab, limits, loop
+        self._heard = loop.time()
+        self._idle_since: float | None = self._heard
+        self._timer: asyncio.TimerHandle | None = loop.call_later(limits.tick_s, self._tick)
+
+    def heard(self) -> None:
+        self._heard = self._loop.time()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _tick(self) -> None:
-        if self._transport is None:
+        tab, limits, now = self._tab, self._limits, self._loop.time()
+        if not tab.connected:
             return
-        self._pings = 0
-        if self.open:
-            now = self._loop.time()  # type: ignore[union-attr]
-            limits = self._limits
-            handler = self._handler
+        tab.new_tick()
+        if tab.open:
             if now - self._heard >= limits.silence_s:
                 # Not even a pong: the tab is gone (closed laptop, lost network, no FIN).
                 log.info("event=tab.silent seconds=%.0f", now - self._heard)
-                self.refused = True  # by now a tab that only lost its network would have resumed already
-                self.abort()
+                tab.refused = True  # by now a tab that only lost its network would have resumed already
+                tab.abort()
                 return
-            if handler is not None and handler.closed.is_set():
-                if self._no_session_since is None:
-                    self._no_session_since = now
-                elif now - self._no_session_since >= limits.no_session_s:
-                    log.info("event=tab.idle seconds=%.0f", now - self._no_session_since)
-                    self.close(CloseCode.GOING_AWAY, "idle: no session")
-            else:
-                self._no_session_since = None
-            if self.open and now - self._heard >= limits.ping_every_s:
-                self._ws.send_ping(b"")
-                self._flush()
-        self._timer = self._loop.call_later(self._limits.tick_s, self._tick)  # type: ignore[union-attr]
+            if tab.has_session():
+                self._idle_since = None
+            elif self._idle_since is None:
+                self._idle_since = now
+            elif now - self._idle_since >= limits.no_session_s:
+                log.info("event=tab.idle seconds=%.0f", now - self._idle_since)
+                tab.close(CloseCode.GOING_AWAY, "idle: no session")
+            if now - self._heard >= limits.ping_every_s:
+                tab.ping()
+        self._timer = self._loop.call_later(limits.tick_s, self._tick)
+
+
+class PacedReader:
+    """A tab's input parsed at most READ_STEP bytes per loop iteration, reading paused meanwhile: a flood
+    of tiny frames (slow to parse) never holds the loop for long, and the other tabs' audio flows between."""
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        process: Callable[[bytes], None],
+        end_of_input: Callable[[], None],
+    ):
+        self._transport, self._loop = transport, loop
+        self._process, self._end_of_input = process, end_of_input
+        self._backlog = bytearray()
+        self._stepping = False
+        self._eof = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._backlog)
+
+    def feed(self, data: bytes) -> None:
+        if not self._backlog and len(data) <= READ_STEP:
+            self._process(data)
+            return
+        self._backlog += data
+        if not self._stepping:
+            self._stepping = True
+            self._transport.pause_reading()
+            self._loop.call_soon(self._step)
+
+    def defer_eof(self) -> bool:
+        """The peer finished sending: handled after the backlog (True), or now (False)."""
+        if self._stepping:
+            self._eof = True
+        return self._stepping
+
+    def drop(self) -> None:
+        self._backlog = bytearray()
+
+    def _step(self) -> None:
+        if self._transport.is_closing():  # refused, or gone: nothing more is read
+            self._backlog = bytearray()
+            self._stepping = False
+            return
+        chunk = bytes(self._backlog[:READ_STEP])
+        del self._backlog[:READ_STEP]
+        self._process(chunk)
+        if self._backlog and not self._transport.is_closing():
+            self._loop.call_soon(self._step)
+            return
+        self._backlog = bytearray()
+        self._stepping = False
+        if self._eof:
+            self._eof = False
+            self._end_of_input()
+        elif not self._transport.is_closing():
+            self._transport.resume_reading()
+
+
+class Reassembly:
+    """A message from its frames: websockets bounds a message's bytes, this also bounds its frames (empty
+    continuation frames cost memory and time too)."""
+
+    def __init__(self) -> None:
+        self._opcode: Opcode | None = None
+        self._parts = bytearray()
+        self._count = 0
+
+    def add(self, frame: Any) -> tuple[Opcode, bytes] | None:
+        """The whole message once its last frame is in; raises OverflowError past MAX_FRAGMENTS frames."""
+        if frame.opcode is Opcode.CONT:
+            if self._opcode is None:
+                return None  # a continuation of nothing (the parser has already refused it)
+            self._count += 1
+            if self._count > MAX_FRAGMENTS:
+                raise OverflowError("too many fragments")
+            self._parts += frame.data
+            if not frame.fin:
+                return None
+            whole, opcode = bytes(self._parts), self._opcode
+            self._opcode, self._parts = None, bytearray()
+            return opcode, whole
+        if frame.fin:
+            return frame.opcode, frame.data
+        self._opcode, self._count, self._parts = frame.opcode, 1, bytearray(frame.data)
+        return None
