@@ -6,7 +6,6 @@ upstream sessions apart from earlier tests' by the session records that appeared
 
 from __future__ import annotations
 
-import signal
 import wave
 from pathlib import Path
 
@@ -241,27 +240,16 @@ def test_denied_microphone_says_how_to_allow_it(launch, app, emulator, wavs):
     assert new_sessions(emulator, before) == [], "no upstream session without a microphone"
 
 
-def test_page_reconnects_when_the_server_restarts(launch, emulator, wavs, request, monkeypatch):
-    env = {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-        "VOICEBRIDGE_DRAIN_SECONDS": "2",
-    }
-    logs = Path(__file__).resolve().parents[2] / "test-artifacts"
-    logs.mkdir(exist_ok=True)
-    first = apps.AppProcess(env, log_path=logs / "app-restart-first.log")
-    request.addfinalizer(first.stop)
-    page = launch(first.url + RAW_MIC, wavs["quiet"])
+def test_page_reconnects_when_the_server_restarts(launch, emulator, wavs, request):
+    deployments = apps.Deployments(request, emulator, "restart")
+    page = launch(deployments.current.url + RAW_MIC, wavs["quiet"])
     start(page)
 
     # A deploy: the instance drains (close 1012) and a new one comes up at the same address.
-    first.signal(signal.SIGTERM)
+    deployments.drain()
     wait_state(page, "reconnecting")
-    assert first.wait(timeout=20) == 0
     before = {s.id for s in emulator.sessions()}
-    monkeypatch.setattr(apps, "free_port", lambda: first.port)
-    second = apps.AppProcess(env, log_path=logs / "app-restart-second.log")
-    request.addfinalizer(second.stop)
+    deployments.replace()
 
     wait_state(page, "ready")
     states = page.evaluate("window.__states")

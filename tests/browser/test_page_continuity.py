@@ -6,9 +6,6 @@ the emulator's record of the client events it received.
 
 from __future__ import annotations
 
-import signal
-from pathlib import Path
-
 import pytest
 from benchmarks.browser import RAW_MIC
 from playwright.sync_api import WebSocketRoute
@@ -70,30 +67,19 @@ def test_a_dropped_socket_is_resumed_on_the_same_upstream(launch, app, emulator,
     assert page.get_by_role("alert").is_hidden()
 
 
-def test_after_a_server_restart_the_next_session_carries_the_transcript(launch, emulator, wavs, request, monkeypatch):
-    env = {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-        "VOICEBRIDGE_DRAIN_SECONDS": "2",
-    }
-    logs = Path(__file__).resolve().parents[2] / "test-artifacts"
-    logs.mkdir(exist_ok=True)
-    first = apps.AppProcess(env, log_path=logs / "app-continuity-first.log")
-    request.addfinalizer(first.stop)
-    page = launch(first.url + RAW_MIC, wavs["turn"])
+def test_after_a_server_restart_the_next_session_carries_the_transcript(launch, emulator, wavs, request):
+    deployments = apps.Deployments(request, emulator, "continuity")
+    page = launch(deployments.current.url + RAW_MIC, wavs["turn"])
     start(page)
     one_turn(page)
     conversation = shown(page)
     assert [role for role, _ in conversation] == ["user", "assistant"]
 
     # A deploy: the instance drains (close 1012) and a new one comes up at the same address.
-    first.signal(signal.SIGTERM)
+    deployments.drain()
     wait_state(page, "reconnecting")
-    assert first.wait(timeout=20) == 0
     before = {s.id for s in emulator.sessions()}
-    monkeypatch.setattr(apps, "free_port", lambda: first.port)
-    second = apps.AppProcess(env, log_path=logs / "app-continuity-second.log")
-    request.addfinalizer(second.stop)
+    deployments.replace()
 
     wait_state(page, "ready")
     (fresh,) = new_sessions(emulator, before)

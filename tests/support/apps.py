@@ -28,8 +28,8 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 class AppProcess:
-    def __init__(self, env: dict[str, str] | None = None, log_path: Path | None = None):
-        self.port = free_port()
+    def __init__(self, env: dict[str, str] | None = None, log_path: Path | None = None, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "VOICE_LIVE_", "VOICEBRIDGE_"))}
         base.pop("PORT", None)
@@ -93,3 +93,33 @@ def start_app(request, env: dict[str, str]) -> AppProcess:
     app = AppProcess(env, log_path=ARTIFACTS / f"app-{name}.log")
     request.addfinalizer(app.stop)
     return app
+
+
+class Deployments:
+    """An app on the test's emulator that can be deployed again at the same address, as App Service does
+    on a restart or swap: SIGTERM (the tabs get close 1012), then a new process on the same port."""
+
+    def __init__(self, request, emulator, name: str):
+        ARTIFACTS.mkdir(exist_ok=True)
+        self._request, self._name, self._count = request, name, 1
+        self.env = {
+            "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
+            "AZURE_VOICE_LIVE_API_KEY": "test-key",
+            "VOICEBRIDGE_DRAIN_SECONDS": "2",
+        }
+        self.current = self._start(None)
+
+    def _start(self, port: int | None) -> AppProcess:
+        app = AppProcess(self.env, log_path=ARTIFACTS / f"app-{self._name}-{self._count}.log", port=port)
+        self._request.addfinalizer(app.stop)
+        return app
+
+    def drain(self) -> None:
+        self.current.signal(signal.SIGTERM)
+
+    def replace(self) -> AppProcess:
+        """Once the drained process has exited (0), the next one at the same address."""
+        assert self.current.wait(timeout=20) == 0
+        self._count += 1
+        self.current = self._start(self.current.port)
+        return self.current
