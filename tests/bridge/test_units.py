@@ -154,6 +154,56 @@ def test_surprising_upstream_events_are_skipped_and_the_session_goes_on():
     assert channel.sent == [{"type": "state", "state": "listening"}]
 
 
+def test_a_function_call_whose_done_event_has_no_name_uses_the_name_its_item_announced():
+    """Another implementation of the protocol may leave `name` out of response.function_call_arguments.done
+    (it is in the function_call item of response.output_item.added). The connection is a stand-in that
+    records what the bridge sends: the emulator always sends the name, so it cannot show this case."""
+    import asyncio
+
+    from voicebridge.session.run import Run
+    from voicebridge.session.tab import TabLink
+    from voicebridge.tasks import TaskOwner
+    from voicebridge.tools import Toolbox
+
+    toolbox = Toolbox.load(["voicebridge.tools.clock"])
+
+    class Conn:
+        def __init__(self):
+            self.sent: list[dict] = []
+            self.two = asyncio.Event()  # the output, then the reply request
+
+        async def send(self, event: dict) -> None:
+            self.sent.append(event)
+            if len(self.sent) == 2:
+                self.two.set()
+
+    async def scenario():
+        channel, conn, tasks = _Channel(), Conn(), TaskOwner("test")
+        run = Run("s", TabLink(channel, "s"), tasks, {"chunks_down": 0}, False, toolbox=toolbox)
+        run.status.machine.connecting(False)
+        run.status.machine.session_updated()
+        run.upstream.attach(conn)
+        item = {"type": "function_call", "id": "it1", "call_id": "c1", "name": "get_current_time", "arguments": ""}
+        for event in (
+            {"type": "response.created", "response": {"id": "r1"}},
+            {"type": "response.output_item.added", "response_id": "r1", "item": item},
+            {"type": "response.function_call_arguments.done", "response_id": "r1", "call_id": "c1", "arguments": "{}"},
+            {"type": "response.done", "response": {"id": "r1", "status": "completed"}},
+        ):
+            run.events.dispatch(json.dumps(event).encode())
+        await asyncio.wait_for(conn.two.wait(), 5)
+        await tasks.close(1.0)
+        return channel.sent, conn.sent
+
+    tab, upstream = asyncio.run(scenario())
+    assert [(m["name"], m["status"]) for m in tab if m["type"] == "tool"] == [
+        ("get_current_time", "running"), ("get_current_time", "done")]
+    output, reply = upstream
+    assert output["item"]["type"] == "function_call_output" and output["item"]["call_id"] == "c1"
+    assert json.loads(output["item"]["output"])["timezone"] == "UTC"
+    assert reply["type"] == "response.create"
+
+
 def test_allowed_origins_are_normalised_and_validated():
     settings = Settings.from_env({"VOICEBRIDGE_ALLOWED_ORIGINS": "https://Voice.Example.com, http://localhost:9000/"})
     assert settings.allowed_origins == ("https://voice.example.com", "http://localhost:9000")

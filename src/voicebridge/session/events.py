@@ -179,6 +179,9 @@ class UpstreamEvents:
         interrupted = self._turns.dropped(event.get("response_id"))
         self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
 
+    def _output_item_added(self, event: dict) -> None:
+        self._tools.announced(event.get("item"))
+
     def _function_call(self, event: dict) -> None:
         if not self._turns.dropped(event.get("response_id")):
             self._tools.requested(event)
@@ -211,6 +214,7 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.output_audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_audio_transcript.done": UpstreamEvents._assistant_transcript_done,
+    "response.output_item.added": UpstreamEvents._output_item_added,
     "response.function_call_arguments.done": UpstreamEvents._function_call,
     "error": UpstreamEvents._error,
 }

@@ -48,10 +48,20 @@ class ToolCalls:
         self._telemetry = telemetry
         self._user_speaking = user_speaking
         self._calls: dict[object, list[asyncio.Task[None]]] = {}  # asking response id -> its calls
+        self._names: dict[str, str] = {}  # call id -> function name, from response.output_item.added
 
     def reset(self) -> None:
         """A new upstream connection: the calls of the old one answer nobody (their tasks end by themselves)."""
         self._calls.clear()
+        self._names.clear()
+
+    def announced(self, item: object) -> None:
+        """`response.output_item.added`: a function call item names its function before its arguments
+        are done (an implementation may leave the name out of arguments.done)."""
+        if isinstance(item, dict) and item.get("type") == "function_call":
+            call_id, name = item.get("call_id"), item.get("name")
+            if isinstance(call_id, str) and isinstance(name, str) and len(self._names) < 64:
+                self._names[call_id] = name
 
     def asked(self, response_id: object) -> bool:
         return response_id in self._calls
@@ -59,6 +69,10 @@ class ToolCalls:
     def requested(self, event: dict) -> None:
         """`response.function_call_arguments.done`: the model has written one call in full."""
         call_id, name, arguments = event.get("call_id"), event.get("name"), event.get("arguments")
+        if not isinstance(name, str) and isinstance(call_id, str):
+            name = self._names.get(call_id)
+        if isinstance(call_id, str):
+            self._names.pop(call_id, None)
         conn = self._upstream.conn
         if not isinstance(call_id, str) or not isinstance(name, str) or conn is None:
             log.warning("event=tool.unusable_call session=%s", self._id)
