@@ -51,6 +51,9 @@ class Handoff:
         payload = json.dumps(message).encode()
         if len(payload) > MAX_MESSAGE:
             return False
+        # Said before the descriptor leaves: the sibling may have carried on with the tab before this
+        # process runs again.
+        log.info("event=handoff.sent slot=%s", slot)
         try:
             # (socket.send_fds drops its address argument on Python 3.11: sendmsg directly.)
             rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sock.fileno()]))]
@@ -58,7 +61,6 @@ class Handoff:
         except OSError as exc:  # that worker is gone or restarting: the tab starts afresh instead
             log.info("event=handoff.failed slot=%s detail=%s", slot, exc)
             return False
-        log.info("event=handoff.sent slot=%s", slot)
         return True
 
     def _receive(self, adopt: Adopt) -> None:

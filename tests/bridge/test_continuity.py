@@ -6,9 +6,14 @@ What the new upstream session was told is read from the emulator's record of eve
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+
 import pytest
 
-from support.apps import start_app
+from support.apps import http_get, start_app
 from support.audio import silence, speech
 from support.tab import Tab
 
@@ -160,9 +165,22 @@ def test_a_new_socket_resumes_the_same_upstream_with_a_fresh_token(tabs, emulato
     assert upstream_ids(emulator) == known | {upstream.id}
 
 
+def stopped(pid: int) -> bool:
+    """Whether every thread of a process is stopped (state T in /proc)."""
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as stat:
+            states.append(stat.read().rsplit(")", 1)[1].split()[0])
+    return all(state in ("T", "t") for state in states)
+
+
 def test_a_resume_that_reaches_a_sibling_worker_is_handed_to_the_one_holding_the_session(request, emulator):
     """One worker process per core: the reconnecting tab reaches whichever worker accepts it, and only the
-    one that ran the session holds its upstream. The others hand the socket over (handoff.py)."""
+    one that ran the session holds its upstream. The other hands the socket over (handoff.py).
+
+    Which worker accepts is the kernel's choice, so the test makes it: the worker holding the session is
+    paused (SIGSTOP) while the tab reconnects, leaving its sibling the only one accepting; the handed-over
+    socket waits in the paused worker's queue until it goes on (SIGCONT)."""
     app = start_app(request, {
         "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
         "AZURE_VOICE_LIVE_API_KEY": "test-key",
@@ -175,23 +193,33 @@ def test_a_resume_that_reaches_a_sibling_worker_is_handed_to_the_one_holding_the
     token = token_of(tab)
     tab.wait_state("ready")
     upstream = new_upstream(emulator, known)
-    handed = 0
-    # Which worker takes a connection is the kernel's and the balancer's choice: resume until one reached
-    # the other worker (each time about one in two), every one of them on the same upstream.
-    for _ in range(24):
-        tab.close()
-        tab = Tab(app.url)
-        tab.send({"type": "session.resume", "resume": token})
-        fresh = token_of(tab)
-        assert fresh != token
-        token = fresh
-        tab.wait_for(lambda m: m["type"] == "state")
-        assert tab.of_type("error") == []
-        assert upstream_ids(emulator) == known | {upstream.id}, "a resume must not open a new Voice Live session"
-        handed = sum("event=handoff.sent" in line for line in app.log_path.read_text().splitlines())
-        if handed:
+    # The token names the worker's slot; each worker logs its pid and slot when it starts.
+    workers = {}
+    while len(workers) < 2:  # both have logged by the time they serve; the log is complete by now
+        workers = dict(re.findall(r"event=worker.ready pid=(\d+) slot=(\d+)", app.log_path.read_text()))
+        workers = {slot: int(pid) for pid, slot in workers.items()}
+    holder = workers[token.split(".", 1)[0]]
+    sibling = next(pid for pid in workers.values() if pid != holder)
+    for _ in range(500):  # the sibling serves (listens and accepts) before the holder is paused
+        if json.loads(http_get(app.url + "/healthz")[1])["worker"] == sibling:
             break
-    assert handed, "no resume reached the other worker in 24 tries"
+    else:
+        raise AssertionError("the sibling worker never answered")
+
+    tab.close()
+    os.kill(holder, signal.SIGSTOP)
+    try:
+        while not stopped(holder):  # every thread of it, so that none can still take the connection
+            pass
+        tab = Tab(app.url)  # only the sibling accepts now
+        tab.send({"type": "session.resume", "resume": token})
+    finally:
+        os.kill(holder, signal.SIGCONT)
+    fresh = token_of(tab)
+    tab.wait_for(lambda m: m["type"] == "state")
+    assert fresh != token and tab.of_type("error") == []
+    assert "event=handoff.sent" in app.log_path.read_text()
+    assert upstream_ids(emulator) == known | {upstream.id}, "a resume must not open a new Voice Live session"
     turn(tab, seed=45)  # the conversation goes on where it is held
     assert record(emulator, upstream.id).open
 
