@@ -10,6 +10,7 @@ Everything here runs on the bridge's event loop, except the blocking entry point
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from .balance import UserBoard
@@ -74,10 +75,7 @@ class Bridge:
     def user_sessions(self, user: UserKey) -> int:
         """Upstream sessions open for this user, parked ones included (each is billed until it closes);
         one already told to close (its tab gone, or its parking given up) no longer counts."""
-        return sum(
-            1 for s in self.sessions.values()
-            if s.user == user and not s.closed.is_set() and s.supervisor.lifecycle is not Lifecycle.CLOSED
-        )
+        return sum(1 for s in self.sessions.values() if s.user == user and _holds_upstream(s))
 
     def admit(self, session: BridgeSession) -> Refusal | None:
         """Whether this process takes one more upstream session, for this session's user, now."""
@@ -116,8 +114,8 @@ class Bridge:
 
     def _publish(self, board: UserBoard, bucket: int, extra: int = 0) -> None:
         # The whole bucket: users whose keys share it count together (their sum is what siblings read).
-        users = {s.user for s in self.sessions.values()}
-        count = sum(self.user_sessions(u) for u in users if _bucket(board, u) == bucket)
+        # One pass over the sessions (a start or an end, never per chunk), the buckets remembered.
+        count = sum(1 for s in self.sessions.values() if _holds_upstream(s) and _bucket(board, s.user) == bucket)
         board.publish(self.slot, bucket, count + extra)
 
     def attach(self, channel: TabConnection, user: UserKey | None = None) -> BridgeSession:
@@ -182,5 +180,15 @@ class Bridge:
             await self.connector.close()
 
 
+def _holds_upstream(session: BridgeSession) -> bool:
+    """Counts toward its user's sessions: an upstream open (parked included) and not told to close."""
+    return not session.closed.is_set() and session.supervisor.lifecycle is not Lifecycle.CLOSED
+
+
 def _bucket(board: UserBoard, user: UserKey) -> int:
-    return board.bucket(f"{user.kind}\0{user.value}")
+    return _bucket_of(board, user.kind, user.value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bucket_of(board: UserBoard, kind: str, value: str) -> int:
+    return board.bucket(f"{kind}\0{value}")
