@@ -6,7 +6,7 @@ AZ_CLI := $(VENV)/azure-cli/bin/az
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: run emulator test test-py test-js test-repeat bench lint system-deps clean
+.PHONY: run emulator test test-py test-js test-repeat bench lint system-deps refresh-test-data clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test-repeat: $(VENV)/.dev $(AZ_CLI) system-deps
 
 bench: $(VENV)/.dev system-deps
 	$(PY) -m benchmarks
+
+# tests/infra/data from a full copy of the upstream data (CHECK=1 compares only); see its SOURCE.md.
+refresh-test-data: $(VENV)/.dev
+	bash scripts/refresh-test-data.sh $(if $(CHECK),--check)
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests benchmarks

@@ -74,11 +74,17 @@ def test_yamllint_passes_strict():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_ci_runs_make_test_on_every_push_and_pull_request():
+def test_ci_runs_make_test_from_a_clean_clone_on_every_push_and_pull_request():
     ci = load("ci.yml")
     assert {"push", "pull_request"} <= set(ci["on"])
     assert "branches" not in (ci["on"]["push"] or {}), "ci must run on every branch"
-    step_running(ci, r"(?m)^make test$")
+    # GitHub runs what CI runs here: .ci/run, which runs `make test` in a clone with nothing beside it and
+    # then README's quick start.
+    step_running(ci, r"(?m)^bash \.ci/run$")
+    script = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"(?m)^\s*make -C \"\$clone\" --no-print-directory test$", script)
+    assert re.search(r"(?m)^\s*fresh_clone \"\$repo\" \"\$clone\"$", script)
+    assert "make --no-print-directory run PORT=" in script and '"/healthz"' in script
 
 
 def test_ci_compiles_and_lints_the_bicep_with_the_azure_cli():
@@ -93,7 +99,8 @@ def test_ci_uploads_test_artifacts_when_it_fails():
     assert upload["if"] == "failure()"
     assert upload["with"]["path"].rstrip("/") == "test-artifacts"
     # The junit report has to land inside the uploaded folder.
-    assert "--junitxml=test-artifacts/" in step_running(ci, r"make test")["env"]["PYTEST_ADDOPTS"]
+    # (an absolute path: the suite runs in a clone under /tmp).
+    assert "--junitxml=${{ github.workspace }}/test-artifacts/" in step_running(ci, r"\.ci/run")["env"]["PYTEST_ADDOPTS"]
 
 
 @pytest.mark.parametrize("name", ["deploy.yml", "azure-dev.yml"])

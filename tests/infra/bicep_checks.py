@@ -1,7 +1,7 @@
 """Two checks the Bicep compiler makes and checkov does not, done offline over tree-sitter's syntax tree:
 
 * types: each resource's `Type@apiVersion` exists in the type data the compiler itself uses
-  (Azure/bicep-types-az, read from ../shared/bicep-types), every property set is a property of that type
+  (Azure/bicep-types-az; the repository's subset in tests/infra/data/bicep-types), every property set is a property of that type
   (recursively, discriminated objects included), nothing read-only is set, and literal values fit the
   property (allowed string literals, kinds). Module `params` match the module's declared parameters.
 * deploy-time constants (BCP177/BCP178/BCP120 and kin): for-expression collections, `if` conditions,
@@ -32,9 +32,10 @@ from bicep_model import (
     text,
     where,
 )
+from refresh_data import missing_data_message
 
 REPO = Path(__file__).resolve().parents[2]
-TYPES = REPO.parent / "shared" / "bicep-types"
+TYPES = Path(__file__).resolve().parent / "data" / "bicep-types"
 
 READ_ONLY, DEPLOY_TIME_CONSTANT = 2, 8
 # Keys of a resource body that are Bicep syntax rather than properties of the type.
@@ -46,7 +47,7 @@ CONSTANT_MEMBERS = {"id", "name", "type", "apiVersion"}
 class TypeData:
     def __init__(self, root: Path = TYPES):
         if not (root / "index.json").exists():
-            raise FileNotFoundError(f"{root}/index.json: the type data is read from ../shared/bicep-types beside the repository")
+            raise FileNotFoundError(missing_data_message(f"{root}/index.json"))
         self.root = root
         self.index = json.loads((root / "index.json").read_text())["resources"]
 
@@ -134,7 +135,8 @@ class TypeChecker:
         if found is None:
             known = self.data.versions(decl.type_name)
             self.problem(decl.node, f"resource {decl.symbol}: {decl.target} is not a published type"
-                         f" (versions here: {', '.join(known) or 'none'})")
+                         f" (versions here: {', '.join(known) or 'none'}); if it is published, "
+                         + missing_data_message("it"))
             return
         types, body_type = found
         if decl.body is None or decl.body.type != "object":

@@ -15,6 +15,7 @@ from bicep_checks import TypeData, deploy_time_problems, type_problems
 from bicep_model import parse_source, read, syntax_errors
 from infra_helpers import INFRA
 from pycep import BicepParser
+from refresh_data import missing_data_message
 
 BEFORE = Path(__file__).parent / "fixtures" / "before-issue-9"
 FILES = sorted(INFRA.rglob("*.bicep"))
@@ -23,7 +24,7 @@ IDS = [str(p.relative_to(INFRA)) for p in FILES]
 
 @pytest.fixture(scope="module")
 def types() -> TypeData:
-    # Never skipped: without ../shared/bicep-types nothing here would be proven, and that must show as a failure.
+    # Never skipped: without the type data nothing here would be proven, and that must show as a failure.
     return TypeData()
 
 
@@ -42,7 +43,8 @@ def test_every_resource_body_matches_its_published_type(path, types):
 def test_every_declared_resource_type_and_version_is_published(types):
     declared = {d.target for p in FILES for d in read(p).resources}
     assert len(declared) >= 15
-    assert {t for t in declared if types.resource_body(t) is None} == set()
+    unknown = {t for t in declared if types.resource_body(t) is None}
+    assert unknown == set(), missing_data_message(", ".join(sorted(unknown)))
 
 
 def test_type_check_finds_the_registry_property_the_old_api_version_lacks(types):
