@@ -174,10 +174,7 @@ class Emulator:
                 {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
                            "API endpoint. Make sure to provide a valid key for an active subscription and use "
                            "a correct regional API endpoint for your resource."}}, status=401)
-        try:
-            agent = _agent(request.query)
-        except ValueError as exc:
-            return web.json_response({"error": {"code": "400", "message": str(exc)}}, status=400)
+        agent = _agent(request.query)
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
@@ -243,7 +240,9 @@ def _agent(query) -> dict | None:
     if name is None and project is None:
         return None
     if not name or not project:
-        raise ValueError("Agent mode needs both 'agent-name' and 'agent-project-name'.")
+        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "400", "message": "Agent mode needs both "
+                                                            "'agent-name' and 'agent-project-name'."}}),
+                                 content_type="application/json")
     version = query.get("agent-version")
     return {"type": "agent", "name": name,
             "agent_id": f"{name}:{version}" if version else name,
