@@ -198,6 +198,8 @@ def test_the_log_has_a_line_per_connection_and_per_refused_update_and_none_per_c
     lines = [r.getMessage() for r in caplog.records if r.name == "voicebridge.emulator"]
     assert len(lines) == 2, lines
     refused, ended = lines
-    assert refused.startswith(f"session {session_id}: session.update refused: invalid_value session.temperature")
-    assert ended == (f"session {session_id} ended: model gpt-realtime, 1 user turns, 2 responses (2 completed), "
-                     "1 function calls, close code 1000")
+    assert refused.startswith(f"event=emulator.session_update_refused session={session_id} code=invalid_value "
+                              "param=session.temperature message=")
+    assert "Invalid 'session.temperature'" in refused
+    assert ended == (f"event=emulator.session_ended session={session_id} model=gpt-realtime user_turns=1 "
+                     "responses=2 completed=2 function_calls=1 close_code=1000")

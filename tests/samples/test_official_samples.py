@@ -142,12 +142,12 @@ def test_the_standalone_emulator_serves_a_sample_and_logs_what_the_connection_di
         sample = run_sample(samples_dir / "basic_voice_assistant_async.py", endpoint)
         assert sample.wait_for_output("[pyaudio-standin] playing sound", TURN_S), sample.output()
         assert sample.interrupt() == 0, sample.output()
-        ended = emulator.wait_for_line(lambda line: " ended: " in line, TURN_S)
+        ended = emulator.wait_for_line(lambda line: "event=emulator.session_ended" in line, TURN_S)
         assert ended, emulator.output()
     finally:
         stopped = emulator.interrupt()
-    assert re.search(r"INFO voicebridge.emulator session sess_\w+ ended: model gpt-realtime, 1 user turns, "
-                     r"1 responses \(1 completed\), 0 function calls, close code 1000$", ended), ended
+    assert re.search(r"INFO voicebridge.emulator event=emulator.session_ended session=sess_\w+ model=gpt-realtime "
+                     r"user_turns=1 responses=1 completed=1 function_calls=0 close_code=1000$", ended), ended
     # Nothing per audio chunk or event: the start line and this one.
     assert [line for line in emulator.lines if "voicebridge.emulator" in line] == [listening, ended]
     assert stopped == 0
