@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import wave
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
@@ -36,8 +37,10 @@ def _download_samples() -> Path:
                     "--no-binary", ":all:", "--no-deps", f"azure-ai-voicelive=={SDK_VERSION}", "-d", str(CACHE)],
                    check=True, timeout=DOWNLOAD_TIMEOUT_S)
     (archive,) = CACHE.glob(f"azure_ai_voicelive-{SDK_VERSION}.tar.gz")
-    with tarfile.open(archive) as tar:
-        tar.extractall(CACHE, filter="data")
+    # Extracted aside and renamed into place, so an interrupted run never leaves half a sample folder behind.
+    with tempfile.TemporaryDirectory(dir=CACHE) as staging, tarfile.open(archive) as tar:
+        tar.extractall(staging, filter="data")
+        os.replace(Path(staging) / samples.parent.name, samples.parent)
     return samples
 
 
