@@ -159,15 +159,17 @@ def test_agent_mode_reports_the_agent_keeps_a_given_conversation_and_refuses_ins
     assert emulator.sessions()[0].config["instructions"] == ""
 
 
-def test_an_agent_without_its_project_is_refused_at_the_handshake(emulator):
+def test_an_agent_without_its_project_is_refused_at_the_handshake_and_logged(emulator, caplog):
     async def scenario():
         async with connect(endpoint=url(emulator), credential=AzureKeyCredential(KEY),
                            query={"agent-name": "concierge"}):
             pass
 
-    with pytest.raises(VoiceLiveConnectionError):
+    with caplog.at_level(logging.INFO, logger="voicebridge.emulator"), pytest.raises(VoiceLiveConnectionError):
         run(scenario())
     assert emulator.sessions() == []
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "voicebridge.emulator"]
+    assert line.startswith("event=emulator.handshake_refused status=400 message=\"Agent mode needs both")
 
 
 def test_the_log_has_a_line_per_connection_and_per_refused_update_and_none_per_chunk(emulator, caplog):
