@@ -64,9 +64,10 @@ def test_a_voice_sample_gets_a_spoken_reply_and_plays_it(script, samples_dir, ru
     sample = run_sample(samples_dir / script, url(fresh_emulator))
     wait_for_a_spoken_reply(fresh_emulator, sample)
     assert sample.interrupt() == 0, sample.output()
+    # Ctrl+C closes the connection properly: the session ends closed by the client, not dropped.
+    assert fresh_emulator.wait_until(lambda: not only_session(fresh_emulator).open, TURN_S)
     session = only_session(fresh_emulator)
-    assert session.model == "gpt-realtime" and session.credential == "api-key"
-    assert not session.closed_by_client or session.open is False
+    assert session.closed_by_client and (session.model, session.credential) == ("gpt-realtime", "api-key")
 
 
 @pytest.mark.parametrize("script", FUNCTION_CALLING)
