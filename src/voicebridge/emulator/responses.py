@@ -29,6 +29,7 @@ class Response:
     item_id: str
     record: dict
     transcript: str
+    part: str = "audio"  # "text" in a text-only session
     sent_text: list[str] = field(default_factory=list)
     task: asyncio.Task | None = None
 
@@ -45,11 +46,12 @@ class Responder:
         self.active: Response | None = None
 
     def start(self) -> None:
-        """A response to the latest user input (Conversation.reply_to): function calls, if the emulator was
-        told to make them, else a spoken reply."""
+        """A response to the latest input (Conversation.reply_to): function calls, if the emulator was told
+        to make them and this answers a user turn, else a reply spoken, or written in a text-only session."""
         kind, subject = self._conversation.reply_to
+        user_turn = self._conversation.user_turn
         self._conversation.answered()
-        if kind != "tool":
+        if user_turn:
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
@@ -64,26 +66,48 @@ class Responder:
             transcript = f"Echoing your {seconds:.1f} seconds of speech back to you."
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
+        text_only = "audio" not in (self._record.config.get("modalities") or ("text", "audio"))
         response_id, item_id = new_id("resp"), new_id("item")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None}
         with self._host.registry.changing(self._record) as rec:
             rec.responses.append(record)
-        response = self.active = Response(response_id, item_id, record, transcript)
-        self._items[item_id] = {"item": self._assistant_item(response, "in_progress"), "audio_bytes": 0}
-        # The preamble goes out synchronously so a cancellation arriving at once still follows it.
+        response = self.active = Response(response_id, item_id, record, transcript,
+                                          part="text" if text_only else "audio")
+        previous = self._conversation.last_id()
+        item = self._assistant_item(response, "in_progress")
+        self._items[item_id] = {"item": item, "audio_bytes": 0}
+        # The preamble goes out synchronously so a cancellation arriving at once still follows it; the order
+        # is the API reference's: the item is added to the response, then created in the conversation.
         self._emit("response.created", response={"object": "realtime.response", "id": response_id,
                                                  "status": "in_progress", "status_details": None, "output": []})
-        self._emit("response.output_item.added", response_id=response_id, output_index=0,
-                   item=self._assistant_item(response, "in_progress"))
+        self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
+        self._emit("conversation.item.created", previous_item_id=previous, item=item)
+        empty = {"type": "text", "text": ""} if text_only else {"type": "audio", "transcript": ""}
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
-                   content_index=0, part={"type": "audio", "transcript": ""})
-        response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
+                   content_index=0, part=empty)
+        if text_only:
+            self._write(response)
+        else:
+            response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
 
     def _assistant_item(self, response: Response, status: str) -> dict:
-        content = [{"type": "audio", "transcript": "".join(response.sent_text)}] if status != "in_progress" else []
+        said = "".join(response.sent_text)
+        content = [] if status == "in_progress" else [
+            {"type": "text", "text": said} if response.part == "text" else {"type": "audio", "transcript": said}]
         return {"id": response.item_id, "object": "realtime.item", "type": "message", "status": status,
                 "role": "assistant", "content": content}
+
+    def _write(self, response: Response) -> None:
+        """A text-only reply: the text in word-sized deltas, no audio; it completes at once."""
+        ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
+        words = response.transcript.split(" ")
+        for fragment in [w + " " for w in words[:-1]] + words[-1:]:
+            response.sent_text.append(fragment)
+            self._emit("response.text.delta", delta=fragment, **ids)
+        self._emit("response.text.done", text=response.transcript, **ids)
+        self._emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
+        self._finish(response, "completed", None)
 
     async def _stream(self, response: Response, pcm: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -123,7 +147,8 @@ class Responder:
 
     def cancel(self, reason: str) -> None:
         response = self.active
-        response.task.cancel()  # suspended at an await, so it can emit nothing more
+        if response.task is not None:
+            response.task.cancel()  # suspended at an await, so it can emit nothing more
         self._finish(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
@@ -149,7 +174,11 @@ class Responder:
             item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
                     "name": call["name"], "call_id": call_id, "arguments": ""}
             ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "call_id": call_id}
+            previous = self._conversation.last_id()
+            self._items[item_id] = {"item": item, "audio_bytes": 0}
             self._emit("response.output_item.added", response_id=response_id, output_index=index, item=item)
+            # Before the argument deltas, as the service does: clients (the SDK's samples among them) act on it.
+            self._emit("conversation.item.created", previous_item_id=previous, item=item)
             arguments = call["arguments"]
             for offset in range(0, len(arguments), 16):  # streamed in pieces, as the model writes them
                 self._emit("response.function_call_arguments.delta", delta=arguments[offset:offset + 16], **ids)
@@ -173,7 +202,8 @@ class Responder:
     def connection_closed(self) -> None:
         """The client is gone: the response in flight ends cancelled, without events nobody would read."""
         if self.active:
-            self.active.task.cancel()
+            if self.active.task is not None:
+                self.active.task.cancel()
             with self._host.registry.changing(self._record):
                 self.active.record.update(status="cancelled", cancel_reason="connection_closed")
 

@@ -170,10 +170,10 @@ class Emulator:
         accepted = credential is not None and not config.reject_auth and (
             config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
         if not accepted:
-            return web.json_response(
-                {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
-                           "API endpoint. Make sure to provide a valid key for an active subscription and use "
-                           "a correct regional API endpoint for your resource."}}, status=401)
+            return _refused(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+                            "to provide a valid key for an active subscription and use a correct regional API "
+                            "endpoint for your resource.")
+        agent = _agent(request.query)
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
@@ -181,7 +181,7 @@ class Emulator:
         await ws.prepare(request)
         session_id = new_id("sess")
         model = request.query.get("model")
-        record = SessionRecord(id=session_id, config=default_session(session_id, model), model=model,
+        record = SessionRecord(id=session_id, config=default_session(session_id, model, agent), model=model,
                                credential=credential[0])
         self.registry.add(record)
         session = self._live[session_id] = EmulatedSession(self, ws, request.transport, record)
@@ -230,6 +230,27 @@ class Emulator:
     async def _http_drop(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         return web.json_response({"dropped": self.drop(body.get("session_id"))})
+
+
+def _agent(query) -> dict | None:
+    """Agent mode from the handshake's query (the SDK's agent_name, project_name, agent_version,
+    conversation_id): the session reports the agent, and the conversation it continues or starts."""
+    name, project = query.get("agent-name"), query.get("agent-project-name")
+    if name is None and project is None:
+        return None
+    if not name or not project:
+        refusal = _refused(400, "Agent mode needs both 'agent-name' and 'agent-project-name'.")
+        raise web.HTTPBadRequest(text=refusal.text, content_type="application/json")
+    version = query.get("agent-version")
+    return {"type": "agent", "name": name,
+            "agent_id": f"{name}:{version}" if version else name,
+            "thread_id": query.get("conversation-id") or new_id("conv")}
+
+
+def _refused(status: int, message: str) -> web.Response:
+    """A handshake refused over HTTP, in the service's shape; logged, as no session line will tell of it."""
+    log.info("event=emulator.handshake_refused status=%d message=%r", status, message)
+    return web.json_response({"error": {"code": str(status), "message": message}}, status=status)
 
 
 def _credential(request: web.Request) -> tuple[str, str] | None:
