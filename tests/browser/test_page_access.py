@@ -41,8 +41,8 @@ def test_no_serious_accessibility_violation_in_any_state(launch, app, wavs, sche
     wire.release()
 
     # A notice (an error after which the session goes on), then a problem that ends the session.
-    wire.to_page({"type": "error", "code": "reply_failed", "message": "The reply failed."})
-    page.locator("#notice[data-code=reply_failed]").wait_for(timeout=TIMEOUT_MS)
+    wire.to_page({"type": "warning", "code": "session_time_limit", "seconds": 60, "message": "The session ends in 60 seconds."})
+    page.locator("#notice").wait_for(timeout=TIMEOUT_MS)
     found += axe_violations(page, "notice")
     wire.to_page({"type": "error", "code": "upstream_lost", "message": "Lost."})
     wire.to_page({"type": "state", "state": "error"})
