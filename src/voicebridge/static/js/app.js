@@ -319,8 +319,6 @@ class Run {
     this.stats.clears++;
     if (this.receiving) {
       this.muted.add(this.receiving);
-      view.interrupted(this.receiving);
-      conversation.interrupt(this.receiving);
       this.flushing.push(this.receiving);
     }
     this.audio?.clear();
@@ -347,7 +345,15 @@ class Run {
       // The server truncates the interrupted reply at this report, so it is owed after every clear, even
       // when the count equals the last periodic report; an item still queued behind another was not heard.
       // (Two clears within one render quantum come back as one "cleared".)
-      for (const item of this.flushing) this.report(item, item === message.item ? message.played : 0, "clear", true);
+      for (const item of this.flushing) {
+        this.report(item, item === message.item ? message.played : 0, "clear", true);
+        // Cut short only if something of it was not heard, or more of it was still to come: a clear
+        // that arrives after a reply played out (the server cannot tell exactly) changes nothing.
+        if (message.dropped > 0 || !conversation.finished(item)) {
+          view.interrupted(item);
+          conversation.interrupt(item);
+        }
+      }
       this.flushing = [];
       const turn = message.item && this.turns.findLast((t) => t.item === message.item);
       if (turn && this.clearAt) turn.interruptMs = message.at - this.clearAt;

@@ -72,6 +72,11 @@ export class Conversation {
     this.save();
   }
 
+  // Its final text has arrived (or it was cut): nothing more of it is to come.
+  finished(item) {
+    return Boolean(this.items.find((i) => i.item === item && !i.pending)?.final);
+  }
+
   // Every reply still arriving: what streamed so far is all there will be. Returns their item ids.
   interruptOpen() {
     const open = this.items.filter((i) => !i.pending && !i.final && i.role === "assistant");
