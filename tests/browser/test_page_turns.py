@@ -7,13 +7,15 @@ the server's own wording (hosts, credentials) never reaches the page, and the se
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from benchmarks.browser import RAW_MIC
-from conftest import Wire
 from test_page import TIMEOUT_MS, new_sessions, start, wait_state
 from test_page_access import LONG
 from test_page_continuity import replayed, shown
 
+from conftest import Wire
 from support import apps
 
 pytestmark = pytest.mark.browser
@@ -200,3 +202,20 @@ def test_the_page_names_no_host_and_no_credential(launch, app, emulator, wavs, r
     text = page.locator("body").inner_text()
     for secret in ("127.0.0.1", str(emulator.port), "API key", "Key Vault", "managed identity"):
         assert secret not in text, (secret, text)
+
+
+def test_after_ctrl_c_the_page_says_start_continues(launch, emulator, wavs, request):
+    server = apps.start_app(
+        request, {"AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}", "AZURE_VOICE_LIVE_API_KEY": "k"}
+    )
+    page = launch(server.url + RAW_MIC, wavs["quiet"])
+    start(page)
+    send(page, "Hello before the server stops")
+    page.wait_for_selector(".turn.assistant[data-final=true]", timeout=TIMEOUT_MS)
+    server.signal(signal.SIGINT)  # Ctrl-C: the server closes its sessions and exits
+    server.wait(timeout=15)
+    page.wait_for_function("() => ['stopped', 'error'].includes(document.body.dataset.state)", timeout=TIMEOUT_MS)
+    alert = page.get_by_role("alert")
+    assert "Press Start session to continue the conversation." in alert.inner_text()
+    assert "begin a new" not in alert.inner_text(), "Start continues the kept conversation, it does not begin anew"
+    assert [role for role, _ in shown(page)] == ["user", "assistant"]
