@@ -5,7 +5,7 @@ import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
 import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerType, State } from "./contract.js";
 import { Conversation } from "./conversation.js";
 import { WIRE_RATE } from "./dsp.js";
-import { NOTICES, PageProblem, REPLY_FAILED, UPSTREAM_BUSY, View, WITHOUT_MICROPHONE } from "./ui.js";
+import { NOTICES, PageProblem, UPSTREAM_BUSY, View } from "./ui.js";
 
 const SENDING = new Set(ACTIVE_STATES);
 // Errors after which the server ends the session: reconnecting would only repeat them.
@@ -140,7 +140,8 @@ class Run {
   // A connection that went away cuts every reply still arriving: mark it, on the page and in what is
   // kept, as a user's interruption would.
   interruptOpen() {
-    for (const item of conversation.interruptOpen()) view.interrupted(item);
+    conversation.interruptOpen();
+    view.interruptOpen();
   }
 
   release() {

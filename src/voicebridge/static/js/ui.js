@@ -267,6 +267,11 @@ export class View {
     entry.dataset.final = "true";
   }
 
+  // Every reply still arriving is cut where it stands (the connection went away).
+  interruptOpen() {
+    for (const entry of this.entries.values()) if (entry.dataset.role === "assistant" && entry.dataset.final === "false") this.interrupted(entry.dataset.item);
+  }
+
   clearTranscript() {
     for (const entry of [...this.entries.values(), ...this.slots]) entry.remove();
     this.entries.clear();
