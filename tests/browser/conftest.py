@@ -56,6 +56,11 @@ class Wire:
     def hold(self) -> None:
         self.holding = True
 
+    def drop(self) -> None:
+        """Stop holding and forget what was held (it belonged to a connection that is gone)."""
+        self.holding = False
+        self.held = []
+
     def release(self) -> None:
         self.holding = False
         held, self.held = self.held, []

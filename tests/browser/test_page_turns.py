@@ -92,7 +92,7 @@ def test_a_reply_cut_by_a_lost_connection_or_a_reload_keeps_its_text_and_mark(la
         "() => document.querySelector('.turn.assistant')?.dataset.interrupted === 'true'", timeout=TIMEOUT_MS
     )
     assert cut.get_attribute("data-final") == "true", "no longer shown as still arriving"
-    wire.release()
+    wire.drop()
     wait_state(page, "ready")
 
     # F5 while the next reply plays: it stays, marked as cut there.
