@@ -63,6 +63,10 @@ def test_focus_follows_start_and_stop(launch, app, wavs):
     page.keyboard.press("Enter")
     wait_state(page, "ready")
     assert focused(page) == "stop", "after Start the keyboard is on Stop, not the page body"
+    # The state change was said in the polite live region, for screen readers.
+    announce = page.get_by_role("status")
+    assert announce.get_attribute("aria-live") == "polite"
+    assert announce.text_content() == "Ready. Go ahead and speak."
 
     page.keyboard.press("Enter")
     wait_state(page, "stopped")
@@ -85,6 +89,7 @@ def test_without_a_microphone_typed_turns_are_answered(launch, app, emulator, wa
     wait_state(page, "ready")
     box = page.get_by_role("textbox", name="Type a message")
     assert box.is_enabled() and focused(page) == "say", "the text box is ready and has the keyboard"
+    assert page.locator("#state-hint").inner_text() == "Type a message below and press Enter."
     assert page.get_by_role("alert").is_hidden()
     page.keyboard.type("Hello without a microphone")
     page.keyboard.press("Enter")
