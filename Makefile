@@ -27,6 +27,12 @@ $(AZ_CLI): tests/infra/azure-cli.txt | $(VENV)/bin/python
 	$(VENV)/azure-cli/bin/python -m pip install -q --disable-pip-version-check -r tests/infra/azure-cli.txt
 	touch $@
 
+# axe-core for the browser tests' accessibility checks, pinned by tests/browser/package-lock.json.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(VENV)/.runtime
 	$(PY) -m voicebridge serve --host $(HOST) --port $(PORT)
 
@@ -45,13 +51,13 @@ test-js:
 
 # TESTS narrows the run, e.g. `make test-py TESTS=tests/browser`.
 TESTS ?=
-test-py: $(VENV)/.dev $(AZ_CLI)
+test-py: $(VENV)/.dev $(AZ_CLI) $(AXE)
 	VENV=$(VENV) PY=$(PY) bash scripts/test-python.sh $(TESTS)
 
 # The stability proof: the suite N times in a row, stopping at the first failure,
 # e.g. `make test-repeat N=20 TESTS=tests/browser`.
 N ?= 5
-test-repeat: $(VENV)/.dev $(AZ_CLI) system-deps
+test-repeat: $(VENV)/.dev $(AZ_CLI) $(AXE) system-deps
 	@for i in $$(seq 1 $(N)); do \
 	  echo "== run $$i of $(N)"; \
 	  if [ -z "$(TESTS)" ]; then $(MAKE) --no-print-directory test-js || { echo "== run $$i of $(N) failed"; exit 1; }; fi; \
@@ -69,4 +75,4 @@ lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache tests/browser/node_modules

@@ -209,6 +209,9 @@ def test_a_clear_gets_its_report_even_when_nothing_more_was_played(launch, app, 
     flushed = page.evaluate("window.voicebridge.reports.find((r) => r.cleared)")
     assert flushed["item_id"] == periodic["item_id"]
     assert flushed["played_ms"] == periodic["played_ms"], "the flush report must carry what was played"
+    # All of it was heard: the late clear does not make the reply look cut short (issue 22).
+    reply = page.locator(f".turn.assistant[data-item='{periodic['item_id']}']")
+    assert reply.get_attribute("data-final") == "true" and reply.get_attribute("data-interrupted") is None
 
 
 def test_stop_releases_the_session_and_a_second_start_works(launch, app, emulator, wavs):

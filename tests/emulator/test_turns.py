@@ -77,7 +77,7 @@ def test_a_vad_turn_has_the_service_order_and_echoes_the_utterance_in_100ms_delt
     window = audio[started.audio_start_ms * BYTES_PER_MS:stopped.audio_end_ms * BYTES_PER_MS]
     assert b"".join(d.delta for d in audio_deltas) == window
     transcript = by_type["response.audio_transcript.done"].transcript
-    assert "".join(d.delta for d in text_deltas) == transcript and "2.5 seconds" in transcript
+    assert "".join(d.delta for d in text_deltas) == transcript and "2.5 s of audio" in transcript
     done = by_type["response.done"].response
     assert (done.id, done.status, done.output[0].id) == (response.id, "completed", assistant_item)
     assert len({e.event_id for e in turn}) == len(turn) and all(e.event_id.startswith("event_") for e in turn)

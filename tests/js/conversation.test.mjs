@@ -58,3 +58,50 @@ test("empty texts are not sent and broken storage is survived", () => {
   assert.deepEqual(kept.history(), []);
   assert.deepEqual(new Conversation(null).history(), []);
 });
+
+const partial = (role, item, text) => ({ role, item_id: item, text, final: false });
+
+test("a message keeps the place where it began: a reply interrupted by a typed message stays before it", () => {
+  const storage = new MemoryStorage();
+  const kept = new Conversation(storage);
+  kept.add({ ...final("user", "u1", "Tell me a story"), typed: true });
+  kept.add(partial("assistant", "a1", "Once upon"));
+  // The typed interruption is echoed at once; the interrupted reply's final text arrives after it.
+  kept.add({ ...final("user", "u2", "Stop, a question"), typed: true });
+  kept.add(final("assistant", "a1", "Once upon a", true));
+  kept.add(final("assistant", "a2", "Yes?"));
+  const order = [["user", "Tell me a story"], ["assistant", "Once upon a"], ["user", "Stop, a question"], ["assistant", "Yes?"]];
+  assert.deepEqual(kept.shown.map((i) => [i.role, i.text]), order);
+  assert.deepEqual(new Conversation(storage).shown.map((i) => [i.role, i.text]), order, "and so after a reload");
+  assert.deepEqual(new Conversation(storage).history().map((h) => [h.role, h.text]), order, "and in the history sent");
+});
+
+test("spoken turns fill the place kept when the user began speaking; typed ones never take it", () => {
+  const kept = new Conversation(new MemoryStorage());
+  kept.expectUser();
+  kept.add(partial("assistant", "a1", "Hi"));
+  kept.add({ ...final("user", "u9", "typed later"), typed: true });
+  kept.add(final("user", "u1", "(1.2 s of speech)")); // the transcript of the speech, after the reply began
+  kept.add(final("assistant", "a1", "Hi there"));
+  assert.deepEqual(kept.shown.map((i) => i.item), ["u1", "a1", "u9"]);
+});
+
+test("a reply still arriving when the page went away comes back marked interrupted; empty places are dropped", () => {
+  const storage = new MemoryStorage();
+  const kept = new Conversation(storage);
+  kept.add(final("user", "u1", "Hello"));
+  kept.add(partial("assistant", "a1", "Hello, I am "));
+  kept.expectUser(); // speech that never got a transcript
+  const reloaded = new Conversation(storage);
+  assert.deepEqual(reloaded.items.map((i) => [i.item, i.final, i.interrupted]), [["u1", true, false], ["a1", true, true]]);
+  assert.deepEqual(reloaded.history(), [{ role: "user", text: "Hello" }, { role: "assistant", text: "Hello, I am " }]);
+});
+
+test("a lost connection cuts the replies still arriving, and a late fragment does not reopen them", () => {
+  const kept = new Conversation(new MemoryStorage());
+  kept.add(partial("assistant", "a1", "Part"));
+  assert.deepEqual(kept.interruptOpen(), ["a1"]);
+  kept.add(partial("assistant", "a1", " more"));
+  assert.deepEqual([kept.items[0].text, kept.items[0].final, kept.items[0].interrupted], ["Part more", true, true]);
+  assert.deepEqual(kept.interruptOpen(), []);
+});

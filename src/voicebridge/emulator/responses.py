@@ -63,7 +63,7 @@ class Responder:
         elif subject:
             pcm = subject
             seconds = len(pcm) / (1000 * BYTES_PER_MS)
-            transcript = f"Echoing your {seconds:.1f} seconds of speech back to you."
+            transcript = f"Echoing {seconds:.1f} s of audio back to you: your speech and the pauses around it."
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
         text_only = "audio" not in (self._record.config.get("modalities") or ("text", "audio"))

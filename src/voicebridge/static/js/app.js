@@ -5,7 +5,7 @@ import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
 import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerType, State } from "./contract.js";
 import { Conversation } from "./conversation.js";
 import { WIRE_RATE } from "./dsp.js";
-import { PageProblem, View } from "./ui.js";
+import { NOTICES, PageProblem, UPSTREAM_BUSY, View } from "./ui.js";
 
 const SENDING = new Set(ACTIVE_STATES);
 // Errors after which the server ends the session: reconnecting would only repeat them.
@@ -29,14 +29,17 @@ function problemOf(err) {
   if (err instanceof AudioUnsupported) return PageProblem.UNSUPPORTED;
   return { NotAllowedError: PageProblem.MIC_DENIED, SecurityError: PageProblem.MIC_DENIED,
     NotFoundError: PageProblem.MIC_ABSENT, OverconstrainedError: PageProblem.MIC_ABSENT,
-    NotReadableError: PageProblem.MIC_BUSY, AbortError: PageProblem.MIC_BUSY }[err.name] ?? ErrorCode.INTERNAL;
+    NotReadableError: PageProblem.MIC_BUSY, AbortError: PageProblem.MIC_BUSY }[err.name] ?? PageProblem.AUDIO_FAILED;
 }
 
 // One press of Start until Stop or the next Start: it owns everything that session needs. Once ended it
 // is dead, and a callback arriving late (a microphone grant, a socket event, a timer) finds it so.
 class Run {
-  constructor() {
+  // `microphone`: false for a typed conversation (no microphone, or the person chose so): replies still
+  // play if the browser can.
+  constructor({ microphone = true } = {}) {
     this.alive = true;
+    this.microphone = microphone;
     this.state = State.IDLE;
     this.stats = {
       samplesCaptured: 0, samplesSent: 0, samplesReceived: 0, samplesPlayed: 0, samplesQueued: 0, clears: 0, underruns: 0, overruns: 0,
@@ -59,6 +62,10 @@ class Run {
     this.receiving = null; // the item whose audio arrived last
     this.progress = null; // the playback worklet's latest report
     this.lastVoiceAt = null;
+    // What the next reply answers: speech (measured from its last loud chunk) or a typed message
+    // (measured from its send), whichever came last.
+    this.turnBy = null;
+    this.typedAt = null;
     this.clearAt = null;
     this.flushing = []; // items flushed by audio.clear whose "what was heard" report is still owed
     this.reportTimer = setInterval(() => this.progress?.item && this.report(this.progress.item, this.progress.played, "periodic"), REPORT_MS);
@@ -90,11 +97,13 @@ class Run {
   begin() {
     view.clearProblem();
     view.clearNotice();
+    view.typing = !this.microphone;
     if (conversation.empty) view.clearTranscript();
     else this.recovering = true; // a reload, or Start after a failure: the conversation goes on
     view.latency(this.turns);
     this.setState(State.CONNECTING);
-    AudioEngine.open(constraints, { onChunk: (m) => this.onChunk(m), onPlayback: (m) => this.onPlayback(m) }).then(
+    const handlers = { onChunk: (m) => this.onChunk(m), onPlayback: (m) => this.onPlayback(m) };
+    AudioEngine.open(constraints, handlers, { microphone: this.microphone }).then(
       (engine) => {
         if (!this.alive) return engine.close();
         this.audio = engine;
@@ -102,20 +111,37 @@ class Run {
       },
       (err) => {
         if (!this.alive) return;
+        if (!this.microphone) {
+          // No audio at all in this browser: the typed conversation still works, silently.
+          console.info("voicebridge: replies will not play here:", err);
+          return this.connect();
+        }
         const code = problemOf(err);
-        // The browser's own wording ("Permission denied") adds nothing to ours for the known cases.
-        this.fail(code, code === ErrorCode.INTERNAL ? err.message : undefined);
+        // The browser's own wording goes to the console; the page says what it means and what to do.
+        console.warn(`voicebridge: the microphone could not be opened (${code}):`, err);
+        this.fail(code, { started: false });
       },
     );
   }
 
-  fail(code, detail) {
+  // `started`: false when nothing was opened yet (the microphone was refused): the page says it could
+  // not start, not that something stopped.
+  fail(code, { started = true } = {}) {
     this.terminal = true;
     clearTimeout(this.retryTimer);
     this.ws?.close(NORMAL_CLOSURE);
     this.release();
-    view.showProblem(code, detail);
-    this.setState(State.ERROR);
+    this.interruptOpen();
+    view.showProblem(code);
+    this.state = State.ERROR;
+    view.setState(State.ERROR, { started });
+  }
+
+  // A connection that went away cuts every reply still arriving: mark it, on the page and in what is
+  // kept, as a user's interruption would.
+  interruptOpen() {
+    conversation.interruptOpen();
+    view.interruptOpen();
   }
 
   release() {
@@ -159,6 +185,7 @@ class Run {
     this.ws = null;
     this.audio?.clear(); // what was queued is not heard; the server truncates the reply at the last report
     this.progress = null;
+    this.interruptOpen();
     if (this.stopping) return this.finishStop();
     if (this.terminal && event.code !== CloseCode.SERVICE_RESTART) return this.release();
     if (this.attempt >= MAX_RECONNECTS) return this.fail(PageProblem.UNREACHABLE);
@@ -203,7 +230,7 @@ class Run {
       case ServerType.AUDIO_CLEAR:
         return this.onClear();
       case ServerType.TRANSCRIPT:
-        if (message.final) conversation.add(message);
+        conversation.add(message); // every fragment: a reply keeps the place where it began
         return view.transcript(message);
       case ServerType.TOOL:
         return view.tool(message);
@@ -211,16 +238,35 @@ class Run {
         this.token = message.resume;
         return;
       case ServerType.WARNING:
-        return view.showNotice(message.message);
+        return this.onWarning(message);
       case ServerType.ERROR:
-        if (message.code === ErrorCode.RESUME_EXPIRED) {
-          // Another instance or worker, or too late: start afresh with the conversation on this socket.
-          this.token = null;
-          return this.startWithHistory();
-        }
-        if (FATAL.has(message.code)) this.terminal = true;
-        return view.showProblem(message.code, message.message);
+        return this.onError(message);
     }
+  }
+
+  onWarning({ code, seconds, message }) {
+    // The upstream has no free line yet: how long the server expects, while the session keeps connecting.
+    if (code === UPSTREAM_BUSY && (this.state === State.CONNECTING || this.state === State.RECONNECTING)) return view.waiting(seconds);
+    // Warnings are written for a person (the time limit's is one); an unknown code's message is shown too.
+    if (message) view.showNotice(message, { kind: "warning", code });
+  }
+
+  onError({ code, message }) {
+    // The server's wording may name hosts and credentials: it is for the log, the page says its own.
+    console.warn(`voicebridge: the server reported ${code}: ${message ?? ""}`);
+    if (code === ErrorCode.RESUME_EXPIRED) {
+      // Another instance or worker, or too late: start afresh with the conversation on this socket.
+      this.token = null;
+      return this.startWithHistory();
+    }
+    if (FATAL.has(code)) {
+      this.terminal = true;
+      return view.showProblem(code);
+    }
+    // The session goes on (the states that follow say so); a code this page does not know yet is told
+    // in the server's words, which is all the page has.
+    const text = NOTICES[code] ?? message;
+    if (text) view.showNotice(text, { kind: "warning", code });
   }
 
   onState(next) {
@@ -231,10 +277,10 @@ class Run {
     if (next === State.STOPPED) {
       this.terminal = true;
       // A limit says why in its error, just before: keep that, not the generic line.
-      if (document.getElementById("error").hidden) view.showProblem(PageProblem.ENDED_BY_SERVER);
+      if (!view.problemShown) view.showProblem(PageProblem.ENDED_BY_SERVER);
     } else if (next === State.ERROR) {
       this.terminal = true;
-      if (document.getElementById("error").hidden) view.showProblem(ErrorCode.INTERNAL);
+      if (!view.problemShown) view.showProblem(ErrorCode.INTERNAL);
     } else if (next === State.READY && this.attempt > 0) {
       this.attempt = 0;
       view.clearProblem();
@@ -247,9 +293,15 @@ class Run {
     if (next === State.LISTENING && this.state !== State.LISTENING) {
       view.clearNotice();
       view.expectUser();
+      conversation.expectUser();
+      this.turnBy = "voice";
     }
+    const first = next === State.READY && !SENDING.has(this.state);
     this.setState(next);
+    // Without a microphone the text box is where the person goes next.
+    if (first && !this.microphone) view.say.focus();
     if (this.terminal) {
+      this.interruptOpen();
       this.ws.close(NORMAL_CLOSURE);
       this.release();
     }
@@ -268,7 +320,6 @@ class Run {
     this.stats.clears++;
     if (this.receiving) {
       this.muted.add(this.receiving);
-      view.interrupted(this.receiving);
       this.flushing.push(this.receiving);
     }
     this.audio?.clear();
@@ -295,7 +346,15 @@ class Run {
       // The server truncates the interrupted reply at this report, so it is owed after every clear, even
       // when the count equals the last periodic report; an item still queued behind another was not heard.
       // (Two clears within one render quantum come back as one "cleared".)
-      for (const item of this.flushing) this.report(item, item === message.item ? message.played : 0, "clear", true);
+      for (const item of this.flushing) {
+        this.report(item, item === message.item ? message.played : 0, "clear", true);
+        // Cut short only if something of it was not heard, or more of it was still to come: a clear
+        // that arrives after a reply played out (the server cannot tell exactly) changes nothing.
+        if (message.dropped > 0 || !conversation.finished(item)) {
+          view.interrupted(item);
+          conversation.interrupt(item);
+        }
+      }
       this.flushing = [];
       const turn = message.item && this.turns.findLast((t) => t.item === message.item);
       if (turn && this.clearAt) turn.interruptMs = message.at - this.clearAt;
@@ -308,10 +367,16 @@ class Run {
     if (!info) return;
     info.latencyMs = at - info.receivedAt;
     const heardAt = at + (this.audio?.outputLatencyMs ?? 0);
+    // A typed turn is measured from its send; a spoken one from the end of the speech.
+    const typed = this.turnBy === "text";
+    const since = typed ? this.typedAt : this.lastVoiceAt;
+    this.turnBy = null;
     this.turns.push({
       item,
+      typed,
+      heardAt,
       playoutMs: info.latencyMs,
-      responseMs: this.lastVoiceAt && this.lastVoiceAt < heardAt ? heardAt - this.lastVoiceAt : null,
+      responseMs: since && since < heardAt ? heardAt - since : null,
       interruptMs: null,
     });
     this.updateLatency();
@@ -343,10 +408,10 @@ class Run {
 
 let run = null; // the current run, or the last one (ended): the page's numbers are its numbers
 
-function start() {
+function start({ microphone = true } = {}) {
   if (run?.busy) return;
   run?.end();
-  run = new Run();
+  run = new Run({ microphone });
   run.begin();
 }
 
@@ -358,17 +423,25 @@ function stop() {
 // A typed turn; the server echoes it back as the user's transcript, so it shows once, in order.
 function say(text) {
   const trimmed = text.trim();
-  return Boolean(trimmed) && SENDING.has(run?.state) && run.send({ type: ClientType.TEXT, text: trimmed });
+  if (!trimmed || !SENDING.has(run?.state)) return false;
+  const sentAt = Date.now();
+  if (!run.send({ type: ClientType.TEXT, text: trimmed })) return false;
+  run.turnBy = "text";
+  run.typedAt = sentAt;
+  return true;
 }
 
-view.start.addEventListener("click", start);
+view.start.addEventListener("click", () => start());
+// Offered when the microphone is the obstacle: the same session, answered in text and (if the browser
+// can) in speech.
+view.typeInstead.addEventListener("click", () => start({ microphone: false }));
 view.stop.addEventListener("click", stop);
 view.compose.addEventListener("submit", (event) => {
   event.preventDefault(); // Enter in the box submits the form
   if (say(view.say.value)) view.say.value = "";
 });
 view.setState(State.IDLE);
-view.restore(conversation.items); // after a reload: what was said so far, continued by the next Start
+view.restore(conversation.shown); // after a reload: what was said so far, continued by the next Start
 // Leaving the page (reload, tab closed): end the upstream session now rather than park it for a resume
 // that cannot come; the conversation itself stays in sessionStorage.
 window.addEventListener("pagehide", () => run?.send({ type: ClientType.SESSION_STOP }));
@@ -387,7 +460,7 @@ window.voicebridge = {
     return run?.state ?? State.IDLE;
   },
   get conversation() {
-    return conversation.items;
+    return conversation.shown;
   },
   start,
   stop,

@@ -7,14 +7,15 @@ const moduleUrl = (name) => new URL(name, import.meta.url).href;
 export class AudioEngine {
   // Must be called synchronously from the click handler: the AudioContext is created (and resumed)
   // inside the user gesture, or Safari and Chromium's autoplay policy keep it suspended.
-  static open(constraints, handlers) {
-    if (!window.AudioContext || !window.isSecureContext || !navigator.mediaDevices || !window.AudioWorkletNode) {
+  // `microphone: false`: playback only (a typed conversation), no capture and no permission prompt.
+  static open(constraints, handlers, { microphone = true } = {}) {
+    if (!window.AudioContext || !window.AudioWorkletNode || (microphone && (!window.isSecureContext || !navigator.mediaDevices))) {
       return Promise.reject(new AudioUnsupported());
     }
     // No sampleRate option: the device's native rate avoids a second, hidden resampler in the browser.
     const ctx = new AudioContext({ latencyHint: "interactive" });
     ctx.resume();
-    return new AudioEngine(ctx, handlers).init(constraints);
+    return new AudioEngine(ctx, handlers).init(microphone ? constraints : null);
   }
 
   constructor(ctx, handlers) {
@@ -23,30 +24,33 @@ export class AudioEngine {
     this.stream = null;
   }
 
+  // `constraints`: the microphone's, or null for playback only.
   async init(constraints) {
     try {
       if (!this.ctx.audioWorklet) throw new AudioUnsupported();
       await Promise.all([
-        this.ctx.audioWorklet.addModule(moduleUrl("capture-worklet.js")),
+        constraints && this.ctx.audioWorklet.addModule(moduleUrl("capture-worklet.js")),
         this.ctx.audioWorklet.addModule(moduleUrl("playback-worklet.js")),
       ]);
-      this.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, ...constraints } });
-      const source = this.ctx.createMediaStreamSource(this.stream);
-      this.capture = new AudioWorkletNode(this.ctx, "voicebridge-capture", {
-        numberOfOutputs: 1,
-        outputChannelCount: [1],
-        channelCount: 1,
-        channelCountMode: "explicit",
-      });
+      if (constraints) {
+        this.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, ...constraints } });
+        const source = this.ctx.createMediaStreamSource(this.stream);
+        this.capture = new AudioWorkletNode(this.ctx, "voicebridge-capture", {
+          numberOfOutputs: 1,
+          outputChannelCount: [1],
+          channelCount: 1,
+          channelCountMode: "explicit",
+        });
+        this.capture.port.onmessage = (e) => this.handlers.onChunk(e.data);
+        source.connect(this.capture);
+        // The capture output is silent; connecting it keeps Chromium pulling the node.
+        this.capture.connect(this.ctx.destination);
+      }
       this.playback = new AudioWorkletNode(this.ctx, "voicebridge-playback", {
         numberOfInputs: 0,
         outputChannelCount: [1],
       });
-      this.capture.port.onmessage = (e) => this.handlers.onChunk(e.data);
       this.playback.port.onmessage = (e) => this.handlers.onPlayback(e.data);
-      source.connect(this.capture);
-      // The capture output is silent; connecting it keeps Chromium pulling the node.
-      this.capture.connect(this.ctx.destination);
       this.playback.connect(this.ctx.destination);
       return this;
     } catch (err) {

@@ -65,11 +65,12 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     if (this.clearRequested) {
       // Silent from this very quantum on; what was queued is dropped, not paused.
       this.clearRequested = false;
+      const dropped = this.ring.available; // queued and now never heard: the reply was cut, not finished
       this.ring.clear();
       this.resampler.reset();
       while (this.segCount > 0) this.popSegment();
       out.fill(0);
-      this.report("cleared");
+      this.report("cleared", { dropped: toWire(dropped) });
       this.playingId = null;
       this.playedFrames = 0;
     } else {
@@ -102,7 +103,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     if (this.sinceReport >= REPORT_FRAMES || drained) this.report("progress");
   }
 
-  report(type) {
+  report(type, extra = {}) {
     this.sinceReport = 0;
     this.port.postMessage({
       type,
@@ -113,6 +114,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
       underruns: this.ring.underruns,
       overruns: toWire(this.ring.overruns),
       at: Date.now(),
+      ...extra,
     });
   }
 }
