@@ -25,6 +25,15 @@ TURN_DETECTION_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_
 END_OF_UTTERANCE_MODELS = ("", "semantic_detection_v1")
 NOISE_REDUCTION_TYPES = ("", "azure_deep_noise_suppression", "near_field", "far_field")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Conversation (issue 24): BCP-47 tags like en-US, de-DE, zh-Hans-CN; the end-of-utterance sensitivity.
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+EOU_THRESHOLD_LEVELS = ("", "low", "medium", "high", "default")
+GREETING_AUTO = "auto"  # VOICEBRIDGE_GREETING=auto: the model greets, following the instructions
+DEFAULT_TOOL_FILLER = "One moment, I'm checking that."
+DEFAULT_REPROMPT = "Are you still there?"
+MAX_LINE_CHARS = 500  # a greeting, filler or re-prompt: one spoken line, not a speech
+MAX_PHRASES, MAX_PHRASE_CHARS = 500, 100
+MAX_LANGUAGES = 10
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant. Keep answers short and conversational, "
@@ -38,6 +47,12 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def _interim_responses(model: str) -> bool:
+    # Until the capability table (issue 19) says it: the cascaded (text LLM) models.
+    name = model.lower()
+    return name.startswith(("gpt-4o", "gpt-4.1", "gpt-5")) and "realtime" not in name
 
 
 class SettingsError(ValueError):
@@ -121,6 +136,19 @@ class Settings:
     telemetry: str = ""
     telemetry_transcripts: bool = False
 
+    # Conversation (issue 24): what the agent says on its own, and how it hears. Empty greeting: none;
+    # "auto": the model greets; any other text is spoken as it is. 0 turns the filler / re-prompt off.
+    greeting: str = ""
+    tool_filler_ms: int = 1200
+    tool_filler: str = DEFAULT_TOOL_FILLER
+    reprompt_s: float = 20.0
+    reprompt: str = DEFAULT_REPROMPT
+    languages: tuple[str, ...] = ()  # BCP-47, the first is the page's and the voice's
+    phrase_list: tuple[str, ...] = ()
+    remove_filler_words: bool | None = None  # None: not sent (semantic VAD only)
+    eou_threshold_level: str = ""
+    eou_timeout_ms: int | None = None
+
     # Deployment: the tag of the image this process runs, reported by /healthz so a rollout's gate can
     # tell the new container from an old one that is still healthy.
     image_tag: str = ""
@@ -132,6 +160,32 @@ class Settings:
     @property
     def voice_is_azure(self) -> bool:
         return "-" in self.voice
+
+    @property
+    def tool_filler_by_service(self) -> bool:
+        """Voice Live speaks the tool filler itself (interim_response): only cascaded models with Azure
+        voices do (Voice Live how-to, interim responses); elsewhere the bridge says it."""
+        return bool(self.tool_filler_ms) and self.voice_is_azure and _interim_responses(self.model)
+
+    @property
+    def multilingual(self) -> bool:
+        """A language besides English is expected: the semantic turn detection takes its multilingual model."""
+        return any(not tag.lower().startswith("en") for tag in self.languages)
+
+    @property
+    def turn_detection_type(self) -> str:
+        """The turn detection sent: azure_semantic_vad becomes its multilingual variant for other languages
+        (the default variant "primarily supports English", Voice Live how-to)."""
+        if self.multilingual and self.turn_detection == "azure_semantic_vad":
+            return "azure_semantic_vad_multilingual"
+        return self.turn_detection
+
+    @property
+    def end_of_utterance_model(self) -> str:
+        """Likewise for end-of-utterance detection: semantic_detection_v1 supports English only."""
+        if self.multilingual and self.end_of_utterance == "semantic_detection_v1":
+            return "semantic_detection_v1_multilingual"
+        return self.end_of_utterance
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -197,7 +251,20 @@ class Settings:
             telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, d.telemetry),
             telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
             image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
+            greeting=env.line("VOICEBRIDGE_GREETING", d.greeting),
+            tool_filler_ms=env.number("VOICEBRIDGE_TOOL_FILLER_MS", int, d.tool_filler_ms, 0, 60000),
+            tool_filler=env.line("VOICEBRIDGE_TOOL_FILLER_TEXT", d.tool_filler),
+            reprompt_s=env.number("VOICEBRIDGE_REPROMPT_SECONDS", float, d.reprompt_s, 0.0, 3600.0),
+            reprompt=env.line("VOICEBRIDGE_REPROMPT_TEXT", d.reprompt),
+            languages=env.languages("VOICE_LIVE_LANGUAGES"),
+            phrase_list=env.phrases("VOICE_LIVE_PHRASE_LIST"),
+            remove_filler_words=env.flag("VOICE_LIVE_REMOVE_FILLER_WORDS", None),
+            eou_threshold_level=env.choice(
+                "VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", EOU_THRESHOLD_LEVELS, d.eou_threshold_level
+            ),
+            eou_timeout_ms=env.number("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", int, None, 0, 10000),
         )
+        settings.check_conversation()
         if settings.end_of_utterance and not settings.turn_detection.startswith("azure_semantic_vad"):
             raise SettingsError(
                 "VOICE_LIVE_END_OF_UTTERANCE",
@@ -210,6 +277,27 @@ class Settings:
                 "a fixed emulator port needs VOICEBRIDGE_WORKERS=1 (each worker runs its own emulator)",
             )
         return settings
+
+    def check_conversation(self) -> None:
+        """The turn-taking knobs only mean something with the feature they tune."""
+        semantic = self.turn_detection.startswith("azure_semantic_vad")
+        if self.remove_filler_words is not None and not semantic:
+            raise SettingsError(
+                "VOICE_LIVE_REMOVE_FILLER_WORDS",
+                f"filler-word removal is part of the semantic VAD: set VOICE_LIVE_TURN_DETECTION to "
+                f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {self.turn_detection!r})",
+            )
+        for variable, value in (("VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", self.eou_threshold_level),
+                                ("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", self.eou_timeout_ms)):
+            if value not in ("", None) and not self.end_of_utterance:
+                raise SettingsError(variable, "tunes end-of-utterance detection: set VOICE_LIVE_END_OF_UTTERANCE too")
+        english_only = self.turn_detection.endswith("_en") or self.end_of_utterance.endswith("_en")
+        if english_only and any(not tag.lower().startswith("en") for tag in self.languages):
+            raise SettingsError(
+                "VOICE_LIVE_LANGUAGES",
+                f"{', '.join(self.languages)} needs the multilingual turn detection, not the English-only "
+                f"{self.turn_detection if self.turn_detection.endswith('_en') else self.end_of_utterance}",
+            )
 
     @property
     def worker_count(self) -> int:
@@ -282,7 +370,38 @@ class _Env:
             raise SettingsError(name, f"must be one of {shown}, got {raw!r}")
         return value
 
-    def flag(self, name: str, default: bool) -> bool:
+    def line(self, name: str, default: str) -> str:
+        """One spoken line (a greeting, a filler): trimmed, bounded."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if len(raw) > MAX_LINE_CHARS:
+            raise SettingsError(name, f"must be at most {MAX_LINE_CHARS} characters (one spoken line), got {len(raw)}")
+        return raw
+
+    def languages(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        tags = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+        if len(tags) > MAX_LANGUAGES:
+            raise SettingsError(name, f"at most {MAX_LANGUAGES} languages (what Azure Speech transcription takes)")
+        for tag in tags:
+            if not _LANGUAGE.match(tag):
+                raise SettingsError(name, f"must be comma-separated BCP-47 language tags such as en-US,de-DE, got {tag!r}")
+        return tags
+
+    def phrases(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        phrases = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+        if len(phrases) > MAX_PHRASES or any(len(p) > MAX_PHRASE_CHARS for p in phrases):
+            raise SettingsError(name, f"at most {MAX_PHRASES} comma-separated phrases of at most "
+                                      f"{MAX_PHRASE_CHARS} characters each")
+        return phrases
+
+    def flag(self, name: str, default: bool | None) -> bool | None:
         raw = self.text(name)
         if raw is None:
             return default

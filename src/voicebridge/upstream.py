@@ -18,15 +18,19 @@ from azure.ai.voicelive.models import (
     AudioInputTranscriptionOptions,
     AudioNoiseReduction,
     AzureSemanticDetection,
+    AzureSemanticDetectionEn,
+    AzureSemanticDetectionMultilingual,
     AzureSemanticVad,
     AzureSemanticVadMultilingual,
     AzureStandardVoice,
     FunctionTool,
+    InterimResponseTrigger,
     InputAudioFormat,
     Modality,
     OutputAudioFormat,
     RequestSession,
     ServerVad,
+    StaticInterimResponseConfig,
 )
 
 from .credentials import CredentialError, CredentialProvider
@@ -49,15 +53,24 @@ _TURN_DETECTION = {
     "azure_semantic_vad_multilingual": AzureSemanticVadMultilingual,
 }
 
+# One class per model: the SDK's AzureSemanticDetection(model=...) always serializes semantic_detection_v1.
+_END_OF_UTTERANCE = {
+    "semantic_detection_v1": AzureSemanticDetection,
+    "semantic_detection_v1_en": AzureSemanticDetectionEn,
+    "semantic_detection_v1_multilingual": AzureSemanticDetectionMultilingual,
+}
+
 
 def session_config(settings: Settings, tools: list[dict] | None = None) -> RequestSession:
     """The session.update every upstream connection of this process sends. Optional features the operator
     did not set are left out, so the service's own defaults apply to them."""
-    voice = AzureStandardVoice(name=settings.voice) if settings.voice_is_azure else settings.voice
-    turn_options: dict = {}
+    voice = AzureStandardVoice(name=settings.voice, **_voice_options(settings)) if settings.voice_is_azure else settings.voice
+    turn_options: dict = _turn_taking(settings)
     if settings.end_of_utterance:
-        turn_options["end_of_utterance_detection"] = AzureSemanticDetection(model=settings.end_of_utterance)
-    optional: dict = {}
+        turn_options["end_of_utterance_detection"] = _END_OF_UTTERANCE[settings.end_of_utterance_model](
+            **_end_of_utterance_options(settings)
+        )
+    optional: dict = _speech_output(settings)
     if settings.noise_reduction:
         optional["input_audio_noise_reduction"] = AudioNoiseReduction(type=settings.noise_reduction)
     if settings.echo_cancellation:
@@ -74,7 +87,7 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
         voice=voice,
         input_audio_format=InputAudioFormat.PCM16,
         output_audio_format=OutputAudioFormat.PCM16,
-        turn_detection=_TURN_DETECTION[settings.turn_detection](
+        turn_detection=_TURN_DETECTION[settings.turn_detection_type](
             threshold=settings.vad_threshold,
             prefix_padding_ms=settings.vad_prefix_padding_ms,
             silence_duration_ms=settings.vad_silence_duration_ms,
@@ -82,9 +95,65 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
             interrupt_response=True,
             **turn_options,
         ),
-        input_audio_transcription=AudioInputTranscriptionOptions(model=settings.transcription_model),
+        input_audio_transcription=AudioInputTranscriptionOptions(
+            model=settings.transcription_model, **_transcription_options(settings)
+        ),
         **optional,
     )
+
+
+# --- the conversation's knobs (issue 24); each sent only when the operator set it ----------------------
+
+
+def _voice_options(settings: Settings) -> dict:
+    # Accents follow the configured languages; `locale` would force every reply into the first one.
+    return {"prefer_locales": list(settings.languages)} if settings.languages else {}
+
+
+def _turn_taking(settings: Settings) -> dict:
+    options: dict = {}
+    if settings.turn_detection_type.startswith("azure_semantic_vad"):
+        if settings.languages and not settings.turn_detection_type.endswith("_en"):
+            options["languages"] = list(settings.languages)
+        if settings.remove_filler_words is not None:
+            options["remove_filler_words"] = settings.remove_filler_words
+    return options
+
+
+def _end_of_utterance_options(settings: Settings) -> dict:
+    options: dict = {}
+    if settings.eou_threshold_level:
+        options["threshold_level"] = settings.eou_threshold_level
+    if settings.eou_timeout_ms is not None:
+        options["timeout_ms"] = settings.eou_timeout_ms
+    return options
+
+
+def _transcription_options(settings: Settings) -> dict:
+    """Azure Speech takes up to ten languages (the first is the primary) and a phrase list; the OpenAI
+    transcription models one ISO-639-1 language and no phrase list (Voice Live API reference)."""
+    options: dict = {}
+    languages = settings.languages
+    if settings.transcription_model == "azure-speech":
+        if languages:
+            options["language"] = ",".join(languages)
+        if settings.phrase_list:
+            options["phrase_list"] = list(settings.phrase_list)
+    elif len(languages) == 1:
+        options["language"] = languages[0].split("-")[0].lower()
+    return options
+
+
+def _speech_output(settings: Settings) -> dict:
+    options: dict = {}
+    if settings.voice_is_azure:
+        # Word timings let an interrupted reply be cut at the last word the user heard (session/turns.py).
+        options["output_audio_timestamp_types"] = ["word"]
+    if settings.tool_filler_by_service:
+        options["interim_response"] = StaticInterimResponseConfig(
+            triggers=[InterimResponseTrigger.TOOL], texts=[settings.tool_filler]
+        )
+    return options
 
 
 def _http_status(exc: BaseException) -> int | None:
