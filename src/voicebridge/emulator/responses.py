@@ -13,6 +13,7 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .records import EmulatorHost, SessionRecord, new_id
+from .spoken import interim_text, pre_generated_text, wants_word_timings, word_timings
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
@@ -44,17 +45,21 @@ class Responder:
         self._tasks = tasks
         self.active: Response | None = None
 
-    def start(self) -> None:
+    def start(self, said: str | None = None) -> None:
         """A response to the latest user input (Conversation.reply_to): function calls, if the emulator was
-        told to make them, else a spoken reply."""
-        kind, subject = self._conversation.reply_to
-        self._conversation.answered()
-        if kind != "tool":
+        told to make them, else a spoken reply. With `said` (a pre-generated assistant message) it speaks
+        that text and answers nothing: what the user said or a tool returned is still to be answered."""
+        kind, subject = ("said", said) if said is not None else self._conversation.reply_to
+        if said is None:
+            self._conversation.answered()
+        if kind not in ("tool", "said"):
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
                 return
-        if kind == "text":
+        if kind == "said":
+            pcm, transcript = _text_tone(str(subject)), str(subject)
+        elif kind == "text":
             pcm, transcript = _text_tone(str(subject)), f"You wrote: {subject}"
         elif kind == "tool":
             pcm, transcript = _text_tone(" ".join(subject)), "The tool answered: " + "; ".join(subject)
@@ -91,6 +96,9 @@ class Responder:
         chunks = [pcm[i:i + DELTA_BYTES] for i in range(0, len(pcm), DELTA_BYTES)]
         words = response.transcript.split(" ")
         fragments = [w + " " for w in words[:-1]] + words[-1:]
+        timings = word_timings(response.transcript, len(pcm) // BYTES_PER_MS) if wants_word_timings(
+            self._record.config) else []
+        stamped = 0
         started = loop.time()
         for index, chunk in enumerate(chunks):
             pace = self._host.config.pace
@@ -105,6 +113,14 @@ class Responder:
                 fragment = fragments[len(response.sent_text)]
                 response.sent_text.append(fragment)
                 self._emit("response.audio_transcript.delta", delta=fragment, **ids)
+            # Each word's timing follows the audio it starts in, as the synthesizer reports its boundaries.
+            while stamped < len(timings) and timings[stamped][0] < (index + 1) * 100:
+                offset, duration, word = timings[stamped]
+                stamped += 1
+                self._emit("response.audio_timestamp.delta", audio_offset_ms=offset, audio_duration_ms=duration,
+                           text=word, timestamp_type="word", **ids)
+        if timings:
+            self._emit("response.audio_timestamp.done", **ids)
         self._emit("response.audio.done", **ids)
         self._emit("response.audio_transcript.done", transcript=response.transcript, **ids)
         self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": response.transcript})
@@ -131,7 +147,8 @@ class Responder:
             raise RequestError(
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
                 "response is finished before creating a new one.", "conversation_already_has_active_response")
-        self.start()
+        said = pre_generated_text(event.get("response"))
+        self.start(said)
 
     def _call_functions(self, calls: list[dict]) -> None:
         """A response whose output is function calls, in the service's event order; it completes at once
@@ -158,10 +175,34 @@ class Responder:
             self._items[item_id] = {"item": item, "audio_bytes": 0}
             self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
             output.append(item)
+        if (filler := interim_text(self._record.config, "tool")) is not None:
+            output.append(self._interim(response_id, len(output), filler))
         self._emit("response.done", response={"object": "realtime.response", "id": response_id,
                                               "status": "completed", "status_details": None, "output": output})
         with self._host.registry.changing(self._record):
             record.update(status="completed")
+
+    def _interim(self, response_id: str, index: int, text: str) -> dict:
+        """The interim response: a short assistant message spoken while the client runs the tool, sent at
+        once (the client plays it in real time) so the calls' response completes as before."""
+        item_id = new_id("item")
+        ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "content_index": 0}
+        pending = {"id": item_id, "object": "realtime.item", "type": "message", "status": "in_progress",
+                   "role": "assistant", "content": []}
+        self._emit("response.output_item.added", response_id=response_id, output_index=index, item=pending)
+        self._emit("response.content_part.added", **ids, part={"type": "audio", "transcript": ""})
+        pcm = _text_tone(text)
+        for offset in range(0, len(pcm), DELTA_BYTES):
+            self._emit("response.audio.delta", delta=base64.b64encode(pcm[offset:offset + DELTA_BYTES]).decode("ascii"),
+                       **ids)
+        self._emit("response.audio_transcript.delta", delta=text, **ids)
+        self._emit("response.audio.done", **ids)
+        self._emit("response.audio_transcript.done", transcript=text, **ids)
+        self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": text})
+        item = {**pending, "status": "completed", "content": [{"type": "audio", "transcript": text}]}
+        self._items[item_id] = {"item": item, "audio_bytes": len(pcm)}
+        self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
+        return item
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.

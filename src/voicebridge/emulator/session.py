@@ -24,6 +24,7 @@ from .conversation import Conversation
 from .input_audio import InputAudio
 from .records import EmulatorHost, SessionRecord
 from .responses import Responder
+from .spoken import check_interim, check_timestamps
 from .validation import RequestError, require, validate_session
 
 # How long the session's own tasks (the writer, a streaming response) may take to end after the connection.
@@ -196,6 +197,8 @@ class EmulatedSession:
     def on_session_update(self, event: dict) -> None:
         update = require(event, "session", dict)
         validate_session(update)
+        check_timestamps(update)
+        check_interim(update, self.record.model, self.record.config)
         update = {k: v for k, v in update.items() if k not in ("id", "object")}
         with self.host.registry.changing(self.record) as rec:
             rec.config = {**rec.config, **update}

@@ -81,6 +81,7 @@ def validate_session(update: dict) -> None:
                 raise RequestError("Invalid 'session.turn_detection.end_of_utterance_detection.model': supported "
                                    f"values are {', '.join(EOU_MODELS)}.", "invalid_value",
                                    "session.turn_detection.end_of_utterance_detection.model")
+    _check_hearing(update)
     _check_typed_object(update, "input_audio_noise_reduction", NOISE_REDUCTION_TYPES)
     _check_typed_object(update, "input_audio_echo_cancellation", ("server_echo_cancellation",))
     temperature = update.get("temperature")
@@ -124,3 +125,56 @@ def _check_tools(update: dict) -> None:
             isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name") in names):
         raise RequestError("Invalid 'session.tool_choice': expected auto, none, required or a declared function.",
                            "invalid_value", "session.tool_choice")
+
+
+EOU_THRESHOLD_LEVELS = ("low", "medium", "high", "default")
+# [REF] RealtimeInputAudioTranscriptionSettings: phrase_list and custom_speech "only valid for azure-speech".
+AZURE_SPEECH_ONLY = ("phrase_list", "custom_speech")
+MAX_LANGUAGES = 10
+
+
+def _check_hearing(update: dict) -> None:
+    """Languages, phrase lists and the turn-taking knobs (issue 24), as the SDK's models and the reference
+    describe them."""
+    transcription = update.get("input_audio_transcription")
+    if isinstance(transcription, dict):
+        for name in AZURE_SPEECH_ONLY:
+            if transcription.get(name) is not None and transcription.get("model") != "azure-speech":
+                raise RequestError(f"Invalid 'session.input_audio_transcription.{name}': only valid for the "
+                                   "azure-speech model.", "invalid_value", f"session.input_audio_transcription.{name}")
+        phrases = transcription.get("phrase_list")
+        if phrases is not None and (not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases)):
+            raise RequestError("Invalid 'session.input_audio_transcription.phrase_list': expected an array of "
+                               "strings.", "invalid_type", "session.input_audio_transcription.phrase_list")
+        language = transcription.get("language")
+        if language is not None and (not isinstance(language, str) or len(language.split(",")) > MAX_LANGUAGES):
+            raise RequestError("Invalid 'session.input_audio_transcription.language': expected a language code or "
+                               f"up to {MAX_LANGUAGES} comma-separated codes.", "invalid_value",
+                               "session.input_audio_transcription.language")
+    td = update.get("turn_detection")
+    if not isinstance(td, dict):
+        return
+    kind = td.get("type")
+    for name, allowed in (("languages", ("azure_semantic_vad", "azure_semantic_vad_multilingual")),
+                          ("remove_filler_words", VAD_TYPES[1:])):
+        if td.get(name) is not None and kind not in allowed:
+            raise RequestError(f"Invalid 'session.turn_detection.{name}': not a property of {kind} turn detection.",
+                               "invalid_value", f"session.turn_detection.{name}")
+    languages = td.get("languages")
+    if languages is not None and (not isinstance(languages, list) or not all(isinstance(x, str) for x in languages)):
+        raise RequestError("Invalid 'session.turn_detection.languages': expected an array of language codes.",
+                           "invalid_type", "session.turn_detection.languages")
+    if "remove_filler_words" in td and not isinstance(td["remove_filler_words"], bool | None):
+        raise RequestError("Invalid type for 'session.turn_detection.remove_filler_words'.", "invalid_type",
+                           "session.turn_detection.remove_filler_words")
+    eou = td.get("end_of_utterance_detection")
+    if isinstance(eou, dict):
+        where = "session.turn_detection.end_of_utterance_detection"
+        level = eou.get("threshold_level")
+        if level is not None and level not in EOU_THRESHOLD_LEVELS:
+            raise RequestError(f"Invalid '{where}.threshold_level': supported values are "
+                               f"{', '.join(EOU_THRESHOLD_LEVELS)}.", "invalid_value", f"{where}.threshold_level")
+        timeout = eou.get("timeout_ms")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0):
+            raise RequestError(f"Invalid '{where}.timeout_ms': expected an integer >= 0.", "invalid_value",
+                               f"{where}.timeout_ms")

@@ -1,0 +1,125 @@
+"""What an emulated reply says besides echoing: pre-generated assistant messages, interim responses, and
+the word timings Azure voices report (issue 24).
+
+Rules, from azure-ai-voicelive 1.3.1's models and the Voice Live reference (docs/emulator.md):
+- `response.create` may carry `response.pre_generated_assistant_message`, an assistant message item
+  whose text the service speaks as it is (no model turn) and adds to the conversation.
+- `session.output_audio_timestamp_types: ["word"]` asks for `response.audio_timestamp.delta` events
+  (`audio_offset_ms`, `audio_duration_ms`, `text`, `timestamp_type: "word"`), then one
+  `response.audio_timestamp.done` per audio part. Only Azure text-to-speech voices make them.
+- `session.interim_response` (static_interim_response or llm_interim_response, triggers latency / tool)
+  makes the service speak a short filler while a tool runs; the emulator speaks it inside the response
+  that calls the tool, after the calls (the reference does not say where it sits).
+"""
+
+from __future__ import annotations
+
+from .validation import RequestError
+
+INTERIM_TYPES = ("static_interim_response", "llm_interim_response")
+INTERIM_TRIGGERS = ("latency", "tool")
+# llm_interim_response: the service writes the line itself; the emulator says this one.
+LLM_INTERIM_TEXT = "Let me check that for you."
+MAX_PRE_GENERATED_CHARS = 4000
+
+
+def pre_generated_text(params: object) -> str | None:
+    """The text of `response.pre_generated_assistant_message`, if `params` (response.create's `response`)
+    carries one; a malformed one is refused the way the service refuses an invalid item."""
+    if not isinstance(params, dict) or params.get("pre_generated_assistant_message") is None:
+        return None
+    where = "response.pre_generated_assistant_message"
+    item = params["pre_generated_assistant_message"]
+    if not isinstance(item, dict) or item.get("type", "message") != "message" or item.get("role") != "assistant":
+        raise RequestError(f"Invalid '{where}': expected an assistant message item.", "invalid_value", where)
+    content = item.get("content")
+    if not isinstance(content, list) or not content:
+        raise RequestError(f"Missing required parameter: '{where}.content'.", "missing_required_parameter",
+                           f"{where}.content")
+    texts = []
+    for index, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise RequestError(f"Invalid '{where}.content[{index}]': an assistant message holds parts of type "
+                               "'text' with a 'text' string.", "invalid_value", f"{where}.content[{index}]")
+        texts.append(part["text"])
+    text = " ".join(t.strip() for t in texts if t.strip())
+    if not text or len(text) > MAX_PRE_GENERATED_CHARS:
+        raise RequestError(f"Invalid '{where}.content': expected 1 to {MAX_PRE_GENERATED_CHARS} characters of "
+                           "text.", "invalid_value", f"{where}.content")
+    return text
+
+
+def interim_text(config: dict, trigger: str) -> str | None:
+    """What the session's interim_response says for `trigger`, or None when it does not fire for it."""
+    interim = config.get("interim_response")
+    if not isinstance(interim, dict) or trigger not in (interim.get("triggers") or INTERIM_TRIGGERS):
+        return None
+    if interim.get("type") == "static_interim_response":
+        texts = [t for t in interim.get("texts") or [] if isinstance(t, str) and t.strip()]
+        return texts[0] if texts else None
+    return LLM_INTERIM_TEXT
+
+
+def interim_supported(model: str | None, config: dict) -> bool:
+    """Model mode: cascaded text models with an Azure voice only (until the capability table says it)."""
+    name = (model or "").lower()
+    voice = config.get("voice")
+    azure = isinstance(voice, dict) and voice.get("type") in ("azure-standard", "azure-custom", "azure-personal")
+    return azure and name.startswith(("gpt-4o", "gpt-4.1", "gpt-5")) and "realtime" not in name
+
+
+def check_interim(update: dict, model: str | None, config: dict) -> None:
+    interim = update.get("interim_response")
+    if interim is None:
+        return
+    where = "session.interim_response"
+    if not interim_supported(model, {**config, **update}):
+        raise RequestError(f"Invalid '{where}': interim responses are supported only with text models in cascaded "
+                           "mode and an Azure voice; realtime audio models do not support them.",
+                           "invalid_value", where)
+    if not isinstance(interim, dict) or interim.get("type") not in INTERIM_TYPES:
+        raise RequestError(f"Invalid '{where}.type': supported values are {', '.join(INTERIM_TYPES)}.",
+                           "invalid_value", f"{where}.type")
+    triggers = interim.get("triggers")
+    if triggers is not None and (not isinstance(triggers, list) or not set(triggers) <= set(INTERIM_TRIGGERS)):
+        raise RequestError(f"Invalid '{where}.triggers': supported values are latency, tool.", "invalid_value",
+                           f"{where}.triggers")
+    threshold = interim.get("latency_threshold_ms")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0):
+        raise RequestError(f"Invalid '{where}.latency_threshold_ms': expected an integer >= 0.", "invalid_value",
+                           f"{where}.latency_threshold_ms")
+    texts = interim.get("texts")
+    if texts is not None and (not isinstance(texts, list) or not all(isinstance(t, str) for t in texts)):
+        raise RequestError(f"Invalid '{where}.texts': expected an array of strings.", "invalid_type",
+                           f"{where}.texts")
+
+
+def check_timestamps(update: dict) -> None:
+    types = update.get("output_audio_timestamp_types")
+    if types is not None and (not isinstance(types, list) or not set(types) <= {"word"}):
+        raise RequestError("Invalid 'session.output_audio_timestamp_types': supported values are word.",
+                           "invalid_value", "session.output_audio_timestamp_types")
+
+
+def wants_word_timings(config: dict) -> bool:
+    """Word timestamps were asked for and the voice is one of Azure's text-to-speech voices."""
+    voice = config.get("voice")
+    azure = isinstance(voice, dict) and str(voice.get("type", "")).startswith("azure-") and \
+        voice.get("type") != "azure-realtime-native"
+    return azure and "word" in (config.get("output_audio_timestamp_types") or [])
+
+
+def word_timings(transcript: str, audio_ms: int) -> list[tuple[int, int, str]]:
+    """(audio_offset_ms, audio_duration_ms, word) for each word, spread over the audio by its length, a
+    short pause after each word, as a speech synthesizer's word boundaries fall."""
+    words = transcript.split()
+    if not words or audio_ms <= 0:
+        return []
+    weights = [len(w) + 1 for w in words]
+    scale = audio_ms / sum(weights)
+    timings, at = [], 0.0
+    for word, weight in zip(words, weights, strict=True):
+        span = weight * scale
+        timings.append((int(at), max(1, int(span * 0.85)), word))
+        at += span
+    return timings
