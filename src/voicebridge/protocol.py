@@ -65,6 +65,7 @@ class ServerType(StrEnum):
     ERROR = "error"
     SESSION = "session"
     WARNING = "warning"
+    WORD = "word"
 
 
 class Role(StrEnum):
@@ -358,6 +359,12 @@ def error(code: ErrorCode, message: str, **extra: object) -> str:
 def warning(code: ErrorCode, message: str, seconds: int) -> str:
     """Notice of a limit ahead: `code` is the error that will end the session in `seconds`."""
     return _dumps({"type": ServerType.WARNING, "code": code, "seconds": seconds, "message": message})
+
+
+def word(item_id: str, text: str, start_ms: int, end_ms: int) -> str:
+    """Where one spoken word sits in an assistant item's audio (Azure voices' word timestamps), so the page
+    can show the word as it plays."""
+    return _dumps({"type": ServerType.WORD, "item_id": item_id, "text": text, "start_ms": start_ms, "end_ms": end_ms})
 
 
 def tool(call_id: str, name: str, status: ToolStatus, label: str | None = None) -> str:

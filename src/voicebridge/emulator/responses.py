@@ -13,7 +13,7 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .records import EmulatorHost, SessionRecord, new_id
-from .spoken import interim_text, pre_generated_text, wants_word_timings, word_timings
+from .spoken import interim_text, pre_generated_text, speak_interim, wants_word_timings, word_timings
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
@@ -176,33 +176,11 @@ class Responder:
             self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
             output.append(item)
         if (filler := interim_text(self._record.config, "tool")) is not None:
-            output.append(self._interim(response_id, len(output), filler))
+            output.append(speak_interim(self._emit, self._items, response_id, len(output), filler, _text_tone(filler)))
         self._emit("response.done", response={"object": "realtime.response", "id": response_id,
                                               "status": "completed", "status_details": None, "output": output})
         with self._host.registry.changing(self._record):
             record.update(status="completed")
-
-    def _interim(self, response_id: str, index: int, text: str) -> dict:
-        """The interim response: a short assistant message spoken while the client runs the tool, sent at
-        once (the client plays it in real time) so the calls' response completes as before."""
-        item_id = new_id("item")
-        ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "content_index": 0}
-        pending = {"id": item_id, "object": "realtime.item", "type": "message", "status": "in_progress",
-                   "role": "assistant", "content": []}
-        self._emit("response.output_item.added", response_id=response_id, output_index=index, item=pending)
-        self._emit("response.content_part.added", **ids, part={"type": "audio", "transcript": ""})
-        pcm = _text_tone(text)
-        for offset in range(0, len(pcm), DELTA_BYTES):
-            self._emit("response.audio.delta", delta=base64.b64encode(pcm[offset:offset + DELTA_BYTES]).decode("ascii"),
-                       **ids)
-        self._emit("response.audio_transcript.delta", delta=text, **ids)
-        self._emit("response.audio.done", **ids)
-        self._emit("response.audio_transcript.done", transcript=text, **ids)
-        self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": text})
-        item = {**pending, "status": "completed", "content": [{"type": "audio", "transcript": text}]}
-        self._items[item_id] = {"item": item, "audio_bytes": len(pcm)}
-        self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
-        return item
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.

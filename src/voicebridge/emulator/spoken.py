@@ -14,7 +14,14 @@ Rules, from azure-ai-voicelive 1.3.1's models and the Voice Live reference (docs
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
+
+from ..protocol import BYTES_PER_MS
+from .records import new_id
 from .validation import RequestError
+
+DELTA_BYTES = 100 * BYTES_PER_MS
 
 INTERIM_TYPES = ("static_interim_response", "llm_interim_response")
 INTERIM_TRIGGERS = ("latency", "tool")
@@ -123,3 +130,24 @@ def word_timings(transcript: str, audio_ms: int) -> list[tuple[int, int, str]]:
         timings.append((int(at), max(1, int(span * 0.85)), word))
         at += span
     return timings
+
+
+def speak_interim(emit: Callable[..., None], items: dict, response_id: str, index: int, text: str, pcm: bytes) -> dict:
+    """The interim response: a short assistant message in the tool-calling response, after its calls, sent
+    at once (the client plays it in real time) so that response completes as before. Returns its item."""
+    item_id = new_id("item")
+    ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "content_index": 0}
+    pending = {"id": item_id, "object": "realtime.item", "type": "message", "status": "in_progress",
+               "role": "assistant", "content": []}
+    emit("response.output_item.added", response_id=response_id, output_index=index, item=pending)
+    emit("response.content_part.added", **ids, part={"type": "audio", "transcript": ""})
+    for offset in range(0, len(pcm), DELTA_BYTES):
+        emit("response.audio.delta", delta=base64.b64encode(pcm[offset:offset + DELTA_BYTES]).decode("ascii"), **ids)
+    emit("response.audio_transcript.delta", delta=text, **ids)
+    emit("response.audio.done", **ids)
+    emit("response.audio_transcript.done", transcript=text, **ids)
+    emit("response.content_part.done", **ids, part={"type": "audio", "transcript": text})
+    item = {**pending, "status": "completed", "content": [{"type": "audio", "transcript": text}]}
+    items[item_id] = {"item": item, "audio_bytes": len(pcm)}
+    emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
+    return item

@@ -58,7 +58,7 @@ class BargeIn:
         if self._upstream.conn is not conn:
             return  # the upstream was replaced meanwhile; its conversation is gone
         if item.sent_ms:
-            self._transcripts.heard(item.id, audio_end_ms / item.sent_ms)
+            self._transcripts.heard(item.id, audio_end_ms / item.sent_ms, audio_end_ms)
         truncate = {
             "type": "conversation.item.truncate",
             "event_id": internal_id("truncate"),

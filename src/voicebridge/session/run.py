@@ -21,6 +21,7 @@ from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .ids import internal_id
+from .initiative import Initiative, InitiativeOptions
 from .limits import Limits, RunLimits
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
@@ -44,11 +45,12 @@ class Run:
         toolbox: Toolbox | None = None,
         limits: Limits | None = None,
         user: str = "",
+        initiative: InitiativeOptions | None = None,
     ):
         self._tab = tab
         self._stats = stats
         self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user)
-        self.status = TabStatus(session_id, tab, self.telemetry)
+        self.status = TabStatus(session_id, tab, self.telemetry, on_change=lambda state: self.initiative.state_changed(state))
         self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
         self.upstream = UpstreamLink(tasks)
         self.turns = TurnTracker()
@@ -57,10 +59,18 @@ class Run:
         self.tools = ToolCalls(
             session_id, toolbox or Toolbox(), self.upstream, tab, tasks, self.telemetry,
             user_speaking=lambda: self.status.state is State.LISTENING,
+            on_started=lambda: self.initiative.tool_started(),
+            on_all_done=lambda: self.initiative.tools_done(),
+        )
+        self.initiative = Initiative(
+            session_id, initiative or InitiativeOptions(), self.upstream, self.turns,
+            state=lambda: self.status.state,
+            tools_running=lambda: self.tools.running > 0,
+            busy=lambda: self.turns.active_response is not None,
         )
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready, on_speech=self.limits.activity,
+            self.telemetry, stats, on_ready, on_speech=self._activity, initiative=self.initiative,
         )
         self.uplink = Uplink()
 
@@ -76,7 +86,7 @@ class Run:
 
     def text(self, message: Text) -> None:
         """A typed turn: like speech, it interrupts a reply that is playing; then the model answers it."""
-        self.limits.activity()
+        self._activity()
         self.events.interrupt(time.monotonic())
         active = self.turns.active_response
         if active is not None and not self.turns.dropped(active):
@@ -100,8 +110,14 @@ class Run:
             self.telemetry.playback_latency(message.latency_ms)
         self.turns.played(message.item_id, message.played_ms, message.cleared)
 
+    def _activity(self) -> None:
+        """The person spoke or typed: the idle clock starts again, and so does the re-prompt's."""
+        self.limits.activity()
+        self.initiative.activity()
+
     def connected(self, conn: VoiceLiveConnection) -> None:
         """A new upstream connection: what the previous one said about turns and items is void."""
+        self.initiative.new_connection()
         self.turns.reset()
         self.transcripts.new_connection()
         self.tools.reset()
@@ -127,6 +143,8 @@ class Run:
 
     def seed(self, history: tuple[Turn, ...]) -> None:
         """The conversation the tab handed back with session.start (replayed like our own)."""
+        if history:
+            self.initiative.history_given()
         for turn in history:
             self.transcripts.remember(turn.role, turn.text)
 

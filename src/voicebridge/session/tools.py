@@ -39,6 +39,8 @@ class ToolCalls:
         tasks: TaskOwner,
         telemetry: SessionTelemetry,
         user_speaking: Callable[[], bool],
+        on_started: Callable[[], None] = lambda: None,
+        on_all_done: Callable[[], None] = lambda: None,
     ):
         self._id = session_id
         self._toolbox = toolbox
@@ -47,6 +49,9 @@ class ToolCalls:
         self._tasks = tasks
         self._telemetry = telemetry
         self._user_speaking = user_speaking
+        self._on_started = on_started  # a call began (the filler's clock starts)
+        self._on_all_done = on_all_done  # no call is running any more
+        self.running = 0  # calls of this connection still running
         self._calls: dict[object, list[asyncio.Task[None]]] = {}  # asking response id -> its calls
         self._names: dict[str, str] = {}  # call id -> function name, from response.output_item.added
 
@@ -54,6 +59,7 @@ class ToolCalls:
         """A new upstream connection: the calls of the old one answer nobody (their tasks end by themselves)."""
         self._calls.clear()
         self._names.clear()
+        self.running = 0
 
     def announced(self, item: object) -> None:
         """`response.output_item.added`: a function call item names its function before its arguments
@@ -79,6 +85,8 @@ class ToolCalls:
             return
         arguments = arguments if isinstance(arguments, str) else "{}"
         self._tab.send(protocol.tool(call_id, name, ToolStatus.RUNNING, self._label(name)))
+        self.running += 1
+        self._on_started()
         task = self._tasks.spawn(self._call(conn, call_id, name, arguments), f"tool:{name}")
         self._calls.setdefault(event.get("response_id"), []).append(task)
 
@@ -90,9 +98,15 @@ class ToolCalls:
 
     async def _call(self, conn: VoiceLiveConnection, call_id: str, name: str, arguments: str) -> None:
         started = time.monotonic()
-        with self._telemetry.tool_call(name) as span:
-            outcome = await self._toolbox.run(name, arguments)
-            span.outcome(outcome.reason, (time.monotonic() - started) * 1000.0)
+        try:
+            with self._telemetry.tool_call(name) as span:
+                outcome = await self._toolbox.run(name, arguments)
+                span.outcome(outcome.reason, (time.monotonic() - started) * 1000.0)
+        finally:
+            if self._upstream.conn is conn:
+                self.running = max(0, self.running - 1)
+                if not self.running:
+                    self._on_all_done()
         log_event("tool.call", self._id, tool=name, outcome=outcome.reason)
         if self._upstream.conn is conn:
             output = {"type": "function_call_output", "call_id": call_id, "output": outcome.output}

@@ -43,6 +43,7 @@ export const ServerType = Object.freeze({
   ERROR: "error",
   SESSION: "session",
   WARNING: "warning",
+  WORD: "word",
 });
 
 export const ToolStatus = Object.freeze({
