@@ -14,16 +14,26 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from . import capabilities
+from .capabilities import OPENAI_VOICES, REALTIME_NATIVE_VOICES
+
 T = TypeVar("T")
 
-# Voices the realtime models offer by name; anything with a dash is an Azure neural voice.
-OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse")
-_AZURE_VOICE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)+(:[A-Za-z0-9]+)?$")
 TELEMETRY_MODES = ("", "console", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-TURN_DETECTION_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_multilingual")
-END_OF_UTTERANCE_MODELS = ("", "semantic_detection_v1")
-NOISE_REDUCTION_TYPES = ("", "azure_deep_noise_suppression", "near_field", "far_field")
+TURN_DETECTION_TYPES = capabilities.TURN_DETECTION_TYPES
+END_OF_UTTERANCE_MODELS = ("", *capabilities.END_OF_UTTERANCE_MODELS)
+NOISE_REDUCTION_TYPES = ("", *capabilities.NOISE_REDUCTION_TYPES)
+# The variable behind each field the capability table checks (capabilities.Problem.field).
+_CAPABILITY_VARIABLES = {
+    "transcription_model": "VOICE_LIVE_TRANSCRIPTION_MODEL",
+    "noise_reduction": "VOICE_LIVE_NOISE_REDUCTION",
+    "voice": "VOICE_LIVE_VOICE",
+    "end_of_utterance": "VOICE_LIVE_END_OF_UTTERANCE",
+    "vad_threshold": "VOICE_LIVE_VAD_THRESHOLD",
+    "phrase_list": "VOICE_LIVE_PHRASE_LIST",
+    "languages": "VOICE_LIVE_LANGUAGES",
+}
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Conversation (issue 24): BCP-47 tags like en-US, de-DE, zh-Hans-CN; the end-of-utterance sensitivity.
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -49,12 +59,6 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _interim_responses(model: str) -> bool:
-    # Until the capability table (issue 19) says it: the cascaded (text LLM) models.
-    name = model.lower()
-    return name.startswith(("gpt-4o", "gpt-4.1", "gpt-5")) and "realtime" not in name
-
-
 class SettingsError(ValueError):
     """A configuration value is missing or invalid; the message is meant for the operator."""
 
@@ -69,16 +73,19 @@ class Settings:
     endpoint: str | None = None
     api_key: str | None = None
     model: str = "gpt-realtime"
-    voice: str = "en-US-AvaNeural"
+    # Empty: the model family's default (capabilities.py). voice_type is the voice object's `type`.
+    voice: str = ""
+    voice_type: str = ""
     instructions: str = DEFAULT_INSTRUCTIONS
     api_version: str | None = None
-    transcription_model: str = "azure-speech"
-    vad_threshold: float = 0.5
-    vad_prefix_padding_ms: int = 300
-    vad_silence_duration_ms: int = 500
-    # Voice Live's audio front end; unset values are not sent, so the service's defaults apply.
+    transcription_model: str = ""  # empty: the model family's default (gpt-realtime: gpt-4o-transcribe)
+    # Voice Live's audio front end; unset (None, empty) values are not sent, so the service's defaults
+    # apply (they change: prefix padding is 400 / 420 ms on newer models, not the 300 we once sent).
+    vad_threshold: float | None = None
+    vad_prefix_padding_ms: int | None = None
+    vad_silence_duration_ms: int | None = None
     turn_detection: str = "server_vad"
-    end_of_utterance: str = ""  # only with a semantic turn detection type
+    end_of_utterance: str = ""  # with server_vad or a semantic type, on the models that support it
     noise_reduction: str = ""
     echo_cancellation: bool = False
     temperature: float | None = None
@@ -158,14 +165,47 @@ class Settings:
         return not self.endpoint
 
     @property
+    def family(self) -> capabilities.Family | None:
+        return capabilities.family_of(self.model)
+
+    @property
+    def transcription(self) -> str:
+        """The transcription model sessions use: the operator's, else the model family's default."""
+        if self.transcription_model:
+            return self.transcription_model
+        fam = self.family
+        return fam.default_transcription if fam is not None else "azure-speech"
+
+    @property
+    def voice_choice(self) -> tuple[str, str]:
+        """(type, name) of the voice sessions speak with: the operator's, else the family's default."""
+        if self.voice:
+            return self.voice_type or capabilities.voice_kind(self.voice) or capabilities.AZURE_STANDARD, self.voice
+        fam = self.family or capabilities.family("cascaded")
+        return fam.default_voice
+
+    @property
     def voice_is_azure(self) -> bool:
-        return "-" in self.voice
+        return self.voice_choice[0] in capabilities.AZURE_VOICES
+
+    def capability_problems(self) -> list[capabilities.Problem]:
+        return capabilities.problems(self.family, capabilities.Choice(
+            transcription_model=self.transcription,
+            noise_reduction=self.noise_reduction or None,
+            voice_kind=self.voice_choice[0],
+            turn_detection=self.turn_detection,
+            end_of_utterance=self.end_of_utterance_model or None,
+            vad_threshold=self.vad_threshold,
+            phrase_list=bool(self.phrase_list),
+            languages=self.languages,
+        ))
 
     @property
     def tool_filler_by_service(self) -> bool:
         """Voice Live speaks the tool filler itself (interim_response): only cascaded models with Azure
         voices do (Voice Live how-to, interim responses); elsewhere the bridge says it."""
-        return bool(self.tool_filler_ms) and self.voice_is_azure and _interim_responses(self.model)
+        fam = self.family
+        return bool(self.tool_filler_ms) and self.voice_is_azure and fam is not None and fam.interim_response
 
     @property
     def multilingual(self) -> bool:
@@ -195,11 +235,12 @@ class Settings:
             endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
             api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
             model=env.text("VOICE_LIVE_MODEL") or d.model,
-            voice=env.choice_voice("VOICE_LIVE_VOICE", d.voice),
+            voice=(voice := env.choice_voice("VOICE_LIVE_VOICE"))[1],
+            voice_type=voice[0],
             instructions=env.text("VOICE_LIVE_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
             api_version=env.text("VOICE_LIVE_API_VERSION"),
             transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or d.transcription_model,
-            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.0, 1.0),
+            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.01, 0.99),
             vad_prefix_padding_ms=env.number(
                 "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, d.vad_prefix_padding_ms, 0, 5000
             ),
@@ -264,13 +305,8 @@ class Settings:
             ),
             eou_timeout_ms=env.number("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", int, None, 0, 10000),
         )
-        settings.check_conversation()
-        if settings.end_of_utterance and not settings.turn_detection.startswith("azure_semantic_vad"):
-            raise SettingsError(
-                "VOICE_LIVE_END_OF_UTTERANCE",
-                "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
-                f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
-            )
+        settings.check_capabilities()
+        _check_conversation(settings)
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
                 "VOICEBRIDGE_EMULATOR_PORT",
@@ -278,26 +314,22 @@ class Settings:
             )
         return settings
 
-    def check_conversation(self) -> None:
-        """The turn-taking knobs only mean something with the feature they tune."""
-        semantic = self.turn_detection.startswith("azure_semantic_vad")
-        if self.remove_filler_words is not None and not semantic:
-            raise SettingsError(
-                "VOICE_LIVE_REMOVE_FILLER_WORDS",
-                f"filler-word removal is part of the semantic VAD: set VOICE_LIVE_TURN_DETECTION to "
-                f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {self.turn_detection!r})",
-            )
-        for variable, value in (("VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", self.eou_threshold_level),
-                                ("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", self.eou_timeout_ms)):
-            if value not in ("", None) and not self.end_of_utterance:
-                raise SettingsError(variable, "tunes end-of-utterance detection: set VOICE_LIVE_END_OF_UTTERANCE too")
-        english_only = self.turn_detection.endswith("_en") or self.end_of_utterance.endswith("_en")
-        if english_only and any(not tag.lower().startswith("en") for tag in self.languages):
-            raise SettingsError(
-                "VOICE_LIVE_LANGUAGES",
-                f"{', '.join(self.languages)} needs the multilingual turn detection, not the English-only "
-                f"{self.turn_detection if self.turn_detection.endswith('_en') else self.end_of_utterance}",
-            )
+    def check_capabilities(self) -> None:
+        """Refuse a combination the model's family does not support, naming the variables and what works."""
+        found = self.capability_problems()
+        if not found:
+            return
+        problem = found[0]
+        variable = _CAPABILITY_VARIABLES[problem.field]
+        value = {"transcription_model": self.transcription, "voice": self.voice_choice[1],
+                 "phrase_list": ",".join(self.phrase_list), "languages": ",".join(self.languages)}.get(
+            problem.field, getattr(self, problem.field, ""))
+        default = " (the default)" if problem.field == "transcription_model" and not self.transcription_model else ""
+        raise SettingsError(
+            variable,
+            f"{value!r}{default} does not work with VOICE_LIVE_MODEL={self.model}: {problem.message}; "
+            f"use one of: {', '.join(problem.accepted)}",
+        )
 
     @property
     def worker_count(self) -> int:
@@ -305,6 +337,28 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _check_conversation(settings: Settings) -> None:
+    """The turn-taking knobs only mean something with the feature they tune."""
+    semantic = settings.turn_detection.startswith("azure_semantic_vad")
+    if settings.remove_filler_words is not None and not semantic:
+        raise SettingsError(
+            "VOICE_LIVE_REMOVE_FILLER_WORDS",
+            f"filler-word removal is part of the semantic VAD: set VOICE_LIVE_TURN_DETECTION to "
+            f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
+        )
+    for variable, value in (("VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", settings.eou_threshold_level),
+                            ("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", settings.eou_timeout_ms)):
+        if value not in ("", None) and not settings.end_of_utterance:
+            raise SettingsError(variable, "tunes end-of-utterance detection: set VOICE_LIVE_END_OF_UTTERANCE too")
+    english_only = settings.turn_detection.endswith("_en") or settings.end_of_utterance.endswith("_en")
+    if english_only and any(not tag.lower().startswith("en") for tag in settings.languages):
+        raise SettingsError(
+            "VOICE_LIVE_LANGUAGES",
+            f"{', '.join(settings.languages)} needs the multilingual turn detection, not the English-only "
+            f"{settings.turn_detection if settings.turn_detection.endswith('_en') else settings.end_of_utterance}",
+        )
 
 
 class _Env:
@@ -412,18 +466,23 @@ class _Env:
             return False
         raise SettingsError(name, f"must be true or false, got {raw!r}")
 
-    def choice_voice(self, name: str, default: str) -> str:
+    def choice_voice(self, name: str) -> tuple[str, str]:
+        """(type, name): an OpenAI voice name, an Azure neural voice (en-US-AvaNeural), or one of the
+        azure-realtime model's native voices; ("", "") when unset (the model's default)."""
         raw = self.text(name)
         if raw is None:
-            return default
+            return "", ""
         if "-" in raw:
-            if _AZURE_VOICE.match(raw):
-                return raw
+            if capabilities.AZURE_VOICE_NAME.match(raw):
+                return capabilities.AZURE_STANDARD, raw
             raise SettingsError(name, f"an Azure voice looks like en-US-AvaNeural, got {raw!r}")
         if raw.lower() in OPENAI_VOICES:
-            return raw.lower()
+            return capabilities.OPENAI, raw.lower()
+        if raw.lower() in REALTIME_NATIVE_VOICES:
+            return capabilities.AZURE_REALTIME_NATIVE, raw.lower()
         raise SettingsError(
-            name, f"must be an Azure voice name (like en-US-AvaNeural) or one of {', '.join(OPENAI_VOICES)}, got {raw!r}"
+            name, f"must be an Azure voice name (like en-US-AvaNeural), one of {', '.join(OPENAI_VOICES)} "
+            f"(OpenAI voices), or one of {', '.join(REALTIME_NATIVE_VOICES)} (azure-realtime voices), got {raw!r}"
         )
 
     def secret_name(self, name: str, default: str) -> str:

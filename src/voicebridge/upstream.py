@@ -17,22 +17,26 @@ from azure.ai.voicelive.models import (
     AudioEchoCancellation,
     AudioInputTranscriptionOptions,
     AudioNoiseReduction,
+    AzureRealtimeNativeVoice,
     AzureSemanticDetection,
     AzureSemanticDetectionEn,
     AzureSemanticDetectionMultilingual,
     AzureSemanticVad,
+    AzureSemanticVadEn,
     AzureSemanticVadMultilingual,
     AzureStandardVoice,
     FunctionTool,
     InterimResponseTrigger,
     InputAudioFormat,
     Modality,
+    OpenAIVoice,
     OutputAudioFormat,
     RequestSession,
     ServerVad,
     StaticInterimResponseConfig,
 )
 
+from . import capabilities
 from .credentials import CredentialError, CredentialProvider
 from .protocol import ErrorCode
 from .settings import Settings
@@ -50,26 +54,35 @@ class UpstreamError(Exception):
 _TURN_DETECTION = {
     "server_vad": ServerVad,
     "azure_semantic_vad": AzureSemanticVad,
+    "azure_semantic_vad_en": AzureSemanticVadEn,
     "azure_semantic_vad_multilingual": AzureSemanticVadMultilingual,
 }
-
 # One class per model: the SDK's AzureSemanticDetection(model=...) always serializes semantic_detection_v1.
 _END_OF_UTTERANCE = {
     "semantic_detection_v1": AzureSemanticDetection,
     "semantic_detection_v1_en": AzureSemanticDetectionEn,
     "semantic_detection_v1_multilingual": AzureSemanticDetectionMultilingual,
 }
+_VOICES = {
+    capabilities.OPENAI: OpenAIVoice,
+    capabilities.AZURE_STANDARD: AzureStandardVoice,
+    capabilities.AZURE_REALTIME_NATIVE: AzureRealtimeNativeVoice,
+}
 
 
 def session_config(settings: Settings, tools: list[dict] | None = None) -> RequestSession:
     """The session.update every upstream connection of this process sends. Optional features the operator
     did not set are left out, so the service's own defaults apply to them."""
-    voice = AzureStandardVoice(name=settings.voice, **_voice_options(settings)) if settings.voice_is_azure else settings.voice
+    kind, name = settings.voice_choice
+    voice = _VOICES[kind](name=name, **(_voice_options(settings) if kind in capabilities.AZURE_VOICES else {}))
     turn_options: dict = _turn_taking(settings)
     if settings.end_of_utterance:
         turn_options["end_of_utterance_detection"] = _END_OF_UTTERANCE[settings.end_of_utterance_model](
             **_end_of_utterance_options(settings)
         )
+    for option in ("threshold", "prefix_padding_ms", "silence_duration_ms"):
+        if (value := getattr(settings, f"vad_{option}")) is not None:
+            turn_options[option] = value
     optional: dict = _speech_output(settings)
     if settings.noise_reduction:
         optional["input_audio_noise_reduction"] = AudioNoiseReduction(type=settings.noise_reduction)
@@ -88,15 +101,12 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
         input_audio_format=InputAudioFormat.PCM16,
         output_audio_format=OutputAudioFormat.PCM16,
         turn_detection=_TURN_DETECTION[settings.turn_detection_type](
-            threshold=settings.vad_threshold,
-            prefix_padding_ms=settings.vad_prefix_padding_ms,
-            silence_duration_ms=settings.vad_silence_duration_ms,
             create_response=True,
             interrupt_response=True,
             **turn_options,
         ),
         input_audio_transcription=AudioInputTranscriptionOptions(
-            model=settings.transcription_model, **_transcription_options(settings)
+            model=settings.transcription, **_transcription_options(settings)
         ),
         **optional,
     )
@@ -134,7 +144,7 @@ def _transcription_options(settings: Settings) -> dict:
     transcription models one ISO-639-1 language and no phrase list (Voice Live API reference)."""
     options: dict = {}
     languages = settings.languages
-    if settings.transcription_model == "azure-speech":
+    if settings.transcription == "azure-speech":
         if languages:
             options["language"] = ",".join(languages)
         if settings.phrase_list:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
+from .. import capabilities
 from ..protocol import BYTES_PER_MS
 from .records import new_id
 from .validation import RequestError
@@ -67,20 +68,16 @@ def interim_text(config: dict, trigger: str) -> str | None:
     return LLM_INTERIM_TEXT
 
 
-def interim_supported(model: str | None, config: dict) -> bool:
-    """Model mode: cascaded text models with an Azure voice only (until the capability table says it)."""
-    name = (model or "").lower()
-    voice = config.get("voice")
-    azure = isinstance(voice, dict) and voice.get("type") in ("azure-standard", "azure-custom", "azure-personal")
-    return azure and name.startswith(("gpt-4o", "gpt-4.1", "gpt-5")) and "realtime" not in name
-
-
-def check_interim(update: dict, model: str | None, config: dict) -> None:
+def check_interim(update: dict, family: capabilities.Family | None, config: dict) -> None:
+    """`config`: the session's settings so far (the voice may have been set by an earlier update)."""
     interim = update.get("interim_response")
     if interim is None:
         return
     where = "session.interim_response"
-    if not interim_supported(model, {**config, **update}):
+    voice = {**config, **update}.get("voice")
+    kind = voice.get("type") if isinstance(voice, dict) else capabilities.OPENAI
+    refused = capabilities.problems(family, capabilities.Choice(voice_kind=kind, interim_response=True))
+    if any(p.field == "interim_response" for p in refused):
         raise RequestError(f"Invalid '{where}': interim responses are supported only with text models in cascaded "
                            "mode and an Azure voice; realtime audio models do not support them.",
                            "invalid_value", where)
