@@ -50,6 +50,7 @@ class Bridge:
             history_items=settings.history_items,
             toolbox=self.toolbox,
             limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
+            model=settings.model,
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(
