@@ -23,7 +23,7 @@ from .session import BridgeSession, Refusal, SessionHost, SessionOptions
 from .session.initiative import InitiativeOptions
 from .session.limits import Limits
 from .session.supervisor import Lifecycle
-from .settings import Settings
+from .settings import Settings, tool_filler_by_service
 from .tasks import TaskOwner
 from .tools import Toolbox
 from .upstream import Connector, session_config
@@ -55,11 +55,12 @@ class Bridge:
                 greeting=settings.greeting,
                 tool_filler_ms=settings.tool_filler_ms,
                 tool_filler=settings.tool_filler,
-                filler_by_service=settings.tool_filler_by_service,
+                filler_by_service=tool_filler_by_service(settings),
                 reprompt_s=settings.reprompt_s,
                 reprompt=settings.reprompt,
                 idle_s=settings.idle_s,
             ),
+            model=settings.model,
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(

@@ -188,45 +188,6 @@ class Settings:
     def voice_is_azure(self) -> bool:
         return self.voice_choice[0] in capabilities.AZURE_VOICES
 
-    def capability_problems(self) -> list[capabilities.Problem]:
-        return capabilities.problems(self.family, capabilities.Choice(
-            transcription_model=self.transcription,
-            noise_reduction=self.noise_reduction or None,
-            voice_kind=self.voice_choice[0],
-            turn_detection=self.turn_detection,
-            end_of_utterance=self.end_of_utterance_model or None,
-            vad_threshold=self.vad_threshold,
-            phrase_list=bool(self.phrase_list),
-            languages=self.languages,
-        ))
-
-    @property
-    def tool_filler_by_service(self) -> bool:
-        """Voice Live speaks the tool filler itself (interim_response): only cascaded models with Azure
-        voices do (Voice Live how-to, interim responses); elsewhere the bridge says it."""
-        fam = self.family
-        return bool(self.tool_filler_ms) and self.voice_is_azure and fam is not None and fam.interim_response
-
-    @property
-    def multilingual(self) -> bool:
-        """A language besides English is expected: the semantic turn detection takes its multilingual model."""
-        return any(not tag.lower().startswith("en") for tag in self.languages)
-
-    @property
-    def turn_detection_type(self) -> str:
-        """The turn detection sent: azure_semantic_vad becomes its multilingual variant for other languages
-        (the default variant "primarily supports English", Voice Live how-to)."""
-        if self.multilingual and self.turn_detection == "azure_semantic_vad":
-            return "azure_semantic_vad_multilingual"
-        return self.turn_detection
-
-    @property
-    def end_of_utterance_model(self) -> str:
-        """Likewise for end-of-utterance detection: semantic_detection_v1 supports English only."""
-        if self.multilingual and self.end_of_utterance == "semantic_detection_v1":
-            return "semantic_detection_v1_multilingual"
-        return self.end_of_utterance
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = _Env(environ)
@@ -305,7 +266,7 @@ class Settings:
             ),
             eou_timeout_ms=env.number("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", int, None, 0, 10000),
         )
-        settings.check_capabilities()
+        check_capabilities(settings)
         _check_conversation(settings)
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
@@ -313,23 +274,6 @@ class Settings:
                 "a fixed emulator port needs VOICEBRIDGE_WORKERS=1 (each worker runs its own emulator)",
             )
         return settings
-
-    def check_capabilities(self) -> None:
-        """Refuse a combination the model's family does not support, naming the variables and what works."""
-        found = self.capability_problems()
-        if not found:
-            return
-        problem = found[0]
-        variable = _CAPABILITY_VARIABLES[problem.field]
-        value = {"transcription_model": self.transcription, "voice": self.voice_choice[1],
-                 "phrase_list": ",".join(self.phrase_list), "languages": ",".join(self.languages)}.get(
-            problem.field, getattr(self, problem.field, ""))
-        default = " (the default)" if problem.field == "transcription_model" and not self.transcription_model else ""
-        raise SettingsError(
-            variable,
-            f"{value!r}{default} does not work with VOICE_LIVE_MODEL={self.model}: {problem.message}; "
-            f"use one of: {', '.join(problem.accepted)}",
-        )
 
     @property
     def worker_count(self) -> int:
@@ -359,6 +303,64 @@ def _check_conversation(settings: Settings) -> None:
             f"{', '.join(settings.languages)} needs the multilingual turn detection, not the English-only "
             f"{settings.turn_detection if settings.turn_detection.endswith('_en') else settings.end_of_utterance}",
         )
+
+
+def capability_problems(settings: Settings) -> list[capabilities.Problem]:
+    return capabilities.problems(settings.family, capabilities.Choice(
+        transcription_model=settings.transcription,
+        noise_reduction=settings.noise_reduction or None,
+        voice_kind=settings.voice_choice[0],
+        turn_detection=settings.turn_detection,
+        end_of_utterance=end_of_utterance_model(settings) or None,
+        vad_threshold=settings.vad_threshold,
+        phrase_list=bool(settings.phrase_list),
+        languages=settings.languages,
+    ))
+
+
+def check_capabilities(settings: Settings) -> None:
+    """Refuse a combination the model's family does not support, naming the variables and what works."""
+    found = capability_problems(settings)
+    if not found:
+        return
+    problem = found[0]
+    variable = _CAPABILITY_VARIABLES[problem.field]
+    value = {"transcription_model": settings.transcription, "voice": settings.voice_choice[1],
+             "phrase_list": ",".join(settings.phrase_list), "languages": ",".join(settings.languages)}.get(
+        problem.field, getattr(settings, problem.field, ""))
+    default = " (the default)" if problem.field == "transcription_model" and not settings.transcription_model else ""
+    raise SettingsError(
+        variable,
+        f"{value!r}{default} does not work with VOICE_LIVE_MODEL={settings.model}: {problem.message}; "
+        f"use one of: {', '.join(problem.accepted)}",
+    )
+
+
+def tool_filler_by_service(settings: Settings) -> bool:
+    """Voice Live speaks the tool filler itself (interim_response): only cascaded models with Azure voices
+    do (Voice Live how-to, interim responses); elsewhere the bridge says it."""
+    fam = settings.family
+    return bool(settings.tool_filler_ms) and settings.voice_is_azure and fam is not None and fam.interim_response
+
+
+def _multilingual(settings: Settings) -> bool:
+    """A language besides English is expected."""
+    return any(not tag.lower().startswith("en") for tag in settings.languages)
+
+
+def turn_detection_type(settings: Settings) -> str:
+    """The turn detection sent: azure_semantic_vad becomes its multilingual variant for other languages (the
+    default variant "primarily supports English", Voice Live how-to)."""
+    if _multilingual(settings) and settings.turn_detection == "azure_semantic_vad":
+        return "azure_semantic_vad_multilingual"
+    return settings.turn_detection
+
+
+def end_of_utterance_model(settings: Settings) -> str:
+    """Likewise for end-of-utterance detection: semantic_detection_v1 supports English only."""
+    if _multilingual(settings) and settings.end_of_utterance == "semantic_detection_v1":
+        return "semantic_detection_v1_multilingual"
+    return settings.end_of_utterance
 
 
 class _Env:

@@ -39,7 +39,7 @@ from azure.ai.voicelive.models import (
 from . import capabilities
 from .credentials import CredentialError, CredentialProvider
 from .protocol import ErrorCode
-from .settings import Settings
+from .settings import Settings, end_of_utterance_model, tool_filler_by_service, turn_detection_type
 
 log = logging.getLogger("voicebridge.upstream")
 
@@ -77,7 +77,7 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
     voice = _VOICES[kind](name=name, **(_voice_options(settings) if kind in capabilities.AZURE_VOICES else {}))
     turn_options: dict = _turn_taking(settings)
     if settings.end_of_utterance:
-        turn_options["end_of_utterance_detection"] = _END_OF_UTTERANCE[settings.end_of_utterance_model](
+        turn_options["end_of_utterance_detection"] = _END_OF_UTTERANCE[end_of_utterance_model(settings)](
             **_end_of_utterance_options(settings)
         )
     for option in ("threshold", "prefix_padding_ms", "silence_duration_ms"):
@@ -100,7 +100,7 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
         voice=voice,
         input_audio_format=InputAudioFormat.PCM16,
         output_audio_format=OutputAudioFormat.PCM16,
-        turn_detection=_TURN_DETECTION[settings.turn_detection_type](
+        turn_detection=_TURN_DETECTION[turn_detection_type(settings)](
             create_response=True,
             interrupt_response=True,
             **turn_options,
@@ -122,8 +122,8 @@ def _voice_options(settings: Settings) -> dict:
 
 def _turn_taking(settings: Settings) -> dict:
     options: dict = {}
-    if settings.turn_detection_type.startswith("azure_semantic_vad"):
-        if settings.languages and not settings.turn_detection_type.endswith("_en"):
+    if turn_detection_type(settings).startswith("azure_semantic_vad"):
+        if settings.languages and not turn_detection_type(settings).endswith("_en"):
             options["languages"] = list(settings.languages)
         if settings.remove_filler_words is not None:
             options["remove_filler_words"] = settings.remove_filler_words
@@ -159,7 +159,7 @@ def _speech_output(settings: Settings) -> dict:
     if settings.voice_is_azure:
         # Word timings let an interrupted reply be cut at the last word the user heard (session/turns.py).
         options["output_audio_timestamp_types"] = ["word"]
-    if settings.tool_filler_by_service:
+    if tool_filler_by_service(settings):
         options["interim_response"] = StaticInterimResponseConfig(
             triggers=[InterimResponseTrigger.TOOL], texts=[settings.tool_filler]
         )

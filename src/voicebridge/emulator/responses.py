@@ -14,6 +14,7 @@ from ..tasks import TaskOwner
 from .conversation import Conversation
 from .records import EmulatorHost, SessionRecord, new_id
 from .spoken import interim_text, pre_generated_text, speak_interim, wants_word_timings, word_timings
+from .usage import Usage
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
@@ -22,10 +23,6 @@ SAMPLES_PER_MS = SAMPLE_RATE // 1000
 TEXT_REPLY_MS_PER_WORD, TEXT_REPLY_MS = 150, (600, 3000)
 
 Emit = Callable[..., None]
-
-
-# Token rates of the usage the emulator reports (docs/emulator.md: an estimate shaped like the service's).
-INPUT_AUDIO_TOKENS_PER_S, OUTPUT_AUDIO_TOKENS_PER_S, CHARS_PER_TEXT_TOKEN = 10, 20, 4
 
 
 @dataclass(slots=True)
@@ -41,21 +38,17 @@ class Response:
     audio_bytes: int = 0
 
 
-def _text_tokens(text: object) -> int:
-    return math.ceil(len(text) / CHARS_PER_TEXT_TOKEN) if isinstance(text, str) and text else 0
-
-
 class Responder:
     def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, conversation: Conversation,
                  tasks: TaskOwner):
-        self._emit = emit
+        self._emit = self.emit = emit
         self._host = host
         self._record = record
         self._conversation = conversation
         self._items = conversation.items
         self._tasks = tasks
         self.active: Response | None = None
-        self._last_context = (0, 0)  # what the previous response read: the service caches that prefix
+        self._usage = Usage()
         self._start_after = False  # a turn ended while the active response was still being cancelled
 
     def start_when_free(self) -> None:
@@ -64,42 +57,6 @@ class Responder:
             self.start()
         elif self.active.cancelling:
             self._start_after = True
-
-    def _context(self) -> tuple[int, int]:
-        """(text, audio) tokens of everything a reply re-reads: instructions and every item so far."""
-        text = _text_tokens(self._record.config.get("instructions"))
-        audio = 0
-        for entry in self._items.values():
-            item = entry["item"]
-            if entry["audio_bytes"]:
-                rate = OUTPUT_AUDIO_TOKENS_PER_S if item.get("role") == "assistant" else INPUT_AUDIO_TOKENS_PER_S
-                audio += math.ceil(entry["audio_bytes"] / (1000 * BYTES_PER_MS) * rate)
-            elif item.get("type") == "message":
-                for part in item.get("content") or []:
-                    if isinstance(part, dict):
-                        text += _text_tokens(part.get("text") or part.get("transcript"))
-            else:
-                text += _text_tokens(item.get("arguments")) + _text_tokens(item.get("output"))
-        return text, audio
-
-    def _usage(self, response: Response | None, context: tuple[int, int], output_text: str) -> dict:
-        text, audio = context
-        cached_text, cached_audio = min(text, self._last_context[0]), min(audio, self._last_context[1])
-        self._last_context = context
-        out_audio = math.ceil((response.audio_bytes if response else 0) / (1000 * BYTES_PER_MS)
-                              * OUTPUT_AUDIO_TOKENS_PER_S)
-        out_text = _text_tokens(output_text)
-        return {
-            "total_tokens": text + audio + out_text + out_audio,
-            "input_tokens": text + audio,
-            "output_tokens": out_text + out_audio,
-            "input_token_details": {
-                "cached_tokens": cached_text + cached_audio, "text_tokens": text, "audio_tokens": audio,
-                "image_tokens": 0,
-                "cached_tokens_details": {"text_tokens": cached_text, "audio_tokens": cached_audio, "image_tokens": 0},
-            },
-            "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
-        }
 
     def start(self, said: str | None = None) -> None:
         """A response to the latest user input (Conversation.reply_to): function calls, if the emulator was
@@ -126,7 +83,7 @@ class Responder:
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
         outcome = self._host.config.reply_outcome
-        context = self._context()
+        context = self._usage.context(self._record.config.get("instructions"), self._items)
         response_id, item_id = new_id("resp"), new_id("item")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "outcome": outcome}
@@ -149,10 +106,10 @@ class Responder:
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
                    content_index=0, part={"type": part, "transcript": ""} if part == "audio" else {"type": "text", "text": ""})
         if outcome == "text_only":
-            response.task = self._tasks.spawn(self._stream_text(response), f"response-{response_id}")
+            response.task = self._tasks.spawn(_stream_text(self, self._host, response), f"response-{response_id}")
         elif outcome == "content_filter":
             # Output stopped by the content filter (Voice Live cannot switch it off): no audio, incomplete.
-            self._finish(response, "incomplete", None, {"type": "incomplete", "reason": "content_filter"})
+            self.finish(response, "incomplete", None, {"type": "incomplete", "reason": "content_filter"})
         else:
             response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
 
@@ -201,23 +158,9 @@ class Responder:
         self._emit("response.audio.done", **ids)
         self._emit("response.audio_transcript.done", transcript=response.transcript, **ids)
         self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": response.transcript})
-        self._finish(response, "completed", None)
+        self.finish(response, "completed", None)
 
-    async def _stream_text(self, response: Response) -> None:
-        """A reply in text only: response.text.* and no audio at all."""
-        ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
-        words = response.transcript.split(" ")
-        for index, word in enumerate(words):
-            if index and self._host.config.pace:
-                await asyncio.sleep(0.05 * self._host.config.pace)
-            fragment = word if index == len(words) - 1 else word + " "
-            response.sent_text.append(fragment)
-            self._emit("response.text.delta", delta=fragment, **ids)
-        self._emit("response.text.done", text=response.transcript, **ids)
-        self._emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
-        self._finish(response, "completed", None)
-
-    def _finish(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
+    def finish(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
         item = self._assistant_item(response, "completed" if status == "completed" else "incomplete")
         self._items[response.item_id]["item"] = item
         self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
@@ -228,7 +171,7 @@ class Responder:
     def _end(self, response: Response, status: str, details: dict | None, output: list, reason: str | None = None,
              ) -> None:
         self.active = None
-        usage = self._usage(response, response.context, "".join(response.sent_text))
+        usage = self._usage.report(response.context, response.audio_bytes, "".join(response.sent_text))
         self._emit("response.done", response={"object": "realtime.response", "id": response.id, "status": status,
                                               "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):
@@ -251,7 +194,7 @@ class Responder:
 
     def _cancelled(self, response: Response, reason: str) -> None:
         if self.active is response:
-            self._finish(response, "cancelled", reason)
+            self.finish(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
         if self.active is not None:
@@ -264,7 +207,7 @@ class Responder:
     def _call_functions(self, calls: list[dict]) -> None:
         """A response whose output is function calls, in the service's event order; it completes at once
         (the arguments are known), and the client answers with function_call_output items + response.create."""
-        context = self._context()
+        context = self._usage.context(self._record.config.get("instructions"), self._items)
         response_id = new_id("resp")
         record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
@@ -289,7 +232,7 @@ class Responder:
             output.append(item)
         if (filler := interim_text(self._record.config, "tool")) is not None:
             output.append(speak_interim(self._emit, self._items, response_id, len(output), filler, _text_tone(filler)))
-        usage = self._usage(None, context, "".join(c["arguments"] for c in calls))
+        usage = self._usage.report(context, 0, "".join(c["arguments"] for c in calls))
         self._emit("response.done", response={"object": "realtime.response", "id": response_id,
                                               "status": "completed", "status_details": None, "output": output,
                                               "usage": usage})
@@ -310,6 +253,21 @@ class Responder:
                 self.active.task.cancel()
             with self._host.registry.changing(self._record):
                 self.active.record.update(status="cancelled", cancel_reason="connection_closed")
+
+
+async def _stream_text(responder: Responder, host: EmulatorHost, response: Response) -> None:
+    """A reply in text only: response.text.* and no audio at all."""
+    ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
+    words = response.transcript.split(" ")
+    for index, word in enumerate(words):
+        if index and host.config.pace:
+            await asyncio.sleep(0.05 * host.config.pace)
+        fragment = word if index == len(words) - 1 else word + " "
+        response.sent_text.append(fragment)
+        responder.emit("response.text.delta", delta=fragment, **ids)
+    responder.emit("response.text.done", text=response.transcript, **ids)
+    responder.emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
+    responder.finish(response, "completed", None)
 
 
 def _text_tone(text: str) -> bytes:

@@ -80,7 +80,7 @@ class EmulatedSession:
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
         self.responses = Responder(self.emit, host, record, self.conversation, self.tasks)
-        self.input = InputAudio(self.emit, record, self.conversation, self.responses)
+        self.input = InputAudio(self.emit, record, self.conversation, self.responses, host=host)
         self.handlers = {
             "session.update": self.on_session_update,
             "input_audio_buffer.append": self.input.append,  # called with the decoded audio, see on_text

@@ -15,9 +15,10 @@ from .. import protocol
 from ..logs import event as log_event
 from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
-from .bargein import INTERNAL_EVENT_PREFIX, BargeIn
+from .bargein import BargeIn
 from .connection import UpstreamLink
 from .initiative import Initiative
+from .replies import ReplyOutcome, failed_reply
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
@@ -25,7 +26,9 @@ from .turns import TurnTracker
 
 log = logging.getLogger("voicebridge.session")
 
-BENIGN_ERROR_CODES = frozenset(("response_cancel_not_active",))
+# What history keeps for a user turn the service could not transcribe: the model heard it, so the
+# conversation replayed elsewhere must show that something was said.
+UNTRANSCRIBED = "(inaudible)"
 
 
 def _b64_len(data: str) -> int:
@@ -48,12 +51,13 @@ class UpstreamEvents:
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
         initiative: Initiative | None = None,
+        on_rejected: Callable[[], None] = lambda: None,
     ):
-        self._id = session_id
+        self._id = self.session_id = session_id
         self._status = status
         self._machine = status.machine
         self._tab = tab
-        self._upstream = upstream
+        self._upstream = self.upstream = upstream
         self._turns = turns
         self._transcripts = transcripts
         self._barge_in = barge_in
@@ -63,6 +67,7 @@ class UpstreamEvents:
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
         self._initiative = initiative  # what the agent says on its own (greeting, filler, re-prompt)
+        self._on_rejected = on_rejected  # the service refused the configuration: the run ends
 
     def dispatch(self, raw: bytes) -> None:
         try:
@@ -122,6 +127,7 @@ class UpstreamEvents:
     def _response_created(self, event: dict) -> None:
         response = event.get("response")
         response_id = response.get("id") if isinstance(response, dict) else None
+        self._upstream.gate.created(response_id)
         if self._turns.parked and isinstance(response_id, str):
             # No tab to hear it (the socket dropped): cancel it; its item is truncated to nothing.
             self._turns.drop_unheard(response_id)
@@ -131,15 +137,17 @@ class UpstreamEvents:
 
     def _audio_delta(self, event: dict) -> None:
         response_id = event.get("response_id")
+        content_index = event.get("content_index")
+        content_index = content_index if isinstance(content_index, int) and not isinstance(content_index, bool) else 0
         if self._turns.dropped(response_id):
             if self._turns.first_unheard_audio(response_id) and isinstance(event.get("item_id"), str):
-                self._barge_in.unheard(event["item_id"])
+                self._barge_in.unheard(event["item_id"], content_index)
             return
         data = event.get("delta")
         item_id = event.get("item_id")
         if not isinstance(data, str) or not isinstance(item_id, str):
             return
-        self._turns.audio_sent(item_id, response_id, _b64_len(data), time.monotonic())
+        self._turns.audio_sent(item_id, response_id, _b64_len(data), time.monotonic(), content_index)
         self._stats["chunks_down"] += 1
         self._tab.send(protocol.audio(data, item_id))
         if self._machine.state != State.SPEAKING:
@@ -156,6 +164,11 @@ class UpstreamEvents:
         status = str(response.get("status", "unknown"))
         current = self._turns.is_current(response_id)
         dropped = self._turns.dropped(response_id)
+        self._upstream.gate.done(response_id)
+        self._telemetry.usage(response.get("usage"))
+        failure = failed_reply(response)
+        if failure is not None and not dropped:
+            self._reply_failed(failure)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
         if self._initiative is not None:
@@ -170,6 +183,18 @@ class UpstreamEvents:
             self._status.show(self._machine.response_finished())
         elif dropped and self._machine.state == State.LISTENING:
             self._telemetry.turn_ended(status)  # the interrupted turn ends; the user's next one has not begun
+
+    def _reply_failed(self, failure: ReplyOutcome) -> None:
+        """The reply was not given (throttled, filtered): the person hears why, the next turn works."""
+        self._telemetry.reply_failed(failure.reason)
+        log.warning("event=reply.failed session=%s status=%s reason=%s", self._id, failure.status, failure.reason)
+        self._status.error(ErrorCode.REPLY_FAILED, failure.message, reason=failure.reason,
+                           **({"upstream_code": failure.code} if failure.code else {}))
+
+    def _user_transcript_failed(self, event: dict) -> None:
+        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        log.warning("event=transcription.failed session=%s code=%s", self._id, error.get("code") or error.get("type"))
+        self._transcripts.user(event.get("item_id"), UNTRANSCRIBED, final=True, untranscribed=True)
 
     def _user_transcript_delta(self, event: dict) -> None:
         self._transcripts.user(event.get("item_id"), event.get("delta"), final=False)
@@ -206,17 +231,55 @@ class UpstreamEvents:
 
     def _error(self, event: dict) -> None:
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
-        code = str(error.get("code") or error.get("type") or "unknown")
+        verdict = self._upstream.gate.judge(error)
         message = str(error.get("message") or "no details")
-        source = str(error.get("event_id") or "")
-        if code in BENIGN_ERROR_CODES or source.startswith(INTERNAL_EVENT_PREFIX):
-            log.info("event=upstream.benign_error session=%s code=%s source=%s", self._id, code, source)
+        param = error.get("param") if isinstance(error.get("param"), str) else None
+        if verdict.benign:
+            log.info("event=upstream.benign_error session=%s code=%s kind=%s", self._id, verdict.code, verdict.kind)
             return
-        log.warning("event=upstream.error session=%s code=%s", self._id, code)
-        self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", upstream_code=code)
+        log.warning("event=upstream.error session=%s code=%s kind=%s param=%s message=%s", self._id, verdict.code,
+                    verdict.kind, param, message[:300])
+        extra = {"upstream_code": verdict.code, **({"param": param} if param else {})}
+        if verdict.kind == "session_update":
+            # The service refused our configuration: no session will come of this connection.
+            self._telemetry.failure(ErrorCode.UPSTREAM_REJECTED)
+            self._status.error(ErrorCode.UPSTREAM_REJECTED,
+                               f"Voice Live refused the session configuration: {message}", **extra)
+            self._status.show(self._machine.failed())
+            self._on_rejected()
+            return
+        self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", **extra)
+
+
+def _session_created(events: UpstreamEvents, event: dict) -> None:
+    session = event.get("session") if isinstance(event.get("session"), dict) else {}
+    expires_at = session.get("expires_at")
+    if isinstance(expires_at, int | float) and not isinstance(expires_at, bool) and expires_at > 0:
+        events.upstream.expires_at = float(expires_at)
+
+
+def _warning(events: UpstreamEvents, event: dict) -> None:
+    warning = event.get("warning") if isinstance(event.get("warning"), dict) else event
+    log.warning("event=upstream.warning session=%s code=%s message=%s", events.session_id,
+                warning.get("code"), str(warning.get("message") or "")[:200])
+
+
+def _rate_limits(events: UpstreamEvents, event: dict) -> None:
+    limits = event.get("rate_limits")
+    if not isinstance(limits, list):
+        return
+    for limit in limits:
+        if isinstance(limit, dict) and isinstance(limit.get("remaining"), int | float):
+            log.info("event=upstream.rate_limit session=%s name=%s remaining=%s limit=%s", events.session_id,
+                     limit.get("name"), limit.get("remaining"), limit.get("limit"))
+
+
+def _text_done(events: UpstreamEvents, event: dict) -> None:
+    events._assistant_transcript_done({**event, "transcript": event.get("text")})
 
 
 _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
+    "session.created": _session_created,
     "session.updated": UpstreamEvents._session_updated,
     "input_audio_buffer.speech_started": UpstreamEvents._speech_started,
     "input_audio_buffer.speech_stopped": UpstreamEvents._speech_stopped,
@@ -228,6 +291,14 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.done": UpstreamEvents._response_done,
     "conversation.item.input_audio_transcription.delta": UpstreamEvents._user_transcript_delta,
     "conversation.item.input_audio_transcription.completed": UpstreamEvents._user_transcript_done,
+    "conversation.item.input_audio_transcription.failed": UpstreamEvents._user_transcript_failed,
+    # A reply in text only (the model can answer so after replayed history) is shown like a spoken one.
+    "response.text.delta": UpstreamEvents._assistant_transcript_delta,
+    "response.output_text.delta": UpstreamEvents._assistant_transcript_delta,
+    "response.text.done": _text_done,
+    "response.output_text.done": _text_done,
+    "warning": _warning,
+    "rate_limits.updated": _rate_limits,
     "response.audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.output_audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,

@@ -24,6 +24,9 @@ class SessionOptions:
     toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
     limits: Limits = Limits()  # each run's time, idle and audio-rate limits
     initiative: InitiativeOptions = InitiativeOptions()  # greeting, tool filler, re-prompt (issue 24)
+    model: str = ""  # VOICE_LIVE_MODEL: the token counts are reported per model
+    # A connection nearer than this to its expires_at is replaced between turns (issue 19, rollover.py).
+    rollover_margin_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """What the agent says without being asked (issue 24): the greeting, the filler while a tool runs, and
 the re-prompt after a silence.
 
-Each is one `response.create`, sent only at a moment no response is active on the connection (the
-response gate holds any request that comes meanwhile until this one's `response.done`), so it never
-talks over a reply or the person. A fixed line is a `pre_generated_assistant_message`: it costs no
+Each is one `response.create` through the connection's response gate (gate.py), sent only at a moment
+no response is active or asked for (the gate holds any request that comes meanwhile, a tool's reply say,
+until this one's `response.done`), so it never talks over a reply or the person. A fixed line is a `pre_generated_assistant_message`: it costs no
 model turn, always says the same words, and lands in the conversation like any reply (its transcript
 reaches the tab and the history the usual way, and a barge-in during it works like any other).
 
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from ..logs import event
 from ..protocol import State
 from .connection import UpstreamLink
-from .ids import internal_id
 from .turns import TurnTracker
 
 GREETING_AUTO = "auto"
@@ -57,7 +56,6 @@ class Initiative:
         turns: TurnTracker,
         state: Callable[[], State],
         tools_running: Callable[[], bool],
-        busy: Callable[[], bool],
     ):
         self._id = session_id
         self._options = options
@@ -65,7 +63,6 @@ class Initiative:
         self._turns = turns
         self._state = state  # the tab-visible state
         self._tools_running = tools_running
-        self._busy = busy  # a response is active or asked for on this connection
         self._greeted = False  # this run has greeted, or must not (history, a later connection)
         self._filler: asyncio.TimerHandle | None = None
         self._filler_due = False  # the filler's time came while a response was active
@@ -137,7 +134,7 @@ class Initiative:
         self._filler = None
         if not self._tools_running() or self._turns.parked or self._state() is State.LISTENING:
             return
-        if self._busy():
+        if self._upstream.gate.busy:
             self._filler_due = True
             return
         self._filled = True
@@ -153,18 +150,14 @@ class Initiative:
 
     def _reprompt_time(self) -> None:
         self._reprompt = None
-        if self._state() is not State.READY or self._tools_running() or self._busy() or self._turns.parked:
+        if self._state() is not State.READY or self._tools_running() or self._upstream.gate.busy or self._turns.parked:
             return  # not a silence after all: the next `ready` arms it again
         self._prompted = True
         self._create(pre_generated(self._options.reprompt), "reprompt")
 
     def _create(self, response: dict | None, kind: str) -> None:
-        if self._upstream.conn is None:
+        if self._upstream.conn is None or not self._upstream.gate.say(response, kind):
             return
-        create: dict = {"type": "response.create", "event_id": internal_id(kind)}
-        if response is not None:
-            create["response"] = response
-        self._upstream.send_soon(create, kind)
         self.said.append(kind)
         event(f"initiative.{kind}", self._id)
 

@@ -46,13 +46,16 @@ class Run:
         limits: Limits | None = None,
         user: str = "",
         initiative: InitiativeOptions | None = None,
+        *,
+        model: str = "",
     ):
         self._tab = tab
         self._stats = stats
-        self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user)
+        self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user, model=model)
         self.status = TabStatus(session_id, tab, self.telemetry, on_change=lambda state: self.initiative.state_changed(state))
         self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
-        self.upstream = UpstreamLink(tasks)
+        self.upstream = UpstreamLink(tasks, session_id)
+        self.rejected = False  # the service refused the session configuration: the run ends
         self.turns = TurnTracker()
         self.transcripts = TranscriptKeeper(self._transcript, history_items)
         self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
@@ -66,11 +69,11 @@ class Run:
             session_id, initiative or InitiativeOptions(), self.upstream, self.turns,
             state=lambda: self.status.state,
             tools_running=lambda: self.tools.running > 0,
-            busy=lambda: self.turns.active_response is not None,
         )
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
             self.telemetry, stats, on_ready, on_speech=self._activity, initiative=self.initiative,
+            on_rejected=self._rejected,
         )
         self.uplink = Uplink()
 
@@ -90,20 +93,20 @@ class Run:
         self.events.interrupt(time.monotonic())
         active = self.turns.active_response
         if active is not None and not self.turns.dropped(active):
-            # A reply still being prepared (no audio yet) would refuse the new response: it gives way.
+            # A reply still being prepared (no audio yet) gives way to the typed turn.
             self.turns.drop(active)
             self.barge_in.cancel(active)
         self.transcripts.user(f"typed-{next(_typed_ids)}", message.text, final=True, typed=True)
         self.status.show(self.status.machine.speech_stopped())
         self.telemetry.turn_started()
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": message.text}]}
-        self.upstream.send_soon_many(
-            [
-                {"type": "conversation.item.create", "event_id": internal_id("text"), "item": item},
-                {"type": "response.create", "event_id": internal_id("text-reply")},
-            ],
-            "text",
-        )
+        gate = self.upstream.gate
+        self.upstream.send_soon(gate.sent({"type": "conversation.item.create", "item": item}, "text"), "text")
+        # A cancelled reply stays active until its response.done: the gate sends the create after it.
+        gate.create("text")
+
+    def _rejected(self) -> None:
+        self.rejected = True  # the run loop ends the relay after this event, and the run with it
 
     def playback(self, message: Playback) -> None:
         if message.latency_ms is not None:

@@ -60,6 +60,8 @@ class RunLoop:
                 event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
             else:
                 was_ready = await self._relay(run, conn)
+                if run.rejected:
+                    return ErrorCode.UPSTREAM_REJECTED  # the same configuration would be refused again
                 if not self._wanted():
                     return "stopped"
                 if was_ready or deadline is None:
@@ -88,7 +90,9 @@ class RunLoop:
             self._host.options.connect_timeout_s, self._ready_timeout, run, conn
         )
         try:
-            await conn.session.update(session=self._host.options.session_config)
+            # Named, so that the service's refusal of it (message, param) fails the start at once.
+            update_id = run.upstream.gate.sent({}, "session_update")["event_id"]
+            await conn.session.update(session=self._host.options.session_config, event_id=update_id)
             # Sent in the same breath as the configuration, so the service applies both before any audio.
             if replayed := await run.replay(conn):
                 event("upstream.replayed", self._id, items=replayed)  # a count only: transcripts stay out of logs
@@ -96,6 +100,8 @@ class RunLoop:
                 raw = await conn.recv_bytes()
                 if raw:
                     run.events.dispatch(raw)
+                    if run.rejected:
+                        break
         except (ConnectionClosed, VoiceLiveConnectionError, OSError) as exc:
             event("upstream.closed", self._id, detail=str(exc)[:120])
         finally:
