@@ -20,7 +20,6 @@ from ..tools import Toolbox
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
-from .ids import internal_id
 from .initiative import Initiative, InitiativeOptions
 from .limits import Limits, RunLimits
 from .tab import TabLink, TabStatus
