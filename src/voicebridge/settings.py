@@ -143,19 +143,17 @@ class Settings:
     telemetry: str = ""
     telemetry_transcripts: bool = False
 
-    # Conversation (issue 24): what the agent says on its own, and how it hears. Empty greeting: none;
-    # "auto": the model greets; any other text is spoken as it is. 0 turns the filler / re-prompt off.
+    # Conversation (issue 24). Greeting: "" none, "auto" the model's, else these words. 0: filler/re-prompt off.
     greeting: str = ""
     tool_filler_ms: int = 1200
     tool_filler: str = DEFAULT_TOOL_FILLER
     reprompt_s: float = 20.0
     reprompt: str = DEFAULT_REPROMPT
-    languages: tuple[str, ...] = ()  # BCP-47, the first is the page's and the voice's
+    languages: tuple[str, ...] = ()  # BCP-47; the first is the page's
     phrase_list: tuple[str, ...] = ()
     remove_filler_words: bool | None = None  # None: not sent (semantic VAD only)
     eou_threshold_level: str = ""
     eou_timeout_ms: int | None = None
-
     # Deployment: the tag of the image this process runs, reported by /healthz so a rollout's gate can
     # tell the new container from an old one that is still healthy.
     image_tag: str = ""
@@ -253,18 +251,7 @@ class Settings:
             telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, d.telemetry),
             telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
             image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
-            greeting=env.line("VOICEBRIDGE_GREETING", d.greeting),
-            tool_filler_ms=env.number("VOICEBRIDGE_TOOL_FILLER_MS", int, d.tool_filler_ms, 0, 60000),
-            tool_filler=env.line("VOICEBRIDGE_TOOL_FILLER_TEXT", d.tool_filler),
-            reprompt_s=env.number("VOICEBRIDGE_REPROMPT_SECONDS", float, d.reprompt_s, 0.0, 3600.0),
-            reprompt=env.line("VOICEBRIDGE_REPROMPT_TEXT", d.reprompt),
-            languages=env.languages("VOICE_LIVE_LANGUAGES"),
-            phrase_list=env.phrases("VOICE_LIVE_PHRASE_LIST"),
-            remove_filler_words=env.flag("VOICE_LIVE_REMOVE_FILLER_WORDS", None),
-            eou_threshold_level=env.choice(
-                "VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", EOU_THRESHOLD_LEVELS, d.eou_threshold_level
-            ),
-            eou_timeout_ms=env.number("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", int, None, 0, 10000),
+            **_conversation_from_env(env, d),
         )
         check_capabilities(settings)
         _check_conversation(settings)
@@ -281,6 +268,24 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _conversation_from_env(env: _Env, d: Settings) -> dict:
+    """The conversation's variables (issue 24)."""
+    return {
+        "greeting": env.line("VOICEBRIDGE_GREETING", d.greeting),
+        "tool_filler_ms": env.number("VOICEBRIDGE_TOOL_FILLER_MS", int, d.tool_filler_ms, 0, 60000),
+        "tool_filler": env.line("VOICEBRIDGE_TOOL_FILLER_TEXT", d.tool_filler),
+        "reprompt_s": env.number("VOICEBRIDGE_REPROMPT_SECONDS", float, d.reprompt_s, 0.0, 3600.0),
+        "reprompt": env.line("VOICEBRIDGE_REPROMPT_TEXT", d.reprompt),
+        "languages": env.languages("VOICE_LIVE_LANGUAGES"),
+        "phrase_list": env.phrases("VOICE_LIVE_PHRASE_LIST"),
+        "remove_filler_words": env.flag("VOICE_LIVE_REMOVE_FILLER_WORDS", None),
+        "eou_threshold_level": env.choice(
+            "VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", EOU_THRESHOLD_LEVELS, d.eou_threshold_level
+        ),
+        "eou_timeout_ms": env.number("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", int, None, 0, 10000),
+    }
 
 
 def _check_conversation(settings: Settings) -> None:

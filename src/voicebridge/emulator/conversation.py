@@ -87,9 +87,13 @@ class Conversation:
         self.last_utterance = pcm
         self.reply_to = ("audio", pcm)
 
-    def answered(self) -> None:
-        """A response began: what it answered is answered; a later one echoes the last utterance again."""
-        self.reply_to = ("audio", self.last_utterance)
+    def next_reply(self, said: str | None) -> tuple[str, object]:
+        """What a response answers (and from now on has answered); ("said", text) for a pre-generated
+        message, which answers nothing: what the user said or a tool returned is still to be answered."""
+        if said is not None:
+            return "said", said
+        reply, self.reply_to = self.reply_to, ("audio", self.last_utterance)
+        return reply
 
     def _note_input(self, item: dict) -> None:
         if item["type"] == "function_call_output":

@@ -13,7 +13,7 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .records import EmulatorHost, SessionRecord, new_id
-from .spoken import interim_text, pre_generated_text, speak_interim, wants_word_timings, word_timings
+from .spoken import WordStamps, pre_generated_text, speak_interim
 from .usage import Usage
 from .validation import RequestError
 
@@ -60,20 +60,15 @@ class Responder:
 
     def start(self, said: str | None = None) -> None:
         """A response to the latest user input (Conversation.reply_to): function calls, if the emulator was
-        told to make them, else a spoken reply. With `said` (a pre-generated assistant message) it speaks
-        that text and answers nothing: what the user said or a tool returned is still to be answered."""
-        kind, subject = ("said", said) if said is not None else self._conversation.reply_to
-        if said is None:
-            self._conversation.answered()
+        told to make them, else a spoken reply; or `said` (a pre-generated message), which answers nothing."""
+        kind, subject = self._conversation.next_reply(said)
         if kind not in ("tool", "said"):
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
                 return
-        if kind == "said":
-            pcm, transcript = _text_tone(str(subject)), str(subject)
-        elif kind == "text":
-            pcm, transcript = _text_tone(str(subject)), f"You wrote: {subject}"
+        if kind in ("said", "text"):
+            pcm, transcript = _text_tone(str(subject)), str(subject) if kind == "said" else f"You wrote: {subject}"
         elif kind == "tool":
             pcm, transcript = _text_tone(" ".join(subject)), "The tool answered: " + "; ".join(subject)
         elif subject:
@@ -129,9 +124,7 @@ class Responder:
         chunks = [pcm[i:i + DELTA_BYTES] for i in range(0, len(pcm), DELTA_BYTES)]
         words = response.transcript.split(" ")
         fragments = [w + " " for w in words[:-1]] + words[-1:]
-        timings = word_timings(response.transcript, len(pcm) // BYTES_PER_MS) if wants_word_timings(
-            self._record.config) else []
-        stamped = 0
+        stamps = WordStamps(self._emit, self._record.config, response.transcript, len(pcm) // BYTES_PER_MS, ids)
         started = loop.time()
         for index, chunk in enumerate(chunks):
             pace = self._host.config.pace
@@ -147,14 +140,8 @@ class Responder:
                 fragment = fragments[len(response.sent_text)]
                 response.sent_text.append(fragment)
                 self._emit("response.audio_transcript.delta", delta=fragment, **ids)
-            # Each word's timing follows the audio it starts in, as the synthesizer reports its boundaries.
-            while stamped < len(timings) and timings[stamped][0] < (index + 1) * 100:
-                offset, duration, word = timings[stamped]
-                stamped += 1
-                self._emit("response.audio_timestamp.delta", audio_offset_ms=offset, audio_duration_ms=duration,
-                           text=word, timestamp_type="word", **ids)
-        if timings:
-            self._emit("response.audio_timestamp.done", **ids)
+            stamps.upto((index + 1) * 100)
+        stamps.done()
         self._emit("response.audio.done", **ids)
         self._emit("response.audio_transcript.done", transcript=response.transcript, **ids)
         self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": response.transcript})
@@ -201,8 +188,7 @@ class Responder:
             raise RequestError(
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
                 "response is finished before creating a new one.", "conversation_already_has_active_response")
-        said = pre_generated_text(event.get("response"))
-        self.start(said)
+        self.start(pre_generated_text(event.get("response")))
 
     def _call_functions(self, calls: list[dict]) -> None:
         """A response whose output is function calls, in the service's event order; it completes at once
@@ -230,8 +216,7 @@ class Responder:
             self._items[item_id] = {"item": item, "audio_bytes": 0}
             self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
             output.append(item)
-        if (filler := interim_text(self._record.config, "tool")) is not None:
-            output.append(speak_interim(self._emit, self._items, response_id, len(output), filler, _text_tone(filler)))
+        output += speak_interim(self._emit, self._items, self._record.config, response_id, len(output), _text_tone)
         usage = self._usage.report(context, 0, "".join(c["arguments"] for c in calls))
         self._emit("response.done", response={"object": "realtime.response", "id": response_id,
                                               "status": "completed", "status_details": None, "output": output,

@@ -113,6 +113,29 @@ def wants_word_timings(config: dict) -> bool:
     return azure and "word" in (config.get("output_audio_timestamp_types") or [])
 
 
+class WordStamps:
+    """The word timestamps of one audio part, each sent with the audio it starts in, as a synthesizer
+    reports its word boundaries; nothing when the session did not ask for them or its voice makes none."""
+
+    def __init__(self, emit: Callable[..., None], config: dict, transcript: str, audio_ms: int, ids: dict):
+        self._emit = emit
+        self._ids = ids
+        self._timings = word_timings(transcript, audio_ms) if wants_word_timings(config) else []
+        self._sent = 0
+
+    def upto(self, ms: int) -> None:
+        """The audio up to `ms` has been sent: the words starting before it follow."""
+        while self._sent < len(self._timings) and self._timings[self._sent][0] < ms:
+            offset, duration, word = self._timings[self._sent]
+            self._sent += 1
+            self._emit("response.audio_timestamp.delta", audio_offset_ms=offset, audio_duration_ms=duration,
+                       text=word, timestamp_type="word", **self._ids)
+
+    def done(self) -> None:
+        if self._timings:
+            self._emit("response.audio_timestamp.done", **self._ids)
+
+
 def word_timings(transcript: str, audio_ms: int) -> list[tuple[int, int, str]]:
     """(audio_offset_ms, audio_duration_ms, word) for each word, spread over the audio by its length, a
     short pause after each word, as a speech synthesizer's word boundaries fall."""
@@ -129,9 +152,15 @@ def word_timings(transcript: str, audio_ms: int) -> list[tuple[int, int, str]]:
     return timings
 
 
-def speak_interim(emit: Callable[..., None], items: dict, response_id: str, index: int, text: str, pcm: bytes) -> dict:
-    """The interim response: a short assistant message in the tool-calling response, after its calls, sent
-    at once (the client plays it in real time) so that response completes as before. Returns its item."""
+def speak_interim(emit: Callable[..., None], items: dict, config: dict, response_id: str, index: int,
+                  tone: Callable[[str], bytes]) -> list[dict]:
+    """The interim response, if the session has one for tools: a short assistant message in the tool-calling
+    response, after its calls, sent at once (the client plays it in real time) so that response completes
+    as before. Returns the output items it added."""
+    text = interim_text(config, "tool")
+    if text is None:
+        return []
+    pcm = tone(text)
     item_id = new_id("item")
     ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "content_index": 0}
     pending = {"id": item_id, "object": "realtime.item", "type": "message", "status": "in_progress",
@@ -147,4 +176,4 @@ def speak_interim(emit: Callable[..., None], items: dict, response_id: str, inde
     item = {**pending, "status": "completed", "content": [{"type": "audio", "transcript": text}]}
     items[item_id] = {"item": item, "audio_bytes": len(pcm)}
     emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
-    return item
+    return [item]

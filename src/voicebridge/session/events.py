@@ -17,7 +17,6 @@ from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
 from .bargein import BargeIn
 from .connection import UpstreamLink
-from .initiative import Initiative
 from .replies import ReplyOutcome, failed_reply
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
@@ -50,7 +49,6 @@ class UpstreamEvents:
         stats: dict[str, int],
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
-        initiative: Initiative | None = None,
         on_rejected: Callable[[], None] = lambda: None,
     ):
         self._id = self.session_id = session_id
@@ -66,7 +64,6 @@ class UpstreamEvents:
         self._stats = stats
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
-        self._initiative = initiative  # what the agent says on its own (greeting, filler, re-prompt)
         self._on_rejected = on_rejected  # the service refused the configuration: the run ends
 
     def dispatch(self, raw: bytes) -> None:
@@ -102,8 +99,6 @@ class UpstreamEvents:
         log_event("session.ready", self._id, connect_ms=round(elapsed_ms), reconnect=reconnect)
         self._on_ready()
         self._status.show(new)
-        if self._initiative is not None:
-            self._initiative.ready(conversation_empty=not self._transcripts.replayable())
 
     def interrupt(self, received: float) -> None:
         """The user took the turn (speech or typed text): assistant audio playing or queued is a barge-in."""
@@ -171,8 +166,6 @@ class UpstreamEvents:
             self._reply_failed(failure)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
-        if self._initiative is not None:
-            self._initiative.response_done()
         if self._tools.asked(response_id):
             # The reply comes in the response that follows the tools' outputs: the turn goes on.
             self._tools.response_done(response_id, interrupted=status == "cancelled" or dropped)
@@ -210,17 +203,6 @@ class UpstreamEvents:
     def _assistant_transcript_done(self, event: dict) -> None:
         interrupted = self._turns.dropped(event.get("response_id"))
         self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
-
-    def _word_timestamp(self, event: dict) -> None:
-        """`response.audio_timestamp.delta` (Azure voices, when asked for): a word and its place in the audio."""
-        item_id, offset, duration = event.get("item_id"), event.get("audio_offset_ms"), event.get("audio_duration_ms")
-        if self._turns.dropped(event.get("response_id")) or not isinstance(item_id, str):
-            return
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (offset, duration)):
-            return
-        self._transcripts.word(item_id, offset + duration)
-        text = event.get("text")
-        self._tab.send(protocol.word(item_id, text if isinstance(text, str) else "", offset, offset + duration))
 
     def _output_item_added(self, event: dict) -> None:
         self._tools.announced(event.get("item"))
@@ -278,6 +260,12 @@ def _text_done(events: UpstreamEvents, event: dict) -> None:
     events._assistant_transcript_done({**event, "transcript": event.get("text")})
 
 
+def _word_timestamp(events: UpstreamEvents, event: dict) -> None:
+    """`response.audio_timestamp.delta` (Azure voices, when asked for): a word and its place in the audio."""
+    if not events._turns.dropped(event.get("response_id")):
+        events._transcripts.timestamp(event)
+
+
 _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "session.created": _session_created,
     "session.updated": UpstreamEvents._session_updated,
@@ -304,7 +292,7 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_item.added": UpstreamEvents._output_item_added,
-    "response.audio_timestamp.delta": UpstreamEvents._word_timestamp,
+    "response.audio_timestamp.delta": _word_timestamp,
     "response.function_call_arguments.done": UpstreamEvents._function_call,
     "error": UpstreamEvents._error,
 }

@@ -28,6 +28,7 @@ from .connection import UpstreamLink
 from .turns import TurnTracker
 
 GREETING_AUTO = "auto"
+FILLER_RETRY_S = 0.2  # the filler is due but a response is active: look again this much later
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,6 @@ class Initiative:
         self._tools_running = tools_running
         self._greeted = False  # this run has greeted, or must not (history, a later connection)
         self._filler: asyncio.TimerHandle | None = None
-        self._filler_due = False  # the filler's time came while a response was active
         self._filled = False  # this batch of calls had its filler
         self._reprompt: asyncio.TimerHandle | None = None
         self._prompted = False  # this silence had its re-prompt
@@ -111,12 +111,6 @@ class Initiative:
         self._clear_filler()
         self._filled = False
 
-    def response_done(self) -> None:
-        """The active response is over: a filler whose time came meanwhile may go now."""
-        if self._filler_due:
-            self._filler_due = False
-            self._filler_time()
-
     def new_connection(self) -> None:
         """Calls and silences of the previous connection are void."""
         self._clear_filler()
@@ -134,8 +128,8 @@ class Initiative:
         self._filler = None
         if not self._tools_running() or self._turns.parked or self._state() is State.LISTENING:
             return
-        if self._upstream.gate.busy:
-            self._filler_due = True
+        if self._upstream.gate.busy:  # the calls' own response is still streaming: try again shortly
+            self._filler = asyncio.get_running_loop().call_later(FILLER_RETRY_S, self._filler_time)
             return
         self._filled = True
         self._create(pre_generated(self._options.tool_filler), "filler")
@@ -165,7 +159,6 @@ class Initiative:
         if self._filler is not None:
             self._filler.cancel()
             self._filler = None
-        self._filler_due = False
 
     def _cancel_reprompt(self) -> None:
         if self._reprompt is not None:

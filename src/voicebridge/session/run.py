@@ -56,7 +56,9 @@ class Run:
         self.upstream = UpstreamLink(tasks, session_id)
         self.rejected = False  # the service refused the session configuration: the run ends
         self.turns = TurnTracker()
-        self.transcripts = TranscriptKeeper(self._transcript, history_items)
+        self.transcripts = TranscriptKeeper(
+            self._transcript, history_items, on_word=lambda *word: tab.send(protocol.word(*word))
+        )
         self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
         self.tools = ToolCalls(
             session_id, toolbox or Toolbox(), self.upstream, tab, tasks, self.telemetry,
@@ -71,7 +73,7 @@ class Run:
         )
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready, on_speech=self._activity, initiative=self.initiative,
+            self.telemetry, stats, on_ready=lambda: self._ready(on_ready), on_speech=self._activity,
             on_rejected=self._rejected,
         )
         self.uplink = Uplink()
@@ -111,6 +113,11 @@ class Run:
         if message.latency_ms is not None:
             self.telemetry.playback_latency(message.latency_ms)
         self.turns.played(message.item_id, message.played_ms, message.cleared)
+
+    def _ready(self, on_ready: Callable[[], None]) -> None:
+        """Ready on a fresh connection: the tab's resume token, then perhaps the greeting."""
+        on_ready()
+        self.initiative.ready(conversation_empty=not self.transcripts.replayable())
 
     def _activity(self) -> None:
         """The person spoke or typed: the idle clock starts again, and so does the re-prompt's."""

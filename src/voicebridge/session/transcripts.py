@@ -19,6 +19,7 @@ MAX_PENDING = 8  # places held for items whose final has not come (a VAD false s
 MAX_TIMED_ITEMS, MAX_TIMED_WORDS = 4, 2000
 
 Emit = Callable[..., None]  # (role, item_id, text, final, **extra) -> None
+WordEmit = Callable[[str, str, int, int], None]
 
 
 @dataclass(slots=True)
@@ -31,8 +32,9 @@ class Entry:
 
 
 class TranscriptKeeper:
-    def __init__(self, emit: Emit, limit: int = DEFAULT_HISTORY):
+    def __init__(self, emit: Emit, limit: int = DEFAULT_HISTORY, on_word: WordEmit = lambda *word: None):
         self._emit = emit
+        self._on_word = on_word  # (item_id, text, start_ms, end_ms): the tab may show the word as it plays
         self._streaming: dict[str, tuple[object, str]] = {}  # assistant item id -> (response id, text so far)
         self._heard: dict[str, Callable[[str], str]] = {}  # interrupted item id -> cuts its text to what was heard
         self._exact: set[str] = set()  # items whose cut comes from word timings: the tab gets the cut text too
@@ -95,17 +97,24 @@ class TranscriptKeeper:
                 extra = {"interrupted": True} if interrupted else {}
                 self._send("assistant", item_id, text, True, **extra)
 
-    def word(self, item_id: object, end_ms: object) -> None:
-        """A word timestamp of an assistant item: its audio ends at `end_ms` of the item's audio."""
-        if not isinstance(item_id, str) or not isinstance(end_ms, int | float):
+    def timestamp(self, event: dict) -> None:
+        """`response.audio_timestamp.delta`: a word of an assistant item and where its audio lies."""
+        item_id, offset, duration = event.get("item_id"), event.get("audio_offset_ms"), event.get("audio_duration_ms")
+        if not isinstance(item_id, str) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (offset, duration)):
             return
+        self._word(item_id, offset + duration)
+        text = event.get("text")
+        self._on_word(item_id, text if isinstance(text, str) else "", offset, offset + duration)
+
+    def _word(self, item_id: str, end_ms: int) -> None:
         words = self._words.get(item_id)
         if words is None:
             while len(self._words) >= MAX_TIMED_ITEMS:
                 del self._words[next(iter(self._words))]
             words = self._words[item_id] = []
         if len(words) < MAX_TIMED_WORDS:
-            words.append(int(end_ms))
+            words.append(end_ms)
 
     def heard(self, item_id: str, share: float, heard_ms: int | None = None) -> None:
         """The user heard `heard_ms` (`share`) of an interrupted item's audio: its history entry keeps the
