@@ -107,6 +107,9 @@ class UpstreamEvents:
             self._tab.send(protocol.CLEAR)
             self._stats["barge_ins"] += 1
             self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
+            # The interrupted turn ends here: its response.done may come after the user's next turn began
+            # (cancellation is asynchronous on the service).
+            self._telemetry.turn_ended("cancelled")
             self._barge_in.recover(interruption)
 
     def _speech_started(self, event: dict) -> None:
