@@ -29,7 +29,8 @@ def emulator():
 @pytest.fixture(autouse=True)
 def service_defaults(emulator):
     yield
-    emulator.update_config(reply_outcome="completed", error_event_ids=True, transcription_fails=False)
+    emulator.update_config(reply_outcome="completed", error_event_ids=True, transcription_fails=False,
+                           session_max_s=3600)
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,27 @@ def test_a_refused_configuration_fails_the_start_at_once_with_the_services_words
     finally:
         tab.close()
     assert emulator.wait_until(lambda: not [r for r in emulator.sessions() if r.model == "contoso-voice" and r.open], 10)
+
+
+def test_a_session_near_its_expiry_rolls_over_between_turns_unseen_by_the_tab(tabs, emulator):
+    """Finding 7: session.created's expires_at (here 8 s away, the 60-minute cap made short) is met by
+    opening the next upstream session at a quiet moment, the conversation replayed there; the tab never
+    sees reconnecting or an error, and the next turn is answered on the new session."""
+    emulator.update_config(session_max_s=8)
+    tab, first_id = ready(tabs, emulator)
+    mark = tab.mark()
+    tab.send({"type": "text", "text": "Remember the word lighthouse"})
+    reply(tab, mark)
+    assert emulator.wait_until(lambda: not record(emulator, first_id).open, 15), "the first session never closed"
+    first = record(emulator, first_id)
+    assert first.closed_by_client, "the service cut the session: no rollover happened before expires_at"
+    (second,) = [r for r in emulator.sessions() if r.id != first_id and r.open
+                 and any("lighthouse" in str(i.get("content")) for i in r.items_received)]
+    replayed = [i for i in second.items_received if i["type"] == "message"]
+    assert [i["role"] for i in replayed] == ["user", "assistant"], "the conversation was not replayed"
+    again = tab.mark()
+    tab.send({"type": "text", "text": "What was the word"})
+    assert reply(tab, again)["text"] == "You wrote: What was the word"
+    assert any(e.get("type") == "conversation.item.create" and "What was the word" in str(e)
+               for e in record(emulator, second.id).events_received)
+    assert "reconnecting" not in tab.states() and tab.of_type("error") == []

@@ -90,6 +90,10 @@ class UpstreamEvents:
 
     def become_ready(self) -> None:
         """Configured, and the replayed conversation acknowledged: the tab may talk."""
+        if self._upstream.rolled:  # a rollover: the tab talked on all along and is told nothing
+            if not self._upstream.ready:
+                log_event("session.rolled_over", self._id, connect_ms=round(self._upstream.confirmed()))
+            return
         new = self._machine.session_updated()
         if new is None:
             return

@@ -21,6 +21,7 @@ from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .limits import Limits, RunLimits
+from . import rollover
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
@@ -53,6 +54,7 @@ class Run:
         self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
         self.upstream = UpstreamLink(tasks, session_id)
         self.rejected = False  # the service refused the session configuration: the run ends
+        self.rolling = False  # between a rollover's old connection and its next (rollover.py)
         self.turns = TurnTracker()
         self.transcripts = TranscriptKeeper(self._transcript, history_items)
         self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
@@ -67,7 +69,9 @@ class Run:
         self.uplink = Uplink()
 
     def accepts_audio(self) -> bool:
-        return self.upstream.conn is not None and self.status.state in protocol.ACTIVE_STATES
+        # While a rollover moves to the next connection, audio waits in the uplink queue for it.
+        connected = self.upstream.conn is not None or self.rolling
+        return connected and self.status.state in protocol.ACTIVE_STATES
 
     def audio(self, message: Audio) -> None:
         if not self.limits.audio_allowed(message.nbytes):
@@ -102,13 +106,21 @@ class Run:
             self.telemetry.playback_latency(message.latency_ms)
         self.turns.played(message.item_id, message.played_ms, message.cleared)
 
-    def connected(self, conn: VoiceLiveConnection) -> None:
-        """A new upstream connection: what the previous one said about turns and items is void."""
+    def connected(self, conn: VoiceLiveConnection, rolled: bool = False) -> None:
+        """A new upstream connection: what the previous one said about turns and items is void (after a
+        rollover, the microphone audio queued meanwhile goes to the new one)."""
         self.turns.reset()
         self.transcripts.new_connection()
         self.tools.reset()
-        self.uplink.clear()
-        self.upstream.attach(conn)
+        if not rolled:
+            self.uplink.clear()
+        self.rolling = False
+        self.upstream.attach(conn, rolled)
+
+    def quiet(self) -> bool:
+        """Nobody speaks, no reply is active or playing, no tool is running: a moment to roll over."""
+        return rollover.quiet(self.status.state, self.upstream.gate.busy, self.turns.still_playing(time.monotonic()),
+                              self.tools.running)
 
     def park(self) -> None:
         """The tab is gone, perhaps for a moment: what it was playing ends where it last said it was."""

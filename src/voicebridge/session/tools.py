@@ -49,6 +49,7 @@ class ToolCalls:
         self._user_speaking = user_speaking
         self._calls: dict[object, list[asyncio.Task[dict | None]]] = {}  # asking response id -> its calls
         self._names: dict[str, str] = {}  # call id -> function name, from response.output_item.added
+        self._replying = 0  # _reply tasks under way
 
     def reset(self) -> None:
         """A new upstream connection: the calls of the old one answer nobody (their tasks end by themselves)."""
@@ -62,6 +63,11 @@ class ToolCalls:
             call_id, name = item.get("call_id"), item.get("name")
             if isinstance(call_id, str) and isinstance(name, str) and len(self._names) < 64:
                 self._names[call_id] = name
+
+    @property
+    def running(self) -> bool:
+        """Calls of a response are under way (their outputs and the reply have not gone yet)."""
+        return bool(self._calls) or self._replying > 0
 
     def asked(self, response_id: object) -> bool:
         return response_id in self._calls
@@ -86,6 +92,7 @@ class ToolCalls:
         calls = self._calls.pop(response_id, None)
         conn = self._upstream.conn
         if calls and conn is not None:
+            self._replying += 1
             self._tasks.spawn(self._reply(conn, calls, interrupted), "tool-reply")
 
     async def _call(self, conn: VoiceLiveConnection, call_id: str, name: str, arguments: str) -> dict | None:
@@ -100,6 +107,12 @@ class ToolCalls:
         return {"type": "function_call_output", "call_id": call_id, "output": outcome.output}
 
     async def _reply(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[dict | None]], interrupted: bool) -> None:
+        try:
+            await self._answer(conn, calls, interrupted)
+        finally:
+            self._replying -= 1
+
+    async def _answer(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[dict | None]], interrupted: bool) -> None:
         await asyncio.wait(calls)  # each call's own task reports its failure; an output is sent either way
         if self._upstream.conn is not conn:
             return  # the conversation those calls belong to is gone with its connection
