@@ -76,7 +76,8 @@ class EmulatedSession:
         self._event_prefix = f"event_{secrets.token_hex(6)}"
         self.dropped = False
         self.expired = False
-        self.family = capabilities.family_of(record.model)
+        model = host.config.deployments.get(record.model or "", record.model)
+        self.family = capabilities.family_of(model)  # the rules this session's model follows
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
         self.responses = Responder(self.emit, host, record, self.conversation, self.tasks)

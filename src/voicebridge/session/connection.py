@@ -28,14 +28,18 @@ class UpstreamLink:
         self.ready = False  # the service confirmed the session on this connection
         self.configured = False  # session.updated arrived (ready waits for the replay too)
         self.replay = Replay()
+        self.expires_at: float | None = None  # session.created's expires_at (unix seconds), if it said
+        self.rolled = False  # this connection replaced one that was about to expire: the tab is not told
         self._opened_at = 0.0
 
     def connecting(self, reconnect: bool) -> None:
         self._opened_at = time.monotonic()
         self.reconnect = reconnect
 
-    def attach(self, conn: VoiceLiveConnection) -> None:
+    def attach(self, conn: VoiceLiveConnection, rolled: bool = False) -> None:
         self.conn = conn
+        self.rolled = rolled
+        self.expires_at = None
         self.ready = False
         self.configured = False
         self.replay = Replay()

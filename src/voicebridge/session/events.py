@@ -90,6 +90,10 @@ class UpstreamEvents:
 
     def become_ready(self) -> None:
         """Configured, and the replayed conversation acknowledged: the tab may talk."""
+        if self._upstream.rolled:  # a rollover: the tab talked on all along and is told nothing
+            if not self._upstream.ready:
+                log_event("session.rolled_over", self._id, connect_ms=round(self._upstream.confirmed()))
+            return
         new = self._machine.session_updated()
         if new is None:
             return
@@ -107,6 +111,9 @@ class UpstreamEvents:
             self._tab.send(protocol.CLEAR)
             self._stats["barge_ins"] += 1
             self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
+            # The interrupted turn ends here: its response.done may come after the user's next turn began
+            # (cancellation is asynchronous on the service).
+            self._telemetry.turn_ended("cancelled")
             self._barge_in.recover(interruption)
 
     def _speech_started(self, event: dict) -> None:

@@ -17,6 +17,7 @@ from ..protocol import Audio, Playback, State, Text, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
+from . import rollover
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
@@ -55,6 +56,7 @@ class Run:
         self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
         self.upstream = UpstreamLink(tasks, session_id)
         self.rejected = False  # the service refused the session configuration: the run ends
+        self.rolling = False  # between a rollover's old connection and its next (rollover.py)
         self.turns = TurnTracker()
         self.transcripts = TranscriptKeeper(
             self._transcript, history_items, on_word=lambda *word: tab.send(protocol.word(*word))
@@ -69,7 +71,7 @@ class Run:
         self.initiative = Initiative(
             session_id, initiative or InitiativeOptions(), self.upstream, self.turns,
             state=lambda: self.status.state,
-            tools_running=lambda: self.tools.running > 0,
+            tools_running=lambda: self.tools.running,
         )
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
@@ -79,7 +81,9 @@ class Run:
         self.uplink = Uplink()
 
     def accepts_audio(self) -> bool:
-        return self.upstream.conn is not None and self.status.state in protocol.ACTIVE_STATES
+        # While a rollover moves to the next connection, audio waits in the uplink queue for it.
+        connected = self.upstream.conn is not None or self.rolling
+        return connected and self.status.state in protocol.ACTIVE_STATES
 
     def audio(self, message: Audio) -> None:
         if not self.limits.audio_allowed(message.nbytes):
@@ -124,14 +128,22 @@ class Run:
         self.limits.activity()
         self.initiative.activity()
 
-    def connected(self, conn: VoiceLiveConnection) -> None:
-        """A new upstream connection: what the previous one said about turns and items is void."""
+    def connected(self, conn: VoiceLiveConnection, rolled: bool = False) -> None:
+        """A new upstream connection: what the previous one said about turns and items is void (after a
+        rollover, the microphone audio queued meanwhile goes to the new one)."""
         self.initiative.new_connection()
         self.turns.reset()
         self.transcripts.new_connection()
         self.tools.reset()
-        self.uplink.clear()
-        self.upstream.attach(conn)
+        if not rolled:
+            self.uplink.clear()
+        self.rolling = False
+        self.upstream.attach(conn, rolled)
+
+    def quiet(self) -> bool:
+        """Nobody speaks, no reply is active or playing, no tool is running: a moment to roll over."""
+        return rollover.quiet(self.status.state, self.upstream.gate.busy, self.turns.still_playing(time.monotonic()),
+                              self.tools.running)
 
     def park(self) -> None:
         """The tab is gone, perhaps for a moment: what it was playing ends where it last said it was."""

@@ -51,15 +51,16 @@ class ToolCalls:
         self._user_speaking = user_speaking
         self._on_started = on_started  # a call began (the filler's clock starts)
         self._on_all_done = on_all_done  # no call is running any more
-        self.running = 0  # calls of this connection still running
+        self._in_flight = 0  # calls of this connection whose tool has not answered yet
         self._calls: dict[object, list[asyncio.Task[dict | None]]] = {}  # asking response id -> its calls
         self._names: dict[str, str] = {}  # call id -> function name, from response.output_item.added
+        self._replying = 0  # _reply tasks under way
 
     def reset(self) -> None:
         """A new upstream connection: the calls of the old one answer nobody (their tasks end by themselves)."""
         self._calls.clear()
         self._names.clear()
-        self.running = 0
+        self._in_flight = 0
 
     def announced(self, item: object) -> None:
         """`response.output_item.added`: a function call item names its function before its arguments
@@ -68,6 +69,11 @@ class ToolCalls:
             call_id, name = item.get("call_id"), item.get("name")
             if isinstance(call_id, str) and isinstance(name, str) and len(self._names) < 64:
                 self._names[call_id] = name
+
+    @property
+    def running(self) -> bool:
+        """Calls of a response are under way (their outputs and the reply have not gone yet)."""
+        return bool(self._calls) or self._replying > 0
 
     def asked(self, response_id: object) -> bool:
         return response_id in self._calls
@@ -85,7 +91,7 @@ class ToolCalls:
             return
         arguments = arguments if isinstance(arguments, str) else "{}"
         self._tab.send(protocol.tool(call_id, name, ToolStatus.RUNNING, self._label(name)))
-        self.running += 1
+        self._in_flight += 1
         self._on_started()
         task = self._tasks.spawn(self._call(conn, call_id, name, arguments), f"tool:{name}")
         self._calls.setdefault(event.get("response_id"), []).append(task)
@@ -94,6 +100,7 @@ class ToolCalls:
         calls = self._calls.pop(response_id, None)
         conn = self._upstream.conn
         if calls and conn is not None:
+            self._replying += 1
             self._tasks.spawn(self._reply(conn, calls, interrupted), "tool-reply")
 
     async def _call(self, conn: VoiceLiveConnection, call_id: str, name: str, arguments: str) -> dict | None:
@@ -105,8 +112,8 @@ class ToolCalls:
                 span.outcome(outcome.reason, (time.monotonic() - started) * 1000.0)
         finally:
             if self._upstream.conn is conn:
-                self.running = max(0, self.running - 1)
-                if not self.running:
+                self._in_flight = max(0, self._in_flight - 1)
+                if not self._in_flight:
                     self._on_all_done()
         log_event("tool.call", self._id, tool=name, outcome=outcome.reason)
         status = ToolStatus.DONE if outcome.status == "done" else ToolStatus.FAILED
@@ -114,6 +121,12 @@ class ToolCalls:
         return {"type": "function_call_output", "call_id": call_id, "output": outcome.output}
 
     async def _reply(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[dict | None]], interrupted: bool) -> None:
+        try:
+            await self._answer(conn, calls, interrupted)
+        finally:
+            self._replying -= 1
+
+    async def _answer(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[dict | None]], interrupted: bool) -> None:
         await asyncio.wait(calls)  # each call's own task reports its failure; an output is sent either way
         if self._upstream.conn is not conn:
             return  # the conversation those calls belong to is gone with its connection

@@ -128,6 +128,15 @@ class TurnTracker:
         if item is not None and item.id == item_id:
             item.played(played_ms, flush)
 
+    def still_playing(self, now: float) -> bool:
+        """The tab may still be playing assistant audio (the same allowance as a barge-in's)."""
+        item = self.item
+        if item is None or item.interrupted:
+            return False
+        if item.reported_ms is not None and item.reported_ms >= item.sent_ms:
+            return False
+        return (now - item.first_sent) * 1000.0 < item.sent_ms + PLAYBACK_SLACK_MS
+
     def interrupt(self, received: float) -> Interruption | None:
         """Speech started at `received`: the playing (or queued) reply is interrupted, if there is one."""
         item = self.item
