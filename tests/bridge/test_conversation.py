@@ -94,6 +94,30 @@ def test_a_reconnect_replays_the_greeting_as_history_and_does_not_greet_again(ta
     assert lines(emulator, second) == []
 
 
+def test_a_rollover_before_expiry_does_not_greet_again(tabs, emulator):
+    emulator.update_config(session_max_s=8)  # the 60-minute cap made short: the bridge rolls over early
+    try:
+        tab, first = ready(tabs, emulator)
+        said(tab, GREETING)
+        assert emulator.wait_until(lambda: not record(emulator, first).open, 15), "no rollover happened"
+        assert record(emulator, first).closed_by_client
+
+        def replayed_into() -> list:
+            return [r for r in emulator.sessions() if r.open and any(
+                GREETING in str(i.get("content")) for i in r.items_received)]
+
+        assert emulator.wait_until(lambda: len(replayed_into()) == 1, 10), "the greeting was not replayed"
+        (second,) = replayed_into()
+        mark = tab.mark()
+        tab.send({"type": "text", "text": "Still with me?"})  # answered on the new session, after its ready
+        said(tab, "You wrote: Still with me?", mark)
+        assert any("Still with me?" in str(e) for e in record(emulator, second.id).events_received)
+        assert lines(emulator, second.id) == []
+        assert "reconnecting" not in tab.states() and tab.of_type("error") == []
+    finally:
+        emulator.update_config(session_max_s=3600)
+
+
 def test_a_start_with_history_or_a_resume_is_not_greeted(tabs, emulator):
     history = [{"role": "user", "text": "Hi"}, {"role": "assistant", "text": "Hello again."}]
     tab, with_history = ready(tabs, emulator, history=history)
