@@ -97,13 +97,14 @@ def test_a_reconnect_replays_the_greeting_as_history_and_does_not_greet_again(ta
 def test_a_rollover_before_expiry_does_not_greet_again(tabs, emulator):
     emulator.update_config(session_max_s=8)  # the 60-minute cap made short: the bridge rolls over early
     try:
+        before = {r.id for r in emulator.sessions()}
         tab, first = ready(tabs, emulator)
         said(tab, GREETING)
         assert emulator.wait_until(lambda: not record(emulator, first).open, 15), "no rollover happened"
         assert record(emulator, first).closed_by_client
 
         def replayed_into() -> list:
-            return [r for r in emulator.sessions() if r.open and any(
+            return [r for r in emulator.sessions() if r.id not in before and r.id != first and any(
                 GREETING in str(i.get("content")) for i in r.items_received)]
 
         assert emulator.wait_until(lambda: len(replayed_into()) == 1, 10), "the greeting was not replayed"
