@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
             "model": settings.model,
             "voice": settings.voice,
             "version": __version__,
+            # The page's language (its `lang`): the first of VOICE_LIVE_LANGUAGES.
+            "language": settings.languages[0] if settings.languages else "en",
         }
 
     @app.get("/")
