@@ -158,8 +158,13 @@ def test_a_session_near_its_expiry_rolls_over_between_turns_unseen_by_the_tab(ta
     assert emulator.wait_until(lambda: not record(emulator, first_id).open, 15), "the first session never closed"
     first = record(emulator, first_id)
     assert first.closed_by_client, "the service cut the session: no rollover happened before expires_at"
-    (second,) = [r for r in emulator.sessions() if r.id != first_id and r.open
-                 and any("lighthouse" in str(i.get("content")) for i in r.items_received)]
+
+    def successors():
+        return [r for r in emulator.sessions() if r.id != first_id and r.open
+                and sum("lighthouse" in str(i.get("content")) for i in r.items_received) == 2]
+
+    assert emulator.wait_until(lambda: len(successors()) == 1, 10), "no new session got the conversation"
+    (second,) = successors()
     replayed = [i for i in second.items_received if i["type"] == "message"]
     assert [i["role"] for i in replayed] == ["user", "assistant"], "the conversation was not replayed"
     again = tab.mark()

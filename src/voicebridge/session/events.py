@@ -17,7 +17,7 @@ from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
 from .bargein import BargeIn
 from .connection import UpstreamLink
-from .replies import ReplyOutcome, failed_reply
+from .replies import failed_reply, report_failed
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
@@ -169,8 +169,8 @@ class UpstreamEvents:
         self._upstream.gate.done(response_id)
         self._telemetry.usage(response.get("usage"))
         failure = failed_reply(response)
-        if failure is not None and not dropped:
-            self._reply_failed(failure)
+        if failure is not None and not dropped:  # the person was answered with silence: say why
+            report_failed(failure, self._id, self._status, self._telemetry)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
         if self._tools.asked(response_id):
@@ -183,13 +183,6 @@ class UpstreamEvents:
             self._status.show(self._machine.response_finished())
         elif dropped and self._machine.state == State.LISTENING:
             self._telemetry.turn_ended(status)  # the interrupted turn ends; the user's next one has not begun
-
-    def _reply_failed(self, failure: ReplyOutcome) -> None:
-        """The reply was not given (throttled, filtered): the person hears why, the next turn works."""
-        self._telemetry.reply_failed(failure.reason)
-        log.warning("event=reply.failed session=%s status=%s reason=%s", self._id, failure.status, failure.reason)
-        self._status.error(ErrorCode.REPLY_FAILED, failure.message, reason=failure.reason,
-                           **({"upstream_code": failure.code} if failure.code else {}))
 
     def _user_transcript_failed(self, event: dict) -> None:
         error = event.get("error") if isinstance(event.get("error"), dict) else {}

@@ -9,7 +9,14 @@ gets `error` code `reply_failed` and the conversation goes on.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from ..protocol import ErrorCode
+from ..telemetry import SessionTelemetry
+from .tab import TabStatus
+
+log = logging.getLogger("voicebridge.session")
 
 MESSAGES = {
     "rate_limit_exceeded": "Voice Live is busy right now and could not answer. Please say that again in a moment.",
@@ -41,3 +48,11 @@ def failed_reply(response: dict) -> ReplyOutcome | None:
         reason = str(details.get("reason") or "incomplete")
     return ReplyOutcome(str(status), reason, str(code) if code else None,
                         MESSAGES.get(reason, FAILED.format(reason=reason)))
+
+
+def report_failed(failure: ReplyOutcome, session_id: str, status: TabStatus, telemetry: SessionTelemetry) -> None:
+    """The tab hears `reply_failed` (the session goes on); telemetry counts it by reason."""
+    telemetry.reply_failed(failure.reason)
+    log.warning("event=reply.failed session=%s status=%s reason=%s", session_id, failure.status, failure.reason)
+    status.error(ErrorCode.REPLY_FAILED, failure.message, reason=failure.reason,
+                 **({"upstream_code": failure.code} if failure.code else {}))
