@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         return {
             "emulator": bridge.uses_emulator,
             "model": settings.model,
-            "voice": settings.voice,
+            "voice": settings.voice_choice[1],  # the family default when VOICE_LIVE_VOICE is unset
             "version": __version__,
             # The page's language (its `lang`): the first of VOICE_LIVE_LANGUAGES.
             "language": settings.languages[0] if settings.languages else "en",
