@@ -213,6 +213,33 @@ def test_a_quick_tool_gets_no_filler(tabs, emulator):
     assert lines(emulator, session_id) == [GREETING]
 
 
+def test_auto_lets_the_model_greet_and_a_cascaded_model_speaks_its_own_filler(request, emulator, tmp_path):
+    """`auto`: a plain response.create (the model greets, following its instructions). gpt-4.1 with an
+    Azure voice: Voice Live's interim_response speaks the filler, the bridge says none of its own."""
+    app = start_app(request, env(emulator, VOICEBRIDGE_GREETING="auto", VOICE_LIVE_MODEL="gpt-4.1",
+                                 VOICEBRIDGE_TOOL_FILLER_MS="300"))
+    known = {r.id for r in emulator.sessions()}
+    tab = Tab(app.url)
+    try:
+        tab.start()
+        tab.wait_state("ready")
+        (session_id,) = [r.id for r in emulator.sessions() if r.id not in known]
+        greeted = tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 15)
+        creates = [e for e in record(emulator, session_id).events_received if e.get("type") == "response.create"]
+        assert len(creates) == 1 and "response" not in creates[0], "auto: the model's own greeting"
+        done_file = tmp_path / "tool-may-finish"
+        emulator.calls.queue([{"name": "wait_for_file", "arguments": {"path": str(done_file)}}], session_id)
+        mark = tab.mark()
+        tab.send({"type": "text", "text": "Please check my order."})
+        said(tab, FILLER, mark)  # spoken by the service (the emulator's interim response)
+        done_file.touch()
+        tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"]
+                     and m["text"].startswith("The tool answered"), 20, mark)
+        assert lines(emulator, session_id) == [], "the bridge said no filler of its own"
+    finally:
+        tab.close()
+
+
 @pytest.fixture(scope="module")
 def quiet_app(request, emulator):
     """Re-prompts after 1 s of silence; the idle limit ends a session 8 s after the person last spoke. A
