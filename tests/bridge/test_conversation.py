@@ -224,7 +224,7 @@ def test_auto_lets_the_model_greet_and_a_cascaded_model_speaks_its_own_filler(re
         tab.start()
         tab.wait_state("ready")
         (session_id,) = [r.id for r in emulator.sessions() if r.id not in known]
-        greeted = tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 15)
+        tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 15)
         creates = [e for e in record(emulator, session_id).events_received if e.get("type") == "response.create"]
         assert len(creates) == 1 and "response" not in creates[0], "auto: the model's own greeting"
         done_file = tmp_path / "tool-may-finish"
