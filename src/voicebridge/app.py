@@ -16,7 +16,7 @@ from . import __version__, identity, telemetry
 from .bridge import Bridge
 from .credentials import build_provider
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
-from .settings import Settings
+from .settings import Settings, spoken_voice
 from .upstream import Connector
 
 log = logging.getLogger("voicebridge.app")
@@ -79,7 +79,7 @@ def start_bridge(settings: Settings) -> Bridge:
     log.info(
         "event=startup.upstream endpoint=%s model=%s credential=%r transcription=%s voice=%s tools=%s",
         urlparse(endpoint).netloc or endpoint, settings.model, provider.source, settings.transcription,
-        ":".join(settings.voice_choice), ",".join(bridge.toolbox.tools) or "none",
+        ":".join(spoken_voice(settings)), ",".join(bridge.toolbox.tools) or "none",
     )
     if settings.family is None:
         log.warning("event=startup.unknown_model model=%s note=not in the capability table (capabilities.py): "
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         return {
             "emulator": bridge.uses_emulator,
             "model": settings.model,
-            "voice": settings.voice_choice[1],  # the family default when VOICE_LIVE_VOICE is unset
+            "voice": spoken_voice(settings)[1],  # the family's default when VOICE_LIVE_VOICE is unset
             "version": __version__,
             # The page's language (its `lang`): the first of VOICE_LIVE_LANGUAGES.
             "language": settings.languages[0] if settings.languages else "en",

@@ -348,6 +348,22 @@ def tool_filler_by_service(settings: Settings) -> bool:
     return bool(settings.tool_filler_ms) and settings.voice_is_azure and fam is not None and fam.interim_response
 
 
+# An Azure voice that speaks every language the semantic turn detection knows, with the accent
+# prefer_locales asks for: the default voice when the first configured language is not English.
+MULTILINGUAL_VOICE = "en-US-AvaMultilingualNeural"
+
+
+def spoken_voice(settings: Settings) -> tuple[str, str]:
+    """(type, name) of the voice sessions speak with: the operator's; else the family's default, which
+    follows the first of VOICE_LIVE_LANGUAGES when that is not English (an English-only default voice
+    would read another language badly)."""
+    kind, name = settings.voice_choice
+    first = settings.languages[0].lower() if settings.languages else "en"
+    if not settings.voice and kind == capabilities.AZURE_STANDARD and not first.startswith("en"):
+        return kind, MULTILINGUAL_VOICE
+    return kind, name
+
+
 def _multilingual(settings: Settings) -> bool:
     """A language besides English is expected."""
     return any(not tag.lower().startswith("en") for tag in settings.languages)

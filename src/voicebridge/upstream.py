@@ -42,7 +42,13 @@ from azure.core.exceptions import ClientAuthenticationError
 from . import capabilities
 from .credentials import CredentialError, CredentialProvider
 from .protocol import ErrorCode
-from .settings import Settings, end_of_utterance_model, tool_filler_by_service, turn_detection_type
+from .settings import (
+    Settings,
+    end_of_utterance_model,
+    spoken_voice,
+    tool_filler_by_service,
+    turn_detection_type,
+)
 
 log = logging.getLogger("voicebridge.upstream")
 
@@ -76,7 +82,7 @@ _VOICES = {
 def session_config(settings: Settings, tools: list[dict] | None = None) -> RequestSession:
     """The session.update every upstream connection of this process sends. Optional features the operator
     did not set are left out, so the service's own defaults apply to them."""
-    kind, name = settings.voice_choice
+    kind, name = spoken_voice(settings)
     voice = _VOICES[kind](name=name, **(_voice_options(settings) if kind in capabilities.AZURE_VOICES else {}))
     turn_options: dict = _turn_taking(settings)
     if settings.end_of_utterance:

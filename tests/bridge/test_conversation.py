@@ -342,3 +342,17 @@ def test_a_refused_combination_stops_startup_naming_the_variable(extra, variable
     )
     assert done.returncode == 2, done.stderr
     assert f"invalid configuration: {variable}:" in done.stderr
+
+
+def test_the_default_voice_follows_a_first_language_that_is_not_english():
+    from voicebridge.settings import MULTILINGUAL_VOICE, Settings
+    from voicebridge.upstream import session_config
+
+    german = session_config(Settings.from_env({"VOICE_LIVE_LANGUAGES": "de-DE,en-US"})).as_dict()
+    assert german["voice"] == {"type": "azure-standard", "name": MULTILINGUAL_VOICE, "prefer_locales": ["de-DE", "en-US"]}
+    assert german["input_audio_transcription"].get("language") is None  # gpt-4o-transcribe: one language or none
+    chosen = session_config(Settings.from_env({"VOICE_LIVE_LANGUAGES": "de-DE", "VOICE_LIVE_VOICE": "de-DE-KatjaNeural"}))
+    assert chosen.as_dict()["voice"]["name"] == "de-DE-KatjaNeural"  # the operator's voice is kept
+    assert chosen.as_dict()["input_audio_transcription"]["language"] == "de"
+    english = session_config(Settings.from_env({"VOICE_LIVE_LANGUAGES": "en-GB"})).as_dict()
+    assert english["voice"]["name"] == "en-US-AvaNeural"
