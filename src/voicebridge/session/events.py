@@ -222,12 +222,15 @@ class UpstreamEvents:
         log.warning("event=upstream.error session=%s code=%s kind=%s param=%s message=%s", self._id, verdict.code,
                     verdict.kind, param, message[:300])
         extra = {"upstream_code": verdict.code, **({"param": param} if param else {})}
-        if verdict.kind == "session_update":
-            # The service refused our configuration: no session will come of this connection.
+        if verdict.kind in ("replay", "truncate"):
+            # Bookkeeping of what was said and heard: logged above (replay.py counts the item as settled);
+            # nothing the person hears changes, so the tab is not told.
+            return
+        if verdict.kind == "session_update" or (
+                verdict.kind is None and not self._upstream.configured and (param or "").startswith("session.")):
             self._telemetry.failure(ErrorCode.UPSTREAM_REJECTED)
-            self._status.error(ErrorCode.UPSTREAM_REJECTED,
-                               f"Voice Live refused the session configuration: {message}", **extra)
-            self._status.show(self._machine.failed())
+            self._status.fail(ErrorCode.UPSTREAM_REJECTED, f"Voice Live refused the session configuration: {message}",
+                              **extra)
             self._on_rejected()
             return
         self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", **extra)

@@ -173,7 +173,7 @@ class Run:
         """The conversation so far into a freshly configured connection, before the tab hears ready."""
         entries = self.transcripts.replayable()
         if entries:
-            await self.upstream.replay.send(conn, entries)
+            await self.upstream.replay.send(conn, entries, self.upstream.gate.sent)
         return len(entries)
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
