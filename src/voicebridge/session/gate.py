@@ -124,10 +124,15 @@ class ResponseGate:
         if kind is None and not source:
             # No event_id: only the code can say. These two codes name an event kind on their own.
             kind = {CANCEL_NOT_ACTIVE: "cancel", ACTIVE_RESPONSE: "create"}.get(code)
-        if kind in ("create", "line") and code == ACTIVE_RESPONSE:
-            # Another response got there first (server VAD, or a race with a cancel): ask again after it;
-            # a line of the agent's own is simply not said (its moment has passed).
+            if kind == "create" and self._requested is not None and self._sent.get(self._requested) == "line":
+                kind = "line"  # the create in flight is a line of the agent's own
+        if kind == "line":
+            # Refused, whatever the reason: no response will come of it. It is not said (its moment has
+            # passed); an expected race (ACTIVE_RESPONSE) is benign, anything else is reported.
             self._requested = None
-            if kind == "create" and self._held is None:
+        elif kind == "create" and code == ACTIVE_RESPONSE:
+            # Another response got there first (server VAD, or a race with a cancel): ask again after it.
+            self._requested = None
+            if self._held is None:
                 self._held = "retry"
         return Verdict(kind, code, (kind, code) in BENIGN)
