@@ -280,6 +280,28 @@ def test_no_re_prompt_while_a_tool_runs(quiet_app, emulator):
         tab.close()
 
 
+def test_a_reply_still_playing_in_the_tab_is_no_silence(request):
+    """A service streams a reply faster than it plays (pace 0): `ready` comes while the tab still has
+    seconds of it to play. The re-prompt (1 s) must wait for the playing to end (3 s of reply + 1 s), so
+    the idle limit (4 s after the typed turn) comes first and ends the session without one."""
+    from voicebridge.emulator import Emulator, EmulatorConfig
+
+    fast = Emulator(EmulatorConfig(pace=0))
+    fast.start(host="127.0.0.1", port=0)
+    request.addfinalizer(fast.stop)
+    app = start_app(request, env(fast, VOICEBRIDGE_REPROMPT_SECONDS="1", VOICEBRIDGE_IDLE_SECONDS="4"))
+    tab = Tab(app.url)
+    try:
+        tab.start()
+        tab.wait_state("ready")
+        tab.send({"type": "text", "text": " ".join(["word"] * 30)})  # a 3 s reply, streamed at once
+        tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 15)
+        tab.wait_for(lambda m: m["type"] == "error" and m["code"] == "idle_timeout", 15)
+        assert not [m for m in tab.of_type("transcript") if m["text"] == REPROMPT]
+    finally:
+        tab.close()
+
+
 CONVERSATION = {
     "VOICE_LIVE_MODEL": "gpt-4.1",
     "VOICE_LIVE_LANGUAGES": "en-US,de-DE",

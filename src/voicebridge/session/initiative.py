@@ -12,20 +12,22 @@ reaches the tab and the history the usual way, and a barge-in during it works li
   session.start handed back history. `auto` lets the model greet, following its instructions.
 - Filler: when a tool has been running for `tool_filler_ms` and nothing is being said; once per batch
   of calls. Skipped where Voice Live speaks one itself (`interim_response`, cascaded models).
-- Re-prompt: after `reprompt_s` in `ready` with nobody speaking, no tool running and no reply playing;
+- Re-prompt: after `reprompt_s` in `ready` with nobody speaking, no tool running and no reply playing
+  (a reply streamed faster than real time is still playing in the tab: the silence starts after it);
   once per silence (the person's next words or text arm it again). The idle limit still ends the session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..logs import event
 from ..protocol import State
 from .connection import UpstreamLink
-from .turns import TurnTracker
+from .turns import PLAYBACK_SLACK_MS, TurnTracker
 
 GREETING_AUTO = "auto"
 FILLER_RETRY_S = 0.2  # the filler is due but a response is active: look again this much later
@@ -146,6 +148,14 @@ class Initiative:
         self._reprompt = None
         if self._state() is not State.READY or self._tools_running() or self._upstream.gate.busy or self._turns.parked:
             return  # not a silence after all: the next `ready` arms it again
+        now = time.monotonic()
+        if self._turns.still_playing(now):
+            # The reply was streamed faster than it plays: the silence begins when the tab has played it.
+            item = self._turns.item
+            ends = item.first_sent + (item.sent_ms + PLAYBACK_SLACK_MS) / 1000.0
+            delay = max(0.05, ends - now) + self._options.reprompt_s
+            self._reprompt = asyncio.get_running_loop().call_later(delay, self._reprompt_time)
+            return
         self._prompted = True
         self._create(pre_generated(self._options.reprompt), "reprompt")
 
