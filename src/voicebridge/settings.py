@@ -38,7 +38,6 @@ _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Conversation (issue 24): BCP-47 tags like en-US, de-DE, zh-Hans-CN; the end-of-utterance sensitivity.
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 EOU_THRESHOLD_LEVELS = ("", "low", "medium", "high", "default")
-GREETING_AUTO = "auto"  # VOICEBRIDGE_GREETING=auto: the model greets, following the instructions
 DEFAULT_TOOL_FILLER = "One moment, I'm checking that."
 DEFAULT_REPROMPT = "Are you still there?"
 MAX_LINE_CHARS = 500  # a greeting, filler or re-prompt: one spoken line, not a speech

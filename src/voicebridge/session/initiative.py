@@ -29,7 +29,7 @@ from ..protocol import State
 from .connection import UpstreamLink
 from .turns import PLAYBACK_SLACK_MS, TurnTracker
 
-GREETING_AUTO = "auto"
+GREETING_AUTO = "auto"  # VOICEBRIDGE_GREETING=auto: the model greets, following its instructions
 FILLER_RETRY_S = 0.2  # the filler is due but a response is active: look again this much later
 
 
@@ -71,7 +71,6 @@ class Initiative:
         self._filled = False  # this batch of calls had its filler
         self._reprompt: asyncio.TimerHandle | None = None
         self._prompted = False  # this silence had its re-prompt
-        self.said: list[str] = []  # what this run said on its own, by kind (tests, logs)
 
     # --- what the run tells it ---------------------------------------------------------------------
 
@@ -160,10 +159,8 @@ class Initiative:
         self._create(pre_generated(self._options.reprompt), "reprompt")
 
     def _create(self, response: dict | None, kind: str) -> None:
-        if self._upstream.conn is None or not self._upstream.gate.say(response, kind):
-            return
-        self.said.append(kind)
-        event(f"initiative.{kind}", self._id)
+        if self._upstream.conn is not None and self._upstream.gate.say(response, kind):
+            event(f"initiative.{kind}", self._id)
 
     def _clear_filler(self) -> None:
         if self._filler is not None:
