@@ -378,3 +378,12 @@ def test_the_default_voice_follows_a_first_language_that_is_not_english():
     assert chosen.as_dict()["input_audio_transcription"]["language"] == "de"
     english = session_config(Settings.from_env({"VOICE_LIVE_LANGUAGES": "en-GB"})).as_dict()
     assert english["voice"]["name"] == "en-US-AvaNeural"
+
+
+def test_the_page_speaks_the_first_language(request, emulator):
+    from support.apps import http_get
+
+    app = start_app(request, env(emulator, VOICE_LIVE_LANGUAGES="de-DE,en-US"))
+    status, body = http_get(app.url + "/")
+    assert status == 200 and b'<html lang="de-DE">' in body
+    assert b"en-US-AvaMultilingualNeural" in body  # the footer names the voice that follows it
