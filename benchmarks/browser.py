@@ -80,12 +80,12 @@ def _browser_pid(wav: Path) -> int:
     raise RuntimeError("cannot find the Chromium process")
 
 
-def _serve(endpoint: str, log: Path) -> tuple[subprocess.Popen, str]:
+def _serve(endpoint: str, log: Path, extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "VOICE_LIVE_", "VOICEBRIDGE_"))}
-    env |= {"AZURE_VOICE_LIVE_ENDPOINT": endpoint, "AZURE_VOICE_LIVE_API_KEY": "bench"}
+    env |= {"AZURE_VOICE_LIVE_ENDPOINT": endpoint, "AZURE_VOICE_LIVE_API_KEY": "bench", **(extra or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicebridge", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

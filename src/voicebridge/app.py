@@ -16,7 +16,7 @@ from . import __version__, identity, telemetry
 from .bridge import Bridge
 from .credentials import build_provider
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
-from .settings import Settings
+from .settings import Settings, spoken_voice
 from .upstream import Connector
 
 log = logging.getLogger("voicebridge.app")
@@ -74,8 +74,17 @@ def start_bridge(settings: Settings) -> Bridge:
     else:
         endpoint = settings.endpoint
         provider = build_provider(settings)
-    log.info("event=startup.credentials source=%r", provider.source)
-    return Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
+    bridge = Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
+    # One line that says what every session will talk to, and as whom.
+    log.info(
+        "event=startup.upstream endpoint=%s model=%s credential=%r transcription=%s voice=%s tools=%s",
+        urlparse(endpoint).netloc or endpoint, settings.model, provider.source, settings.transcription,
+        ":".join(spoken_voice(settings)), ",".join(bridge.toolbox.tools) or "none",
+    )
+    if settings.family is None:
+        log.warning("event=startup.unknown_model model=%s note=not in the capability table (capabilities.py): "
+                    "its options are not checked here, the service decides", settings.model)
+    return bridge
 
 
 def tab_user(settings: Settings) -> identity.UserKey:
@@ -100,8 +109,10 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         return {
             "emulator": bridge.uses_emulator,
             "model": settings.model,
-            "voice": settings.voice,
+            "voice": spoken_voice(settings)[1],  # the family's default when VOICE_LIVE_VOICE is unset
             "version": __version__,
+            # The page's language (its `lang`): the first of VOICE_LIVE_LANGUAGES.
+            "language": settings.languages[0] if settings.languages else "en",
         }
 
     @app.get("/")

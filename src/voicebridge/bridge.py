@@ -20,9 +20,10 @@ from .protocol import CloseCode, ErrorCode
 from .resume import ResumeTokens
 from .runtime import LoopThread, TabConnection
 from .session import BridgeSession, Refusal, SessionHost, SessionOptions
+from .session.initiative import InitiativeOptions
 from .session.limits import Limits
 from .session.supervisor import Lifecycle
-from .settings import Settings
+from .settings import Settings, tool_filler_by_service
 from .tasks import TaskOwner
 from .tools import Toolbox
 from .upstream import Connector, session_config
@@ -50,6 +51,16 @@ class Bridge:
             history_items=settings.history_items,
             toolbox=self.toolbox,
             limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
+            initiative=InitiativeOptions(
+                greeting=settings.greeting,
+                tool_filler_ms=settings.tool_filler_ms,
+                tool_filler=settings.tool_filler,
+                filler_by_service=tool_filler_by_service(settings),
+                reprompt_s=settings.reprompt_s,
+                reprompt=settings.reprompt,
+                idle_s=settings.idle_s,
+            ),
+            model=settings.model,
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(

@@ -65,6 +65,7 @@ class ServerType(StrEnum):
     ERROR = "error"
     SESSION = "session"
     WARNING = "warning"
+    WORD = "word"
 
 
 class Role(StrEnum):
@@ -93,6 +94,8 @@ class ErrorCode(StrEnum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_LOST = "upstream_lost"
     UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_REJECTED = "upstream_rejected"
+    REPLY_FAILED = "reply_failed"
     SERVER_DRAINING = "server_draining"
     TOO_MANY_SESSIONS = "too_many_sessions"
     RESUME_EXPIRED = "resume_expired"
@@ -124,6 +127,8 @@ ERROR_OUTCOMES: dict[ErrorCode, Outcome] = {
     ErrorCode.UPSTREAM_TIMEOUT: Outcome.ENDS,
     ErrorCode.UPSTREAM_LOST: Outcome.ENDS,
     ErrorCode.UPSTREAM_ERROR: Outcome.CONTINUES,
+    ErrorCode.UPSTREAM_REJECTED: Outcome.ENDS,
+    ErrorCode.REPLY_FAILED: Outcome.CONTINUES,
     ErrorCode.SERVER_DRAINING: Outcome.CLOSED,
     ErrorCode.TOO_MANY_SESSIONS: Outcome.NOT_STARTED,
     ErrorCode.RESUME_EXPIRED: Outcome.NOT_STARTED,
@@ -358,6 +363,12 @@ def error(code: ErrorCode, message: str, **extra: object) -> str:
 def warning(code: ErrorCode, message: str, seconds: int) -> str:
     """Notice of a limit ahead: `code` is the error that will end the session in `seconds`."""
     return _dumps({"type": ServerType.WARNING, "code": code, "seconds": seconds, "message": message})
+
+
+def word(item_id: str, text: str, start_ms: int, end_ms: int) -> str:
+    """Where one spoken word sits in an assistant item's audio (Azure voices' word timestamps), so the page
+    can show the word as it plays."""
+    return _dumps({"type": ServerType.WORD, "item_id": item_id, "text": text, "start_ms": start_ms, "end_ms": end_ms})
 
 
 def tool(call_id: str, name: str, status: ToolStatus, label: str | None = None) -> str:

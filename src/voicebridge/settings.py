@@ -14,17 +14,35 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from . import capabilities
+from .capabilities import OPENAI_VOICES, REALTIME_NATIVE_VOICES
+
 T = TypeVar("T")
 
-# Voices the realtime models offer by name; anything with a dash is an Azure neural voice.
-OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse")
-_AZURE_VOICE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)+(:[A-Za-z0-9]+)?$")
 TELEMETRY_MODES = ("", "console", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-TURN_DETECTION_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_multilingual")
-END_OF_UTTERANCE_MODELS = ("", "semantic_detection_v1")
-NOISE_REDUCTION_TYPES = ("", "azure_deep_noise_suppression", "near_field", "far_field")
+TURN_DETECTION_TYPES = capabilities.TURN_DETECTION_TYPES
+END_OF_UTTERANCE_MODELS = ("", *capabilities.END_OF_UTTERANCE_MODELS)
+NOISE_REDUCTION_TYPES = ("", *capabilities.NOISE_REDUCTION_TYPES)
+# The variable behind each field the capability table checks (capabilities.Problem.field).
+_CAPABILITY_VARIABLES = {
+    "transcription_model": "VOICE_LIVE_TRANSCRIPTION_MODEL",
+    "noise_reduction": "VOICE_LIVE_NOISE_REDUCTION",
+    "voice": "VOICE_LIVE_VOICE",
+    "end_of_utterance": "VOICE_LIVE_END_OF_UTTERANCE",
+    "vad_threshold": "VOICE_LIVE_VAD_THRESHOLD",
+    "phrase_list": "VOICE_LIVE_PHRASE_LIST",
+    "languages": "VOICE_LIVE_LANGUAGES",
+}
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Conversation (issue 24): BCP-47 tags like en-US, de-DE, zh-Hans-CN; the end-of-utterance sensitivity.
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+EOU_THRESHOLD_LEVELS = ("", "low", "medium", "high", "default")
+DEFAULT_TOOL_FILLER = "One moment, I'm checking that."
+DEFAULT_REPROMPT = "Are you still there?"
+MAX_LINE_CHARS = 500  # a greeting, filler or re-prompt: one spoken line, not a speech
+MAX_PHRASES, MAX_PHRASE_CHARS = 500, 100
+MAX_LANGUAGES = 10
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant. Keep answers short and conversational, "
@@ -54,16 +72,19 @@ class Settings:
     endpoint: str | None = None
     api_key: str | None = None
     model: str = "gpt-realtime"
-    voice: str = "en-US-AvaNeural"
+    # Empty: the model family's default (capabilities.py). voice_type is the voice object's `type`.
+    voice: str = ""
+    voice_type: str = ""
     instructions: str = DEFAULT_INSTRUCTIONS
     api_version: str | None = None
-    transcription_model: str = "azure-speech"
-    vad_threshold: float = 0.5
-    vad_prefix_padding_ms: int = 300
-    vad_silence_duration_ms: int = 500
-    # Voice Live's audio front end; unset values are not sent, so the service's defaults apply.
+    transcription_model: str = ""  # empty: the model family's default (gpt-realtime: gpt-4o-transcribe)
+    # Voice Live's audio front end; unset (None, empty) values are not sent, so the service's defaults
+    # apply (they change: prefix padding is 400 / 420 ms on newer models, not the 300 we once sent).
+    vad_threshold: float | None = None
+    vad_prefix_padding_ms: int | None = None
+    vad_silence_duration_ms: int | None = None
     turn_detection: str = "server_vad"
-    end_of_utterance: str = ""  # only with a semantic turn detection type
+    end_of_utterance: str = ""  # with server_vad or a semantic type, on the models that support it
     noise_reduction: str = ""
     echo_cancellation: bool = False
     temperature: float | None = None
@@ -121,6 +142,17 @@ class Settings:
     telemetry: str = ""
     telemetry_transcripts: bool = False
 
+    # Conversation (issue 24). Greeting: "" none, "auto" the model's, else these words. 0: filler/re-prompt off.
+    greeting: str = ""
+    tool_filler_ms: int = 1200
+    tool_filler: str = DEFAULT_TOOL_FILLER
+    reprompt_s: float = 20.0
+    reprompt: str = DEFAULT_REPROMPT
+    languages: tuple[str, ...] = ()  # BCP-47; the first is the page's
+    phrase_list: tuple[str, ...] = ()
+    remove_filler_words: bool | None = None  # None: not sent (semantic VAD only)
+    eou_threshold_level: str = ""
+    eou_timeout_ms: int | None = None
     # Deployment: the tag of the image this process runs, reported by /healthz so a rollout's gate can
     # tell the new container from an old one that is still healthy.
     image_tag: str = ""
@@ -130,8 +162,28 @@ class Settings:
         return not self.endpoint
 
     @property
+    def family(self) -> capabilities.Family | None:
+        return capabilities.family_of(self.model)
+
+    @property
+    def transcription(self) -> str:
+        """The transcription model sessions use: the operator's, else the model family's default."""
+        if self.transcription_model:
+            return self.transcription_model
+        fam = self.family
+        return fam.default_transcription if fam is not None else "azure-speech"
+
+    @property
+    def voice_choice(self) -> tuple[str, str]:
+        """(type, name) of the voice sessions speak with: the operator's, else the family's default."""
+        if self.voice:
+            return self.voice_type or capabilities.voice_kind(self.voice) or capabilities.AZURE_STANDARD, self.voice
+        fam = self.family or capabilities.family("cascaded")
+        return fam.default_voice
+
+    @property
     def voice_is_azure(self) -> bool:
-        return "-" in self.voice
+        return self.voice_choice[0] in capabilities.AZURE_VOICES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -141,11 +193,12 @@ class Settings:
             endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
             api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
             model=env.text("VOICE_LIVE_MODEL") or d.model,
-            voice=env.choice_voice("VOICE_LIVE_VOICE", d.voice),
+            voice=(voice := env.choice_voice("VOICE_LIVE_VOICE"))[1],
+            voice_type=voice[0],
             instructions=env.text("VOICE_LIVE_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
             api_version=env.text("VOICE_LIVE_API_VERSION"),
             transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or d.transcription_model,
-            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.0, 1.0),
+            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.01, 0.99),
             vad_prefix_padding_ms=env.number(
                 "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, d.vad_prefix_padding_ms, 0, 5000
             ),
@@ -197,13 +250,10 @@ class Settings:
             telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, d.telemetry),
             telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
             image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
+            **_conversation_from_env(env, d),
         )
-        if settings.end_of_utterance and not settings.turn_detection.startswith("azure_semantic_vad"):
-            raise SettingsError(
-                "VOICE_LIVE_END_OF_UTTERANCE",
-                "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
-                f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
-            )
+        check_capabilities(settings)
+        _check_conversation(settings)
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
                 "VOICEBRIDGE_EMULATOR_PORT",
@@ -217,6 +267,120 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _conversation_from_env(env: _Env, d: Settings) -> dict:
+    """The conversation's variables (issue 24)."""
+    return {
+        "greeting": env.line("VOICEBRIDGE_GREETING", d.greeting),
+        "tool_filler_ms": env.number("VOICEBRIDGE_TOOL_FILLER_MS", int, d.tool_filler_ms, 0, 60000),
+        "tool_filler": env.line("VOICEBRIDGE_TOOL_FILLER_TEXT", d.tool_filler),
+        "reprompt_s": env.number("VOICEBRIDGE_REPROMPT_SECONDS", float, d.reprompt_s, 0.0, 3600.0),
+        "reprompt": env.line("VOICEBRIDGE_REPROMPT_TEXT", d.reprompt),
+        "languages": env.languages("VOICE_LIVE_LANGUAGES"),
+        "phrase_list": env.phrases("VOICE_LIVE_PHRASE_LIST"),
+        "remove_filler_words": env.flag("VOICE_LIVE_REMOVE_FILLER_WORDS", None),
+        "eou_threshold_level": env.choice(
+            "VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", EOU_THRESHOLD_LEVELS, d.eou_threshold_level
+        ),
+        "eou_timeout_ms": env.number("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", int, None, 0, 10000),
+    }
+
+
+def _check_conversation(settings: Settings) -> None:
+    """The turn-taking knobs only mean something with the feature they tune."""
+    semantic = settings.turn_detection.startswith("azure_semantic_vad")
+    if settings.remove_filler_words is not None and not semantic:
+        raise SettingsError(
+            "VOICE_LIVE_REMOVE_FILLER_WORDS",
+            f"filler-word removal is part of the semantic VAD: set VOICE_LIVE_TURN_DETECTION to "
+            f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
+        )
+    for variable, value in (("VOICE_LIVE_END_OF_UTTERANCE_THRESHOLD", settings.eou_threshold_level),
+                            ("VOICE_LIVE_END_OF_UTTERANCE_TIMEOUT_MS", settings.eou_timeout_ms)):
+        if value not in ("", None) and not settings.end_of_utterance:
+            raise SettingsError(variable, "tunes end-of-utterance detection: set VOICE_LIVE_END_OF_UTTERANCE too")
+    english_only = settings.turn_detection.endswith("_en") or settings.end_of_utterance.endswith("_en")
+    if english_only and any(not tag.lower().startswith("en") for tag in settings.languages):
+        raise SettingsError(
+            "VOICE_LIVE_LANGUAGES",
+            f"{', '.join(settings.languages)} needs the multilingual turn detection, not the English-only "
+            f"{settings.turn_detection if settings.turn_detection.endswith('_en') else settings.end_of_utterance}",
+        )
+
+
+def capability_problems(settings: Settings) -> list[capabilities.Problem]:
+    return capabilities.problems(settings.family, capabilities.Choice(
+        transcription_model=settings.transcription,
+        noise_reduction=settings.noise_reduction or None,
+        voice_kind=settings.voice_choice[0],
+        turn_detection=settings.turn_detection,
+        end_of_utterance=end_of_utterance_model(settings) or None,
+        vad_threshold=settings.vad_threshold,
+        phrase_list=bool(settings.phrase_list),
+        languages=settings.languages,
+    ))
+
+
+def check_capabilities(settings: Settings) -> None:
+    """Refuse a combination the model's family does not support, naming the variables and what works."""
+    found = capability_problems(settings)
+    if not found:
+        return
+    problem = found[0]
+    variable = _CAPABILITY_VARIABLES[problem.field]
+    value = {"transcription_model": settings.transcription, "voice": settings.voice_choice[1],
+             "phrase_list": ",".join(settings.phrase_list), "languages": ",".join(settings.languages)}.get(
+        problem.field, getattr(settings, problem.field, ""))
+    default = " (the default)" if problem.field == "transcription_model" and not settings.transcription_model else ""
+    raise SettingsError(
+        variable,
+        f"{value!r}{default} does not work with VOICE_LIVE_MODEL={settings.model}: {problem.message}; "
+        f"use one of: {', '.join(problem.accepted)}",
+    )
+
+
+def tool_filler_by_service(settings: Settings) -> bool:
+    """Voice Live speaks the tool filler itself (interim_response): only cascaded models with Azure voices
+    do (Voice Live how-to, interim responses); elsewhere the bridge says it."""
+    fam = settings.family
+    return bool(settings.tool_filler_ms) and settings.voice_is_azure and fam is not None and fam.interim_response
+
+
+# An Azure voice that speaks every language the semantic turn detection knows, with the accent
+# prefer_locales asks for: the default voice when the first configured language is not English.
+MULTILINGUAL_VOICE = "en-US-AvaMultilingualNeural"
+
+
+def spoken_voice(settings: Settings) -> tuple[str, str]:
+    """(type, name) of the voice sessions speak with: the operator's; else the family's default, which
+    follows the first of VOICE_LIVE_LANGUAGES when that is not English (an English-only default voice
+    would read another language badly)."""
+    kind, name = settings.voice_choice
+    first = settings.languages[0].lower() if settings.languages else "en"
+    if not settings.voice and kind == capabilities.AZURE_STANDARD and not first.startswith("en"):
+        return kind, MULTILINGUAL_VOICE
+    return kind, name
+
+
+def _multilingual(settings: Settings) -> bool:
+    """A language besides English is expected."""
+    return any(not tag.lower().startswith("en") for tag in settings.languages)
+
+
+def turn_detection_type(settings: Settings) -> str:
+    """The turn detection sent: azure_semantic_vad becomes its multilingual variant for other languages (the
+    default variant "primarily supports English", Voice Live how-to)."""
+    if _multilingual(settings) and settings.turn_detection == "azure_semantic_vad":
+        return "azure_semantic_vad_multilingual"
+    return settings.turn_detection
+
+
+def end_of_utterance_model(settings: Settings) -> str:
+    """Likewise for end-of-utterance detection: semantic_detection_v1 supports English only."""
+    if _multilingual(settings) and settings.end_of_utterance == "semantic_detection_v1":
+        return "semantic_detection_v1_multilingual"
+    return settings.end_of_utterance
 
 
 class _Env:
@@ -282,7 +446,38 @@ class _Env:
             raise SettingsError(name, f"must be one of {shown}, got {raw!r}")
         return value
 
-    def flag(self, name: str, default: bool) -> bool:
+    def line(self, name: str, default: str) -> str:
+        """One spoken line (a greeting, a filler): trimmed, bounded."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if len(raw) > MAX_LINE_CHARS:
+            raise SettingsError(name, f"must be at most {MAX_LINE_CHARS} characters (one spoken line), got {len(raw)}")
+        return raw
+
+    def languages(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        tags = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+        if len(tags) > MAX_LANGUAGES:
+            raise SettingsError(name, f"at most {MAX_LANGUAGES} languages (what Azure Speech transcription takes)")
+        for tag in tags:
+            if not _LANGUAGE.match(tag):
+                raise SettingsError(name, f"must be comma-separated BCP-47 language tags such as en-US,de-DE, got {tag!r}")
+        return tags
+
+    def phrases(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        phrases = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+        if len(phrases) > MAX_PHRASES or any(len(p) > MAX_PHRASE_CHARS for p in phrases):
+            raise SettingsError(name, f"at most {MAX_PHRASES} comma-separated phrases of at most "
+                                      f"{MAX_PHRASE_CHARS} characters each")
+        return phrases
+
+    def flag(self, name: str, default: bool | None) -> bool | None:
         raw = self.text(name)
         if raw is None:
             return default
@@ -293,18 +488,23 @@ class _Env:
             return False
         raise SettingsError(name, f"must be true or false, got {raw!r}")
 
-    def choice_voice(self, name: str, default: str) -> str:
+    def choice_voice(self, name: str) -> tuple[str, str]:
+        """(type, name): an OpenAI voice name, an Azure neural voice (en-US-AvaNeural), or one of the
+        azure-realtime model's native voices; ("", "") when unset (the model's default)."""
         raw = self.text(name)
         if raw is None:
-            return default
+            return "", ""
         if "-" in raw:
-            if _AZURE_VOICE.match(raw):
-                return raw
+            if capabilities.AZURE_VOICE_NAME.match(raw):
+                return capabilities.AZURE_STANDARD, raw
             raise SettingsError(name, f"an Azure voice looks like en-US-AvaNeural, got {raw!r}")
         if raw.lower() in OPENAI_VOICES:
-            return raw.lower()
+            return capabilities.OPENAI, raw.lower()
+        if raw.lower() in REALTIME_NATIVE_VOICES:
+            return capabilities.AZURE_REALTIME_NATIVE, raw.lower()
         raise SettingsError(
-            name, f"must be an Azure voice name (like en-US-AvaNeural) or one of {', '.join(OPENAI_VOICES)}, got {raw!r}"
+            name, f"must be an Azure voice name (like en-US-AvaNeural), one of {', '.join(OPENAI_VOICES)} "
+            f"(OpenAI voices), or one of {', '.join(REALTIME_NATIVE_VOICES)} (azure-realtime voices), got {raw!r}"
         )
 
     def secret_name(self, name: str, default: str) -> str:

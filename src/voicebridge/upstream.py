@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 from urllib.parse import urlparse
 
 import aiohttp
@@ -17,21 +19,36 @@ from azure.ai.voicelive.models import (
     AudioEchoCancellation,
     AudioInputTranscriptionOptions,
     AudioNoiseReduction,
+    AzureRealtimeNativeVoice,
     AzureSemanticDetection,
+    AzureSemanticDetectionEn,
+    AzureSemanticDetectionMultilingual,
     AzureSemanticVad,
+    AzureSemanticVadEn,
     AzureSemanticVadMultilingual,
     AzureStandardVoice,
     FunctionTool,
     InputAudioFormat,
+    InterimResponseTrigger,
     Modality,
+    OpenAIVoice,
     OutputAudioFormat,
     RequestSession,
     ServerVad,
+    StaticInterimResponseConfig,
 )
+from azure.core.exceptions import ClientAuthenticationError
 
+from . import capabilities
 from .credentials import CredentialError, CredentialProvider
 from .protocol import ErrorCode
-from .settings import Settings
+from .settings import (
+    Settings,
+    end_of_utterance_model,
+    spoken_voice,
+    tool_filler_by_service,
+    turn_detection_type,
+)
 
 log = logging.getLogger("voicebridge.upstream")
 
@@ -46,18 +63,36 @@ class UpstreamError(Exception):
 _TURN_DETECTION = {
     "server_vad": ServerVad,
     "azure_semantic_vad": AzureSemanticVad,
+    "azure_semantic_vad_en": AzureSemanticVadEn,
     "azure_semantic_vad_multilingual": AzureSemanticVadMultilingual,
+}
+# One class per model: the SDK's AzureSemanticDetection(model=...) always serializes semantic_detection_v1.
+_END_OF_UTTERANCE = {
+    "semantic_detection_v1": AzureSemanticDetection,
+    "semantic_detection_v1_en": AzureSemanticDetectionEn,
+    "semantic_detection_v1_multilingual": AzureSemanticDetectionMultilingual,
+}
+_VOICES = {
+    capabilities.OPENAI: OpenAIVoice,
+    capabilities.AZURE_STANDARD: AzureStandardVoice,
+    capabilities.AZURE_REALTIME_NATIVE: AzureRealtimeNativeVoice,
 }
 
 
 def session_config(settings: Settings, tools: list[dict] | None = None) -> RequestSession:
     """The session.update every upstream connection of this process sends. Optional features the operator
     did not set are left out, so the service's own defaults apply to them."""
-    voice = AzureStandardVoice(name=settings.voice) if settings.voice_is_azure else settings.voice
-    turn_options: dict = {}
+    kind, name = spoken_voice(settings)
+    voice = _VOICES[kind](name=name, **(_voice_options(settings) if kind in capabilities.AZURE_VOICES else {}))
+    turn_options: dict = _turn_taking(settings)
     if settings.end_of_utterance:
-        turn_options["end_of_utterance_detection"] = AzureSemanticDetection(model=settings.end_of_utterance)
-    optional: dict = {}
+        turn_options["end_of_utterance_detection"] = _END_OF_UTTERANCE[end_of_utterance_model(settings)](
+            **_end_of_utterance_options(settings)
+        )
+    for option in ("threshold", "prefix_padding_ms", "silence_duration_ms"):
+        if (value := getattr(settings, f"vad_{option}")) is not None:
+            turn_options[option] = value
+    optional: dict = _speech_output(settings)
     if settings.noise_reduction:
         optional["input_audio_noise_reduction"] = AudioNoiseReduction(type=settings.noise_reduction)
     if settings.echo_cancellation:
@@ -74,17 +109,107 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
         voice=voice,
         input_audio_format=InputAudioFormat.PCM16,
         output_audio_format=OutputAudioFormat.PCM16,
-        turn_detection=_TURN_DETECTION[settings.turn_detection](
-            threshold=settings.vad_threshold,
-            prefix_padding_ms=settings.vad_prefix_padding_ms,
-            silence_duration_ms=settings.vad_silence_duration_ms,
+        turn_detection=_TURN_DETECTION[turn_detection_type(settings)](
             create_response=True,
             interrupt_response=True,
             **turn_options,
         ),
-        input_audio_transcription=AudioInputTranscriptionOptions(model=settings.transcription_model),
+        input_audio_transcription=AudioInputTranscriptionOptions(
+            model=settings.transcription, **_transcription_options(settings)
+        ),
         **optional,
     )
+
+
+KEYLESS_FIX = "Run `az login` (or give the app's identity access), or set AZURE_VOICE_LIVE_API_KEY."
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The innermost cause: what actually went wrong under the SDK's wrapping."""
+    while exc.__cause__ is not None and exc.__cause__ is not exc:
+        exc = exc.__cause__
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__cause__)
+    return chain
+
+
+def describe_failure(exc: BaseException, host: str) -> str:
+    """A connect failure in words an operator can act on: DNS and TLS say what they are."""
+    chain = _chain(exc)
+    # aiohttp names a resolver failure ClientConnectorDNSError (3.11+) over the resolver's own error
+    # (socket.gaierror, or aiodns' DNSError).
+    dns = (socket.gaierror, *((aiohttp.ClientConnectorDNSError,) if hasattr(aiohttp, "ClientConnectorDNSError") else ()))
+    if any(isinstance(e, dns) or type(e).__name__ == "DNSError" for e in chain):
+        return (f"Could not find Voice Live at {host}: the name does not resolve (DNS). "
+                "Check AZURE_VOICE_LIVE_ENDPOINT.")
+    tls = (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError)
+    if any(isinstance(e, tls) for e in chain):
+        return (f"The TLS handshake with {host} failed ({_first_line(_cause(exc))}): check "
+                "AZURE_VOICE_LIVE_ENDPOINT and the machine's CA certificates.")
+    return f"Could not connect to Voice Live at {host} ({_first_line(_cause(exc))})."
+
+
+# --- the conversation's knobs (issue 24); each sent only when the operator set it ----------------------
+
+
+def _voice_options(settings: Settings) -> dict:
+    # Accents follow the configured languages; `locale` would force every reply into the first one.
+    return {"prefer_locales": list(settings.languages)} if settings.languages else {}
+
+
+def _turn_taking(settings: Settings) -> dict:
+    options: dict = {}
+    if turn_detection_type(settings).startswith("azure_semantic_vad"):
+        if settings.languages and not turn_detection_type(settings).endswith("_en"):
+            options["languages"] = list(settings.languages)
+        if settings.remove_filler_words is not None:
+            options["remove_filler_words"] = settings.remove_filler_words
+    return options
+
+
+def _end_of_utterance_options(settings: Settings) -> dict:
+    options: dict = {}
+    if settings.eou_threshold_level:
+        options["threshold_level"] = settings.eou_threshold_level
+    if settings.eou_timeout_ms is not None:
+        options["timeout_ms"] = settings.eou_timeout_ms
+    return options
+
+
+def _transcription_options(settings: Settings) -> dict:
+    """Azure Speech takes up to ten languages (the first is the primary) and a phrase list; the OpenAI
+    transcription models one ISO-639-1 language and no phrase list (Voice Live API reference)."""
+    options: dict = {}
+    languages = settings.languages
+    if settings.transcription == "azure-speech":
+        if languages:
+            options["language"] = ",".join(languages)
+        if settings.phrase_list:
+            options["phrase_list"] = list(settings.phrase_list)
+    elif len(languages) == 1:
+        options["language"] = languages[0].split("-")[0].lower()
+    return options
+
+
+def _speech_output(settings: Settings) -> dict:
+    options: dict = {}
+    if settings.voice_is_azure:
+        # Word timings let an interrupted reply be cut at the last word the user heard (session/turns.py).
+        options["output_audio_timestamp_types"] = ["word"]
+    if tool_filler_by_service(settings):
+        options["interim_response"] = StaticInterimResponseConfig(
+            triggers=[InterimResponseTrigger.TOOL], texts=[settings.tool_filler]
+        )
+    return options
 
 
 def _http_status(exc: BaseException) -> int | None:
@@ -141,7 +266,19 @@ class Connector:
                         connection_options={"close_timeout": 1.5},
                         **extra,
                     )
+            except ClientAuthenticationError as exc:
+                # Keyless without a usable identity (no `az login`, no managed identity): the SDK asks
+                # the credential for a token inside connect.
+                log.warning("event=upstream.auth_failed host=%s credential=%r cause=%s: %s", self._host,
+                            self._provider.source, type(exc).__name__, _first_line(exc))
+                raise UpstreamError(
+                    ErrorCode.UPSTREAM_AUTH,
+                    f"The app could not get a Microsoft Entra ID token for Voice Live ({_first_line(exc)}). "
+                    + KEYLESS_FIX,
+                ) from exc
             except TimeoutError:
+                log.warning("event=upstream.connect_failed host=%s cause=timeout after %ss", self._host,
+                            settings.connect_timeout_s)
                 raise UpstreamError(
                     ErrorCode.UPSTREAM_TIMEOUT,
                     f"Voice Live at {self._host} did not answer within {settings.connect_timeout_s:g} s.",
@@ -152,20 +289,26 @@ class Connector:
                     if attempt == 1 and await self._provider.on_unauthorized():
                         log.info("event=upstream.auth_retry status=%s", status)
                         continue
+                    log.warning("event=upstream.auth_failed host=%s credential=%r status=%s", self._host,
+                                self._provider.source, status)
                     raise UpstreamError(
                         ErrorCode.UPSTREAM_AUTH,
                         f"Voice Live rejected the app's credentials (HTTP {status}, {self._provider.source}). "
                         "Check the API key or the identity's Cognitive Services User / Azure AI User roles.",
                     ) from exc
-                detail = f"HTTP {status}" if status else str(exc.__cause__ or exc)
-                raise UpstreamError(
-                    ErrorCode.UPSTREAM_UNAVAILABLE, f"Could not connect to Voice Live at {self._host} ({detail})."
-                ) from exc
+                message = (f"Could not connect to Voice Live at {self._host} (HTTP {status})." if status
+                           else describe_failure(exc, self._host))
+                self._log_failure(exc, status)
+                raise UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, message) from exc
             except OSError as exc:
-                raise UpstreamError(
-                    ErrorCode.UPSTREAM_UNAVAILABLE, f"Could not connect to Voice Live at {self._host} ({exc})."
-                ) from exc
+                self._log_failure(exc, None)
+                raise UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, describe_failure(exc, self._host)) from exc
         raise AssertionError("unreachable")
+
+    def _log_failure(self, exc: BaseException, status: int | None) -> None:
+        cause = _cause(exc)
+        log.warning("event=upstream.connect_failed host=%s status=%s cause=%s: %s", self._host, status,
+                    type(cause).__name__, _first_line(cause))
 
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'

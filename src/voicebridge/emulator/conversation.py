@@ -93,10 +93,15 @@ class Conversation:
         self.user_turn = True
         self.turns += 1
 
-    def answered(self) -> None:
-        """A response began: what it answered is answered; a later one echoes the last utterance again."""
-        self.reply_to = ("audio", self.last_utterance)
-        self.user_turn = False
+    def next_reply(self, said: str | None) -> tuple[str, object, bool]:
+        """What a response answers (and from now on has answered), and whether that is a user turn;
+        ("said", text) for a pre-generated message, which answers nothing: what the user said or a tool
+        returned is still to be answered."""
+        if said is not None:
+            return "said", said, False
+        (kind, subject), user_turn = self.reply_to, self.user_turn
+        self.reply_to, self.user_turn = ("audio", self.last_utterance), False
+        return kind, subject, user_turn
 
     def _note_input(self, item: dict) -> None:
         if item["type"] == "function_call_output":

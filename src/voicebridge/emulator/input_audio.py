@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..protocol import SAMPLE_RATE
 from .conversation import Conversation
-from .records import SessionRecord, new_id
+from .records import EmulatorHost, SessionRecord, new_id
 from .responses import Responder
 from .vad import FRAME_SAMPLES, EnergyVad, VadParams
 from .validation import RequestError
@@ -22,8 +22,10 @@ Emit = Callable[..., None]
 
 
 class InputAudio:
-    def __init__(self, emit: Emit, record: SessionRecord, conversation: Conversation, responses: Responder):
+    def __init__(self, emit: Emit, record: SessionRecord, conversation: Conversation, responses: Responder,
+                 *, host: EmulatorHost):
         self._emit = emit
+        self._host = host
         self._record = record
         self._conversation = conversation
         self._responses = responses
@@ -90,8 +92,8 @@ class InputAudio:
         self.speech = None
         self._emit("input_audio_buffer.speech_stopped", audio_end_ms=stop // SAMPLES_PER_MS, item_id=item_id)
         self._commit(start, stop, item_id, stop - self.vad.silence_samples - onset)
-        if self._turn_detection().get("create_response", True) is not False and self._responses.active is None:
-            self._responses.start()
+        if self._turn_detection().get("create_response", True) is not False:
+            self._responses.start_when_free()
 
     def _commit(self, start: int, stop: int, item_id: str, speech_samples: int) -> None:
         pcm = bytes(self.buf[(start - self.buf_start) * 2:(stop - self.buf_start) * 2])
@@ -104,7 +106,11 @@ class InputAudio:
         self._conversation.items[item_id] = {"item": item, "audio_bytes": len(pcm)}
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
         self._conversation.heard(pcm)
-        if self._record.config.get("input_audio_transcription"):
+        if self._record.config.get("input_audio_transcription") and self._host.config.transcription_fails:
+            self._emit("conversation.item.input_audio_transcription.failed", item_id=item_id, content_index=0,
+                       error={"type": "transcription_error", "code": "audio_unintelligible",
+                              "message": "The audio could not be transcribed.", "param": None})
+        elif self._record.config.get("input_audio_transcription"):
             # No ASR here: an honest, deterministic description of what was heard instead.
             transcript = f"({speech_samples / SAMPLE_RATE:.1f} s of speech)"
             item["content"][0]["transcript"] = transcript

@@ -13,6 +13,8 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .records import EmulatorHost, SessionRecord, new_id
+from .spoken import WordStamps, pre_generated_text, speak_interim
+from .usage import Usage
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
@@ -32,32 +34,43 @@ class Response:
     part: str = "audio"  # "text" in a text-only session
     sent_text: list[str] = field(default_factory=list)
     task: asyncio.Task | None = None
+    cancelling: bool = False
+    context: tuple[int, int] = (0, 0)  # (text, audio) tokens of the conversation this response re-read
+    audio_bytes: int = 0
 
 
 class Responder:
     def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, conversation: Conversation,
                  tasks: TaskOwner):
-        self._emit = emit
+        self._emit = self.emit = emit
         self._host = host
         self._record = record
         self._conversation = conversation
         self._items = conversation.items
         self._tasks = tasks
         self.active: Response | None = None
+        self._usage = Usage()
+        self._start_after = False  # a turn ended while the active response was still being cancelled
 
-    def start(self) -> None:
+    def start_when_free(self) -> None:
+        """The VAD committed a turn: reply now, or once the response being cancelled is done."""
+        if self.active is None:
+            self.start()
+        elif self.active.cancelling:
+            self._start_after = True
+
+    def start(self, said: str | None = None) -> None:
         """A response to the latest input (Conversation.reply_to): function calls, if the emulator was told
-        to make them and this answers a user turn, else a reply spoken, or written in a text-only session."""
-        kind, subject = self._conversation.reply_to
-        user_turn = self._conversation.user_turn
-        self._conversation.answered()
+        to make them and this answers a user turn, else a reply spoken, or written in a text-only session;
+        or `said` (a pre-generated message), which answers nothing."""
+        kind, subject, user_turn = self._conversation.next_reply(said)
         if user_turn:
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
                 return
-        if kind == "text":
-            pcm, transcript = _text_tone(str(subject)), f"You wrote: {subject}"
+        if kind in ("said", "text"):
+            pcm, transcript = _text_tone(str(subject)), str(subject) if kind == "said" else f"You wrote: {subject}"
         elif kind == "tool":
             pcm, transcript = _text_tone(" ".join(subject)), "The tool answered: " + "; ".join(subject)
         elif subject:
@@ -67,27 +80,41 @@ class Responder:
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
         text_only = "audio" not in (self._record.config.get("modalities") or ("text", "audio"))
+        outcome = self._host.config.reply_outcome
+        context = self._usage.context(self._record.config.get("instructions"), self._items)
         response_id, item_id = new_id("resp"), new_id("item")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
-                  "cancel_reason": None}
+                  "cancel_reason": None, "outcome": outcome}
         with self._host.registry.changing(self._record) as rec:
             rec.responses.append(record)
-        response = self.active = Response(response_id, item_id, record, transcript,
-                                          part="text" if text_only else "audio")
-        previous = self._conversation.last_id()
-        item = self._assistant_item(response, "in_progress")
-        self._items[item_id] = {"item": item, "audio_bytes": 0}
+        part = "text" if text_only or outcome == "text_only" else "audio"
+        response = self.active = Response(response_id, item_id, record, transcript, part=part, context=context)
         # The preamble goes out synchronously so a cancellation arriving at once still follows it; the order
         # is the API reference's: the item is added to the response, then created in the conversation.
         self._emit("response.created", response={"object": "realtime.response", "id": response_id,
                                                  "status": "in_progress", "status_details": None, "output": []})
+        if outcome == "failed":
+            # Throttled before any output, as the service reports it: response.done status failed.
+            self._end(response, "failed", {"type": "failed", "error": {
+                "type": "rate_limit_exceeded", "code": "rate_limit_exceeded",
+                "message": "Rate limit reached for the model's tokens per minute. Try again shortly."}}, [])
+            return
+        previous = self._conversation.last_id()
+        item = self._assistant_item(response, "in_progress")
+        self._items[item_id] = {"item": item, "audio_bytes": 0}
         self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
-        empty = {"type": "text", "text": ""} if text_only else {"type": "audio", "transcript": ""}
+        empty = {"type": "text", "text": ""} if part == "text" else {"type": "audio", "transcript": ""}
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
                    content_index=0, part=empty)
         if text_only:
             self._write(response)
+        elif outcome == "text_only":
+            # An audio session answered in text only (as replayed history can make the model do).
+            response.task = self._tasks.spawn(_stream_text(self, self._host, response), f"response-{response_id}")
+        elif outcome == "content_filter":
+            # Output stopped by the content filter (Voice Live cannot switch it off): no audio, incomplete.
+            self.finish(response, "incomplete", None, {"type": "incomplete", "reason": "content_filter"})
         else:
             response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
 
@@ -107,7 +134,7 @@ class Responder:
             self._emit("response.text.delta", delta=fragment, **ids)
         self._emit("response.text.done", text=response.transcript, **ids)
         self._emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
-        self._finish(response, "completed", None)
+        self.finish(response, "completed", None)
 
     async def _stream(self, response: Response, pcm: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -115,6 +142,7 @@ class Responder:
         chunks = [pcm[i:i + DELTA_BYTES] for i in range(0, len(pcm), DELTA_BYTES)]
         words = response.transcript.split(" ")
         fragments = [w + " " for w in words[:-1]] + words[-1:]
+        stamps = WordStamps(self._emit, self._record.config, response.transcript, len(pcm) // BYTES_PER_MS, ids)
         started = loop.time()
         for index, chunk in enumerate(chunks):
             pace = self._host.config.pace
@@ -122,6 +150,7 @@ class Responder:
                 await asyncio.sleep(max(0.0, started + index * 0.1 * pace - loop.time()))
             self._emit("response.audio.delta", delta=base64.b64encode(chunk).decode("ascii"), **ids)
             self._items[response.item_id]["audio_bytes"] += len(chunk)
+            response.audio_bytes += len(chunk)
             with self._host.registry.changing(self._record):
                 response.record["audio_bytes_sent"] += len(chunk)
             # Spread the transcript over the audio, as the service interleaves them.
@@ -129,38 +158,60 @@ class Responder:
                 fragment = fragments[len(response.sent_text)]
                 response.sent_text.append(fragment)
                 self._emit("response.audio_transcript.delta", delta=fragment, **ids)
+            stamps.upto((index + 1) * 100)
+        stamps.done()
         self._emit("response.audio.done", **ids)
         self._emit("response.audio_transcript.done", transcript=response.transcript, **ids)
         self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": response.transcript})
-        self._finish(response, "completed", None)
+        self.finish(response, "completed", None)
 
-    def _finish(self, response: Response, status: str, reason: str | None) -> None:
-        self.active = None
+    def finish(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
         item = self._assistant_item(response, "completed" if status == "completed" else "incomplete")
         self._items[response.item_id]["item"] = item
         self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
-        details = None if reason is None else {"type": "cancelled", "reason": reason}
+        if details is None and reason is not None:
+            details = {"type": "cancelled", "reason": reason}
+        self._end(response, status, details, [item], reason)
+
+    def _end(self, response: Response, status: str, details: dict | None, output: list, reason: str | None = None,
+             ) -> None:
+        self.active = None
+        usage = self._usage.report(response.context, response.audio_bytes, "".join(response.sent_text))
         self._emit("response.done", response={"object": "realtime.response", "id": response.id, "status": status,
-                                              "status_details": details, "output": [item]})
+                                              "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):
-            response.record.update(status=status, cancel_reason=reason)
+            response.record.update(status=status, cancel_reason=reason, usage=usage)
+        if self._start_after:
+            self._start_after = False
+            self.start()
 
     def cancel(self, reason: str) -> None:
+        """Cancellation is asynchronous on the service: the response stays active (a response.create is
+        refused) until its response.done, which follows after cancel_latency_ms."""
         response = self.active
+        if response is None or response.cancelling:
+            return
+        response.cancelling = True
         if response.task is not None:
             response.task.cancel()  # suspended at an await, so it can emit nothing more
-        self._finish(response, "cancelled", reason)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._host.config.cancel_latency_ms / 1000, self._cancelled, response, reason)
+
+    def _cancelled(self, response: Response, reason: str) -> None:
+        if self.active is response:
+            self.finish(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
         if self.active is not None:
             raise RequestError(
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
                 "response is finished before creating a new one.", "conversation_already_has_active_response")
-        self.start()
+        self.start(pre_generated_text(event.get("response")))
 
     def _call_functions(self, calls: list[dict]) -> None:
         """A response whose output is function calls, in the service's event order; it completes at once
         (the arguments are known), and the client answers with function_call_output items + response.create."""
+        context = self._usage.context(self._record.config.get("instructions"), self._items)
         response_id = new_id("resp")
         record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
@@ -187,15 +238,18 @@ class Responder:
             self._items[item_id] = {"item": item, "audio_bytes": 0}
             self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
             output.append(item)
+        output += speak_interim(self._emit, self._items, self._record.config, response_id, len(output), _text_tone)
+        usage = self._usage.report(context, 0, "".join(c["arguments"] for c in calls))
         self._emit("response.done", response={"object": "realtime.response", "id": response_id,
-                                              "status": "completed", "status_details": None, "output": output})
+                                              "status": "completed", "status_details": None, "output": output,
+                                              "usage": usage})
         with self._host.registry.changing(self._record):
-            record.update(status="completed")
+            record.update(status="completed", usage=usage)
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.
         wanted = event.get("response_id")
-        if self.active is None or (wanted is not None and wanted != self.active.id):
+        if self.active is None or self.active.cancelling or (wanted is not None and wanted != self.active.id):
             raise RequestError("Cancellation failed: no active response found", "response_cancel_not_active")
         self.cancel("client_cancelled")
 
@@ -206,6 +260,21 @@ class Responder:
                 self.active.task.cancel()
             with self._host.registry.changing(self._record):
                 self.active.record.update(status="cancelled", cancel_reason="connection_closed")
+
+
+async def _stream_text(responder: Responder, host: EmulatorHost, response: Response) -> None:
+    """A reply in text only: response.text.* and no audio at all."""
+    ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
+    words = response.transcript.split(" ")
+    for index, word in enumerate(words):
+        if index and host.config.pace:
+            await asyncio.sleep(0.05 * host.config.pace)
+        fragment = word if index == len(words) - 1 else word + " "
+        response.sent_text.append(fragment)
+        responder.emit("response.text.delta", delta=fragment, **ids)
+    responder.emit("response.text.done", text=response.transcript, **ids)
+    responder.emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
+    responder.finish(response, "completed", None)
 
 
 def _text_tone(text: str) -> bytes:

@@ -16,15 +16,18 @@ import itertools
 import json
 import logging
 import secrets
+import time
 
 from aiohttp import WSMsgType, web
 
+from .. import capabilities
 from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .input_audio import InputAudio
 from .records import EmulatorHost, SessionRecord
 from .responses import Responder
+from .spoken import check_interim, check_timestamps
 from .validation import RequestError, require, validate_session
 
 log = logging.getLogger("voicebridge.emulator")
@@ -43,12 +46,14 @@ DEFAULT_TURN_DETECTION = {
 }
 
 
-def default_session(session_id: str, model: str | None, agent: dict | None = None) -> dict:
+def default_session(session_id: str, model: str | None, agent: dict | None = None,
+                    expires_at: int | None = None) -> dict:
     """What the service reports in session.created before any session.update (in agent mode, with the agent)."""
     session = {
         "object": "realtime.session",
         "id": session_id,
         "model": model,
+        "expires_at": expires_at,
         "modalities": ["text", "audio"],
         "instructions": "",
         "voice": {"name": "en-US-Ava:DragonHDLatestNeural", "type": "azure-standard"},
@@ -80,10 +85,14 @@ class EmulatedSession:
         self._event_ids = itertools.count(1)
         self._event_prefix = f"event_{secrets.token_hex(6)}"
         self.dropped = False
+        self.expired = False
+        model = host.config.deployments.get(record.model or "", record.model)
+        # The rules this session's model follows (an agent session's: the agents family).
+        self.family = capabilities.family_of(model, agent="agent" in record.config)
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
         self.responses = Responder(self.emit, host, record, self.conversation, self.tasks)
-        self.input = InputAudio(self.emit, record, self.conversation, self.responses)
+        self.input = InputAudio(self.emit, record, self.conversation, self.responses, host=host)
         self.handlers = {
             "session.update": self.on_session_update,
             "input_audio_buffer.append": self.input.append,  # called with the decoded audio, see on_text
@@ -107,6 +116,8 @@ class EmulatedSession:
 
     def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None,
               type_: str = "invalid_request_error") -> None:
+        if not self.host.config.error_event_ids:
+            event_id = None
         self.emit("error", error={"type": type_, "code": code, "message": message, "param": param,
                                   "event_id": event_id})
 
@@ -116,6 +127,10 @@ class EmulatedSession:
             if due and (delay := due - self.loop.time()) > 0:
                 await asyncio.sleep(delay)
             await self.ws.send_str(text)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.tasks.spawn(self.ws.close(code=1000, message=b"session expired"), "expire")
 
     def drop(self) -> None:
         """Vanish without a close frame, like a network failure."""
@@ -128,6 +143,9 @@ class EmulatedSession:
         writer = self.tasks.spawn(self._writer(), "writer")
         drop_after = self.host.config.drop_after_s
         dropper = self.loop.call_later(drop_after, self.drop) if drop_after is not None else None
+        # [QUOTAS] at most 60 minutes per connection; the service closes it at expires_at.
+        lifetime = max(0.0, self.record.expires_at - time.time()) if self.record.expires_at else None
+        expiry = self.loop.call_later(lifetime, self._expire) if lifetime is not None else None
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -139,6 +157,8 @@ class EmulatedSession:
             writer.cancel()
             if dropper:
                 dropper.cancel()
+            if expiry:
+                expiry.cancel()
             self.responses.connection_closed()
             await self.tasks.close(TASKS_END_S)
             log.info("%s", self.summary())
@@ -221,7 +241,9 @@ class EmulatedSession:
 
     def on_session_update(self, event: dict) -> None:
         update = require(event, "session", dict)
-        validate_session(update)
+        validate_session(update, self.family)
+        check_timestamps(update)
+        check_interim(update, self.family, self.record.config)
         agent = self.record.config.get("agent")
         if agent is not None and "instructions" in update:
             raise RequestError(f"Invalid 'session.instructions': this session is connected to agent "

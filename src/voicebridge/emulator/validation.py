@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import math
 
+from .. import capabilities
+from ..capabilities import END_OF_UTTERANCE_MODELS as EOU_MODELS
+from ..capabilities import NOISE_REDUCTION_TYPES
+from ..capabilities import TURN_DETECTION_TYPES as VAD_TYPES
 from ..protocol import SAMPLE_RATE
 
-VAD_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
-EOU_MODELS = ("semantic_detection_v1", "semantic_detection_v1_en", "semantic_detection_v1_multilingual")
-NOISE_REDUCTION_TYPES = ("azure_deep_noise_suppression", "near_field", "far_field")
+# Where each field the capability table checks lives in session.update.
+_CAPABILITY_PARAMS = {
+    "transcription_model": "session.input_audio_transcription.model",
+    "noise_reduction": "session.input_audio_noise_reduction.type",
+    "voice": "session.voice",
+    "end_of_utterance": "session.turn_detection.end_of_utterance_detection",
+    "vad_threshold": "session.turn_detection.threshold",
+    "phrase_list": "session.input_audio_transcription.phrase_list",
+    "interim_response": "session.interim_response",
+}
 
 
 class RequestError(Exception):
@@ -42,12 +53,46 @@ def check_number(obj: dict, name: str, low: float, high: float = math.inf) -> No
                             "invalid_value", f"session.turn_detection.{name}")
 
 
-def validate_session(update: dict) -> None:
+def _voice_kind(voice: object) -> str | None:
+    if isinstance(voice, str):  # the older bare OpenAI voice name
+        if voice in capabilities.OPENAI_VOICES:
+            return capabilities.OPENAI
+    elif isinstance(voice, dict) and isinstance(voice.get("name"), str) and voice.get("type") in (
+            capabilities.OPENAI, capabilities.AZURE_REALTIME_NATIVE, *capabilities.AZURE_VOICES):
+        return voice["type"]
+    raise RequestError("Invalid 'session.voice': expected an OpenAI voice name or a voice object with 'type' "
+                       "(openai, azure-standard, azure-custom, azure-personal, azure-realtime-native) and 'name'.",
+                       "invalid_value", "session.voice")
+
+
+def check_capabilities(update: dict, family: capabilities.Family | None) -> None:
+    """The capability table (capabilities.py), for what this update sets: the service's refusal of a
+    combination the session's model does not support."""
+    transcription = update.get("input_audio_transcription")
+    noise = update.get("input_audio_noise_reduction")
+    td = update.get("turn_detection")
+    eou = td.get("end_of_utterance_detection") if isinstance(td, dict) else None
+    choice = capabilities.Choice(
+        transcription_model=transcription.get("model") if isinstance(transcription, dict) else None,
+        noise_reduction=noise.get("type") if isinstance(noise, dict) else None,
+        voice_kind=_voice_kind(update["voice"]) if update.get("voice") is not None else None,
+        end_of_utterance=eou.get("model") if isinstance(eou, dict) else None,
+        vad_threshold=td.get("threshold") if isinstance(td, dict) and isinstance(td.get("threshold"), int | float)
+        and not isinstance(td.get("threshold"), bool) else None,
+        phrase_list=isinstance(transcription, dict) and transcription.get("phrase_list") is not None,
+    )
+    found = capabilities.problems(family, choice)
+    if found:
+        problem = found[0]
+        param = _CAPABILITY_PARAMS[problem.field]
+        raise RequestError(f"Invalid '{param}': {problem.message}. Supported values: {', '.join(problem.accepted)}.",
+                           "invalid_value", param)
+
+
+def validate_session(update: dict, family: capabilities.Family | None = None) -> None:
     """Reject what the service rejects, and what this emulator cannot honour, with the service's error shape."""
-    voice = update.get("voice")
-    if voice is not None and not (isinstance(voice, str) or isinstance(voice, dict) and isinstance(voice.get("name"), str)):
-        raise RequestError("Invalid 'session.voice': expected a voice name or an object with 'name'.",
-                            "invalid_value", "session.voice")
+    if update.get("voice") is not None:
+        _voice_kind(update["voice"])
     modalities = update.get("modalities")
     if modalities is not None and (not isinstance(modalities, list) or not set(modalities) <= {"text", "audio"}):
         raise RequestError("Invalid 'session.modalities': allowed values are 'text' and 'audio'.",
@@ -68,19 +113,17 @@ def validate_session(update: dict) -> None:
         if not isinstance(td, dict) or td.get("type") not in VAD_TYPES:
             raise RequestError(f"Invalid 'session.turn_detection.type': supported values are {', '.join(VAD_TYPES)}.",
                                 "invalid_value", "session.turn_detection.type")
-        check_number(td, "threshold", 0.0, 1.0)
+        check_number(td, "threshold", 0.0, 1.0)  # the range's open end: check_capabilities
         check_number(td, "prefix_padding_ms", 0)
         check_number(td, "silence_duration_ms", 0)
         eou = td.get("end_of_utterance_detection")
         if eou is not None:
-            if not td["type"].startswith("azure_semantic_vad"):
-                raise RequestError("Invalid 'session.turn_detection.end_of_utterance_detection': end-of-utterance "
-                                   "detection is only supported with azure_semantic_vad turn detection.",
-                                   "invalid_value", "session.turn_detection.end_of_utterance_detection")
+            # [HOWTO] "End of utterance detection can be used with either VAD selection".
             if not isinstance(eou, dict) or eou.get("model") not in EOU_MODELS:
                 raise RequestError("Invalid 'session.turn_detection.end_of_utterance_detection.model': supported "
                                    f"values are {', '.join(EOU_MODELS)}.", "invalid_value",
                                    "session.turn_detection.end_of_utterance_detection.model")
+    _check_hearing(update)
     _check_typed_object(update, "input_audio_noise_reduction", NOISE_REDUCTION_TYPES)
     _check_typed_object(update, "input_audio_echo_cancellation", ("server_echo_cancellation",))
     temperature = update.get("temperature")
@@ -89,6 +132,7 @@ def validate_session(update: dict) -> None:
         raise RequestError("Invalid 'session.temperature': expected a number between 0.6 and 1.2.",
                            "invalid_value", "session.temperature")
     _check_tools(update)
+    check_capabilities(update, family)
 
 
 def _check_typed_object(update: dict, name: str, types: tuple[str, ...]) -> None:
@@ -165,3 +209,54 @@ def _check_mcp_server(tool: dict, where: str, labels: set[str]) -> None:
     if not (isinstance(approval, dict) and approval and set(approval) <= set(MCP_APPROVAL)
             and all(isinstance(v, list) and all(isinstance(t, str) for t in v) for v in approval.values())):
         raise bad("require_approval", "never, always or an object {never|always: [tool names]}")
+EOU_THRESHOLD_LEVELS = ("low", "medium", "high", "default")
+# [REF] RealtimeInputAudioTranscriptionSettings: phrase_list and custom_speech "only valid for azure-speech".
+AZURE_SPEECH_ONLY = ("custom_speech",)  # phrase_list: the capability table
+MAX_LANGUAGES = 10
+
+
+def _check_hearing(update: dict) -> None:
+    """Languages, phrase lists and the turn-taking knobs (issue 24), as the SDK's models and the reference
+    describe them."""
+    transcription = update.get("input_audio_transcription")
+    if isinstance(transcription, dict):
+        for name in AZURE_SPEECH_ONLY:
+            if transcription.get(name) is not None and transcription.get("model") != "azure-speech":
+                raise RequestError(f"Invalid 'session.input_audio_transcription.{name}': only valid for the "
+                                   "azure-speech model.", "invalid_value", f"session.input_audio_transcription.{name}")
+        phrases = transcription.get("phrase_list")
+        if phrases is not None and (not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases)):
+            raise RequestError("Invalid 'session.input_audio_transcription.phrase_list': expected an array of "
+                               "strings.", "invalid_type", "session.input_audio_transcription.phrase_list")
+        language = transcription.get("language")
+        if language is not None and (not isinstance(language, str) or len(language.split(",")) > MAX_LANGUAGES):
+            raise RequestError("Invalid 'session.input_audio_transcription.language': expected a language code or "
+                               f"up to {MAX_LANGUAGES} comma-separated codes.", "invalid_value",
+                               "session.input_audio_transcription.language")
+    td = update.get("turn_detection")
+    if not isinstance(td, dict):
+        return
+    kind = td.get("type")
+    for name, allowed in (("languages", ("azure_semantic_vad", "azure_semantic_vad_multilingual")),
+                          ("remove_filler_words", VAD_TYPES[1:])):
+        if td.get(name) is not None and kind not in allowed:
+            raise RequestError(f"Invalid 'session.turn_detection.{name}': not a property of {kind} turn detection.",
+                               "invalid_value", f"session.turn_detection.{name}")
+    languages = td.get("languages")
+    if languages is not None and (not isinstance(languages, list) or not all(isinstance(x, str) for x in languages)):
+        raise RequestError("Invalid 'session.turn_detection.languages': expected an array of language codes.",
+                           "invalid_type", "session.turn_detection.languages")
+    if "remove_filler_words" in td and not isinstance(td["remove_filler_words"], bool | None):
+        raise RequestError("Invalid type for 'session.turn_detection.remove_filler_words'.", "invalid_type",
+                           "session.turn_detection.remove_filler_words")
+    eou = td.get("end_of_utterance_detection")
+    if isinstance(eou, dict):
+        where = "session.turn_detection.end_of_utterance_detection"
+        level = eou.get("threshold_level")
+        if level is not None and level not in EOU_THRESHOLD_LEVELS:
+            raise RequestError(f"Invalid '{where}.threshold_level': supported values are "
+                               f"{', '.join(EOU_THRESHOLD_LEVELS)}.", "invalid_value", f"{where}.threshold_level")
+        timeout = eou.get("timeout_ms")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0):
+            raise RequestError(f"Invalid '{where}.timeout_ms': expected an integer >= 0.", "invalid_value",
+                               f"{where}.timeout_ms")

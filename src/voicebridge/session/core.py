@@ -46,7 +46,8 @@ class BridgeSession:
             options = host.options
             return Run(
                 self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
-                self._ready, options.toolbox, options.limits, self.user.hashed,
+                self._ready, options.toolbox, options.limits, self.user.hashed, initiative=options.initiative,
+                model=options.model,
             )
 
         self.supervisor = Supervisor(

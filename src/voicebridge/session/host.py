@@ -10,6 +10,7 @@ from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from ..protocol import CloseCode, ErrorCode
 from ..tools import Toolbox
+from .initiative import InitiativeOptions
 from .limits import Limits
 
 
@@ -22,6 +23,10 @@ class SessionOptions:
     history_items: int = 40  # conversation items kept to replay into a new upstream session
     toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
     limits: Limits = Limits()  # each run's time, idle and audio-rate limits
+    initiative: InitiativeOptions = InitiativeOptions()  # greeting, tool filler, re-prompt (issue 24)
+    model: str = ""  # VOICE_LIVE_MODEL: the token counts are reported per model
+    # A connection nearer than this to its expires_at is replaced between turns (issue 19, rollover.py).
+    rollover_margin_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

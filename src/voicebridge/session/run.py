@@ -17,10 +17,11 @@ from ..protocol import Audio, Playback, State, Text, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
+from . import rollover
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
-from .ids import internal_id
+from .initiative import Initiative, InitiativeOptions
 from .limits import Limits, RunLimits
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
@@ -44,28 +45,45 @@ class Run:
         toolbox: Toolbox | None = None,
         limits: Limits | None = None,
         user: str = "",
+        initiative: InitiativeOptions | None = None,
+        *,
+        model: str = "",
     ):
         self._tab = tab
         self._stats = stats
-        self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user)
-        self.status = TabStatus(session_id, tab, self.telemetry)
+        self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user, model=model)
+        self.status = TabStatus(session_id, tab, self.telemetry, on_change=lambda state: self.initiative.state_changed(state))
         self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
-        self.upstream = UpstreamLink(tasks)
+        self.upstream = UpstreamLink(tasks, session_id)
+        self.rejected = False  # the service refused the session configuration: the run ends
+        self.rolling = False  # between a rollover's old connection and its next (rollover.py)
         self.turns = TurnTracker()
-        self.transcripts = TranscriptKeeper(self._transcript, history_items)
+        self.transcripts = TranscriptKeeper(
+            self._transcript, history_items, on_word=lambda *word: tab.send(protocol.word(*word))
+        )
         self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
         self.tools = ToolCalls(
             session_id, toolbox or Toolbox(), self.upstream, tab, tasks, self.telemetry,
             user_speaking=lambda: self.status.state is State.LISTENING,
+            on_started=lambda: self.initiative.tool_started(),
+            on_all_done=lambda: self.initiative.tools_done(),
+        )
+        self.initiative = Initiative(
+            session_id, initiative or InitiativeOptions(), self.upstream, self.turns,
+            state=lambda: self.status.state,
+            tools_running=lambda: self.tools.running,
         )
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready, on_speech=self.limits.activity,
+            self.telemetry, stats, on_ready=lambda: self._ready(on_ready), on_speech=self._activity,
+            on_rejected=self._rejected,
         )
         self.uplink = Uplink()
 
     def accepts_audio(self) -> bool:
-        return self.upstream.conn is not None and self.status.state in protocol.ACTIVE_STATES
+        # While a rollover moves to the next connection, audio waits in the uplink queue for it.
+        connected = self.upstream.conn is not None or self.rolling
+        return connected and self.status.state in protocol.ACTIVE_STATES
 
     def audio(self, message: Audio) -> None:
         if not self.limits.audio_allowed(message.nbytes):
@@ -76,37 +94,56 @@ class Run:
 
     def text(self, message: Text) -> None:
         """A typed turn: like speech, it interrupts a reply that is playing; then the model answers it."""
-        self.limits.activity()
+        self._activity()
         self.events.interrupt(time.monotonic())
         active = self.turns.active_response
         if active is not None and not self.turns.dropped(active):
-            # A reply still being prepared (no audio yet) would refuse the new response: it gives way.
+            # A reply still being prepared (no audio yet) gives way to the typed turn.
             self.turns.drop(active)
             self.barge_in.cancel(active)
         self.transcripts.user(f"typed-{next(_typed_ids)}", message.text, final=True, typed=True)
         self.status.show(self.status.machine.speech_stopped())
         self.telemetry.turn_started()
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": message.text}]}
-        self.upstream.send_soon_many(
-            [
-                {"type": "conversation.item.create", "event_id": internal_id("text"), "item": item},
-                {"type": "response.create", "event_id": internal_id("text-reply")},
-            ],
-            "text",
-        )
+        gate = self.upstream.gate
+        self.upstream.send_soon(gate.sent({"type": "conversation.item.create", "item": item}, "text"), "text")
+        # A cancelled reply stays active until its response.done: the gate sends the create after it.
+        gate.create("text")
+
+    def _rejected(self) -> None:
+        self.rejected = True  # the run loop ends the relay after this event, and the run with it
 
     def playback(self, message: Playback) -> None:
         if message.latency_ms is not None:
             self.telemetry.playback_latency(message.latency_ms)
         self.turns.played(message.item_id, message.played_ms, message.cleared)
 
-    def connected(self, conn: VoiceLiveConnection) -> None:
-        """A new upstream connection: what the previous one said about turns and items is void."""
+    def _ready(self, on_ready: Callable[[], None]) -> None:
+        """Ready on a fresh connection: the tab's resume token, then perhaps the greeting."""
+        on_ready()
+        self.initiative.ready(conversation_empty=not self.transcripts.replayable())
+
+    def _activity(self) -> None:
+        """The person spoke or typed: the idle clock starts again, and so does the re-prompt's."""
+        self.limits.activity()
+        self.initiative.activity()
+
+    def connected(self, conn: VoiceLiveConnection, rolled: bool = False) -> None:
+        """A new upstream connection: what the previous one said about turns and items is void (after a
+        rollover, the microphone audio queued meanwhile goes to the new one)."""
+        self.initiative.new_connection()
         self.turns.reset()
         self.transcripts.new_connection()
         self.tools.reset()
-        self.uplink.clear()
-        self.upstream.attach(conn)
+        if not rolled:
+            self.uplink.clear()
+        self.rolling = False
+        self.upstream.attach(conn, rolled)
+
+    def quiet(self) -> bool:
+        """Nobody speaks, no reply is active or playing, no tool is running: a moment to roll over."""
+        return rollover.quiet(self.status.state, self.upstream.gate.busy, self.turns.still_playing(time.monotonic()),
+                              self.tools.running)
 
     def park(self) -> None:
         """The tab is gone, perhaps for a moment: what it was playing ends where it last said it was."""
@@ -127,6 +164,8 @@ class Run:
 
     def seed(self, history: tuple[Turn, ...]) -> None:
         """The conversation the tab handed back with session.start (replayed like our own)."""
+        if history:
+            self.initiative.history_given()
         for turn in history:
             self.transcripts.remember(turn.role, turn.text)
 
@@ -134,7 +173,7 @@ class Run:
         """The conversation so far into a freshly configured connection, before the tab hears ready."""
         entries = self.transcripts.replayable()
         if entries:
-            await self.upstream.replay.send(conn, entries)
+            await self.upstream.replay.send(conn, entries, self.upstream.gate.sent)
         return len(entries)
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:

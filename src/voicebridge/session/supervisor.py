@@ -127,6 +127,7 @@ class Supervisor:
     def _cancel(self, reason: str) -> None:
         assert self._task is not None
         self.run.limits.cancel()  # a limit falling due during the cleanup must not stop a restart
+        self.run.initiative.cancel()
         self._task.cancel()
         event("session.stop", self._id, reason=reason)
 
@@ -153,6 +154,7 @@ class Supervisor:
     def _finish(self, run: Run, reason: str) -> None:
         """The run is over. Every step is attempted; `closed` is set whatever the others met."""
         run.limits.cancel()
+        run.initiative.cancel()
         if run.status.state is not State.ERROR:
             self._attempt(run.status.show, run.status.machine.stopped())
         self._attempt(run.telemetry.ended, reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from .. import protocol
@@ -67,11 +68,18 @@ class TabLink:
 class TabStatus:
     """One run's tab-visible state machine, its error reports, and telling the tab about both."""
 
-    def __init__(self, session_id: str, tab: TabLink, telemetry: SessionTelemetry):
+    def __init__(
+        self,
+        session_id: str,
+        tab: TabLink,
+        telemetry: SessionTelemetry,
+        on_change: Callable[[State], None] = lambda state: None,
+    ):
         self._session_id = session_id
         self._tab = tab
         self._telemetry = telemetry
         self.machine = StateMachine()
+        self.on_change = on_change  # every new state (the run's initiative times silences by it)
 
     @property
     def state(self) -> State:
@@ -80,12 +88,13 @@ class TabStatus:
     def show(self, new: State | None) -> None:
         if new is not None:
             self._tab.send(protocol.state(new))
+            self.on_change(new)
 
     def error(self, code: ErrorCode, message: str, **extra: object) -> None:
         self._telemetry.error(code)
         self._tab.send(protocol.error(code, message, **extra))
 
-    def fail(self, code: ErrorCode, message: str) -> None:
+    def fail(self, code: ErrorCode, message: str, **extra: object) -> None:
         event("session.error", self._session_id, code=code)
-        self.error(code, message)
+        self.error(code, message, **extra)
         self.show(self.machine.failed())

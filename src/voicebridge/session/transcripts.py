@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 DEFAULT_HISTORY = 40  # finished entries; the oldest go first, so a day-long session costs bounded memory
 MAX_PENDING = 8  # places held for items whose final has not come (a VAD false start never gets one)
+# Word timings kept (Azure voices report them, issue 24): for this many recent items, this many words each.
+MAX_TIMED_ITEMS, MAX_TIMED_WORDS = 4, 2000
 
 Emit = Callable[..., None]  # (role, item_id, text, final, **extra) -> None
+WordEmit = Callable[[str, str, int, int], None]
 
 
 @dataclass(slots=True)
@@ -29,10 +32,13 @@ class Entry:
 
 
 class TranscriptKeeper:
-    def __init__(self, emit: Emit, limit: int = DEFAULT_HISTORY):
+    def __init__(self, emit: Emit, limit: int = DEFAULT_HISTORY, on_word: WordEmit = lambda *word: None):
         self._emit = emit
+        self._on_word = on_word  # (item_id, text, start_ms, end_ms): the tab may show the word as it plays
         self._streaming: dict[str, tuple[object, str]] = {}  # assistant item id -> (response id, text so far)
-        self._heard: dict[str, float] = {}  # interrupted item id -> share of its audio the user heard
+        self._heard: dict[str, Callable[[str], str]] = {}  # interrupted item id -> cuts its text to what was heard
+        self._exact: set[str] = set()  # items whose cut comes from word timings: the tab gets the cut text too
+        self._words: dict[str, list[int]] = {}  # assistant item id -> where each word's audio ends (ms)
         self._limit = limit
         self.history: deque[Entry] = deque()
 
@@ -55,6 +61,8 @@ class TranscriptKeeper:
         """Items of the previous upstream connection will never finish."""
         self._streaming.clear()
         self._heard.clear()
+        self._exact.clear()
+        self._words.clear()
         for entry in [e for e in self.history if not e.final]:
             self.history.remove(entry)
 
@@ -89,20 +97,55 @@ class TranscriptKeeper:
                 extra = {"interrupted": True} if interrupted else {}
                 self._send("assistant", item_id, text, True, **extra)
 
-    def heard(self, item_id: str, share: float) -> None:
-        """The user heard `share` of an interrupted item's audio: its history entry keeps that much text."""
+    def timestamp(self, event: dict) -> None:
+        """`response.audio_timestamp.delta`: a word of an assistant item and where its audio lies."""
+        item_id, offset, duration = event.get("item_id"), event.get("audio_offset_ms"), event.get("audio_duration_ms")
+        if not isinstance(item_id, str) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (offset, duration)):
+            return
+        self._word(item_id, offset + duration)
+        text = event.get("text")
+        self._on_word(item_id, text if isinstance(text, str) else "", offset, offset + duration)
+
+    def _word(self, item_id: str, end_ms: int) -> None:
+        words = self._words.get(item_id)
+        if words is None:
+            while len(self._words) >= MAX_TIMED_ITEMS:
+                del self._words[next(iter(self._words))]
+            words = self._words[item_id] = []
+        if len(words) < MAX_TIMED_WORDS:
+            words.append(end_ms)
+
+    def heard(self, item_id: str, share: float, heard_ms: int | None = None) -> None:
+        """The user heard `heard_ms` (`share`) of an interrupted item's audio: its history entry keeps the
+        words whose audio ended by then when the voice reported word timings, else that share of the text
+        (cut at a word). With timings the tab is told the cut text too: it is exactly what was heard."""
+        ends = self._words.pop(item_id, None)
+        exact = ends is not None and heard_ms is not None
+        if exact:
+            count = sum(1 for end in ends if end <= heard_ms)
+            cut: Callable[[str], str] = lambda text: _first_words(text, count)  # noqa: E731
+        else:
+            cut = lambda text: _cut(text, share)  # noqa: E731
         entry = self._entry(item_id)
         if entry is not None and entry.final:
-            entry.text = _cut(entry.text, share)
+            entry.text = cut(entry.text)
+            if exact:
+                self._emit(entry.role, item_id, entry.text, True, interrupted=True, heard=True)
         else:
-            self._heard[item_id] = share  # its final has not arrived yet
+            self._heard[item_id] = cut  # its final has not arrived yet
+            if exact:
+                self._exact.add(item_id)
 
     def _send(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
+        cut = self._heard.pop(item_id, None) if final else None
+        if cut is not None and item_id in self._exact:
+            self._exact.discard(item_id)
+            text, extra = cut(text), {**extra, "heard": True}  # the tab never sees more than was heard
         self._emit(role, item_id, text, final, **extra)
         if final:
             interrupted = bool(extra.get("interrupted"))
-            share = self._heard.pop(item_id, None)
-            kept = _cut(text, share) if share is not None else text
+            kept = cut(text) if cut is not None else text
             entry = self._entry(item_id)
             if entry is None or entry.final:
                 self._append(Entry(role, item_id, kept, interrupted))
@@ -133,6 +176,19 @@ class TranscriptKeeper:
             if entry.item_id == item_id:
                 return entry
         return None
+
+
+def _first_words(text: str, count: int) -> str:
+    """The first `count` words of a text as written (its punctuation kept)."""
+    if count <= 0:
+        return ""
+    words = text.split()
+    if count >= len(words):
+        return text.strip()
+    end = 0
+    for word in words[:count]:
+        end = text.index(word, end) + len(word)
+    return text[:end]
 
 
 def _cut(text: str, share: float) -> str:

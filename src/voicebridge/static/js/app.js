@@ -5,6 +5,7 @@ import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
 import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerType, State } from "./contract.js";
 import { Conversation } from "./conversation.js";
 import { WIRE_RATE } from "./dsp.js";
+import { SpokenWords } from "./spoken.js";
 import { NOTICES, PageProblem, UPSTREAM_BUSY, View } from "./ui.js";
 
 const SENDING = new Set(ACTIVE_STATES);
@@ -21,6 +22,7 @@ const on = (name) => params.get(name) !== "0";
 const constraints = { echoCancellation: on("ec"), noiseSuppression: on("ns"), autoGainControl: on("agc") };
 
 const view = new View();
+const spoken = new SpokenWords(); // the word being played, highlighted (Azure voices' word timings)
 // What was said survives reloads, deploys and lost sockets (issue 12); only Stop forgets it.
 const conversation = new Conversation(window.sessionStorage);
 const REMEMBERED = "Reconnected — the assistant remembers the conversation";
@@ -234,6 +236,8 @@ class Run {
         return view.transcript(message);
       case ServerType.TOOL:
         return view.tool(message);
+      case ServerType.WORD:
+        return spoken.word(message);
       case ServerType.SESSION:
         this.token = message.resume;
         return;
@@ -342,6 +346,10 @@ class Run {
       samplesPlayed: message.total, samplesQueued: message.queued, underruns: message.underruns, overruns: message.overruns,
     });
     this.progress = message;
+    // Nothing queued: the reply has played out (or was flushed), no word is being spoken.
+    if (message.item && message.type === "progress" && message.queued > 0) {
+      spoken.played(message.item, (message.played * 1000) / WIRE_RATE);
+    } else spoken.clear();
     if (message.type === "cleared") {
       // The server truncates the interrupted reply at this report, so it is owed after every clear, even
       // when the count equals the last periodic report; an item still queued behind another was not heard.
