@@ -14,6 +14,7 @@ import functools
 import logging
 
 from .balance import UserBoard
+from .credentials import VaultSecrets
 from .identity import UserKey
 from .logs import event
 from .protocol import CloseCode, ErrorCode
@@ -25,7 +26,7 @@ from .session.supervisor import Lifecycle
 from .settings import Settings
 from .tasks import TaskOwner
 from .tools import Toolbox
-from .upstream import Connector, session_config
+from .upstream import Connector, McpDeclarations, session_config
 
 log = logging.getLogger("voicebridge.session")
 
@@ -42,6 +43,10 @@ class Bridge:
         self.connector = connector
         self.emulator = emulator
         self.toolbox = Toolbox.load(settings.tools, settings.tool_timeout_s)
+        self.mcp = None
+        if settings.mcp_servers:
+            vault = any(s.header_secrets for s in settings.mcp_servers)
+            self.mcp = McpDeclarations(settings.mcp_servers, VaultSecrets(settings) if vault else None)
         options = SessionOptions(
             session_config=session_config(settings, self.toolbox.definitions()),
             connect_timeout_s=settings.connect_timeout_s,
@@ -50,6 +55,9 @@ class Bridge:
             history_items=settings.history_items,
             toolbox=self.toolbox,
             limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
+            mcp_entries=self.mcp.entries if self.mcp is not None else None,
+            approval_s=settings.approval_s,
+            approval_arguments=settings.approval_arguments,
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(
@@ -178,6 +186,8 @@ class Bridge:
                 await self._closing.close(timeout)
         finally:
             await self.connector.close()
+            if self.mcp is not None:
+                await self.mcp.close()
 
 
 def _holds_upstream(session: BridgeSession) -> bool:

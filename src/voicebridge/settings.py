@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from . import mcp
+from .mcp import McpServer
+
 T = TypeVar("T")
 
 # Voices the realtime models offer by name; anything with a dash is an Azure neural voice.
@@ -71,6 +74,17 @@ class Settings:
     # Function tools: importable modules whose @tool functions the agent may call
     tools: tuple[str, ...] = ()
     tool_timeout_s: float = 10.0
+
+    # Agent mode (docs/agent.md): a Foundry agent answers instead of a model; its instructions and tools
+    # live in Foundry, so the settings for those are refused rather than silently dropped.
+    agent_name: str | None = None
+    agent_project: str | None = None
+    agent_version: str | None = None
+    # MCP tool servers (docs/mcp.md, mcp.py); a call that needs approval waits this long for the page,
+    # whose dialog shows the call's arguments only when approval_arguments allows it.
+    mcp_servers: tuple[McpServer, ...] = ()
+    approval_s: float = 30.0
+    approval_arguments: bool = False
 
     # Serving
     host: str = "127.0.0.1"
@@ -130,6 +144,10 @@ class Settings:
         return not self.endpoint
 
     @property
+    def agent_mode(self) -> bool:
+        return self.agent_name is not None
+
+    @property
     def voice_is_azure(self) -> bool:
         return "-" in self.voice
 
@@ -159,6 +177,12 @@ class Settings:
             temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
             tools=env.modules("VOICEBRIDGE_TOOLS"),
             tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
+            agent_name=env.text("VOICE_LIVE_AGENT_NAME"),
+            agent_project=env.text("VOICE_LIVE_AGENT_PROJECT"),
+            agent_version=env.text("VOICE_LIVE_AGENT_VERSION"),
+            mcp_servers=env.mcp_servers("VOICEBRIDGE_MCP_SERVERS"),
+            approval_s=env.number("VOICEBRIDGE_APPROVAL_SECONDS", float, d.approval_s, 1.0, 600.0),
+            approval_arguments=env.flag("VOICEBRIDGE_APPROVAL_ARGUMENTS", d.approval_arguments),
             host=env.text("VOICEBRIDGE_HOST") or d.host,
             port=env.number("PORT", int, d.port, 0, 65535),
             workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
@@ -204,6 +228,8 @@ class Settings:
                 "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
                 f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
             )
+        _check_agent(settings, env)
+        _check_mcp(settings)
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
                 "VOICEBRIDGE_EMULATOR_PORT",
@@ -217,6 +243,55 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+# What agent mode refuses: the agent defines these in Foundry (docs/agent.md).
+_NOT_WITH_AGENT = (
+    ("VOICE_LIVE_INSTRUCTIONS", "the agent's instructions are defined in Foundry"),
+    ("VOICE_LIVE_MODEL", "the agent's model is defined in Foundry"),
+    ("VOICE_LIVE_TEMPERATURE", "the agent's model settings are defined in Foundry"),
+    ("VOICEBRIDGE_TOOLS", "the agent's tools are defined in Foundry"),
+    ("VOICEBRIDGE_MCP_SERVERS", "give the agent its MCP tools in Foundry"),
+)
+# Models whose sessions cannot use MCP servers (the phi family has no tool use).
+_NO_MCP_MODELS = ("phi4-mm-realtime", "phi4-mini")
+
+
+def _check_agent(settings: Settings, env: _Env) -> None:
+    if settings.agent_name is None and settings.agent_project is None:
+        if settings.agent_version is not None:
+            raise SettingsError("VOICE_LIVE_AGENT_VERSION", "needs VOICE_LIVE_AGENT_NAME and VOICE_LIVE_AGENT_PROJECT")
+        return
+    if settings.agent_name is None or settings.agent_project is None:
+        missing = "VOICE_LIVE_AGENT_NAME" if settings.agent_name is None else "VOICE_LIVE_AGENT_PROJECT"
+        raise SettingsError(missing, "agent mode needs both VOICE_LIVE_AGENT_NAME and VOICE_LIVE_AGENT_PROJECT")
+    for variable, why in _NOT_WITH_AGENT:
+        if env.text(variable) is not None:
+            raise SettingsError(
+                variable, f"does not apply in agent mode (VOICE_LIVE_AGENT_NAME={settings.agent_name}): {why}; unset it"
+            )
+
+
+def _check_mcp(settings: Settings) -> None:
+    servers = settings.mcp_servers
+    if not servers:
+        return
+    if settings.model.lower() in _NO_MCP_MODELS:
+        raise SettingsError(
+            "VOICEBRIDGE_MCP_SERVERS", f"the model {settings.model} cannot use MCP tools; choose a gpt-realtime or "
+            "gpt-4o/gpt-4.1/gpt-5 model with VOICE_LIVE_MODEL, or unset VOICEBRIDGE_MCP_SERVERS"
+        )
+    for server in servers:
+        if server.loopback and not settings.use_emulator:
+            raise SettingsError(
+                "VOICEBRIDGE_MCP_SERVERS", f"server {server.label!r} is on a loopback address ({server.url}): Voice Live "
+                "calls MCP servers from Azure, so only the built-in emulator can reach it; use a public https URL"
+            )
+        if server.header_secrets and not settings.key_vault_endpoint:
+            raise SettingsError(
+                "VOICEBRIDGE_MCP_SERVERS", f"server {server.label!r} takes its header values from Key Vault secrets: "
+                "set AZURE_KEY_VAULT_ENDPOINT (azd sets it when it deploys the vault)"
+            )
 
 
 class _Env:
@@ -259,6 +334,15 @@ class _Env:
             if not _MODULE.match(item):
                 raise SettingsError(name, f"must be comma-separated importable module names, got {item!r}")
         return names
+
+    def mcp_servers(self, name: str) -> tuple[McpServer, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        try:
+            return mcp.load(raw)
+        except mcp.McpConfigError as exc:
+            raise SettingsError(name, str(exc)) from None
 
     def number(self, name: str, kind: Callable[[str], T], default: T, low: T, high: T) -> T:
         raw = self.text(name)

@@ -15,8 +15,10 @@ from .. import protocol
 from ..logs import event as log_event
 from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
+from .approvals import Approvals
 from .bargein import INTERNAL_EVENT_PREFIX, BargeIn
 from .connection import UpstreamLink
+from .mcpcalls import McpCalls
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
@@ -46,6 +48,9 @@ class UpstreamEvents:
         stats: dict[str, int],
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
+        approvals: Approvals | None = None,
+        mcp: McpCalls | None = None,
+        on_conversation: Callable[[str], None] = lambda conversation_id: None,
     ):
         self._id = session_id
         self._status = status
@@ -60,6 +65,9 @@ class UpstreamEvents:
         self._stats = stats
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
+        self._approvals = approvals or Approvals(session_id, upstream, tab, 30.0)
+        self._mcp = mcp or McpCalls(session_id, upstream, tab, lambda: False)
+        self._on_conversation = on_conversation  # agent mode: the agent conversation this session continues
 
     def dispatch(self, raw: bytes) -> None:
         try:
@@ -78,7 +86,20 @@ class UpstreamEvents:
         except Exception:  # an event shaped in a way nobody expected: skip it, keep the conversation
             log.exception("event=upstream.unexpected session=%s type=%s", self._id, event.get("type"))
 
+    def _session_created(self, event: dict) -> None:
+        self._note_agent(event)
+
+    def _note_agent(self, event: dict) -> None:
+        """Agent mode: the session names the agent conversation (AgentConfig.thread_id), which a new
+        connection of this session continues instead of replaying the transcript."""
+        session = event.get("session") if isinstance(event.get("session"), dict) else {}
+        agent = session.get("agent") if isinstance(session.get("agent"), dict) else {}
+        conversation = agent.get("thread_id") or agent.get("conversation_id") or session.get("conversation_id")
+        if isinstance(conversation, str) and 0 < len(conversation) <= 256:
+            self._on_conversation(conversation)
+
     def _session_updated(self, event: dict) -> None:
+        self._note_agent(event)
         self._upstream.configured = True
         if not self._upstream.replay.pending:
             self.become_ready()
@@ -97,6 +118,7 @@ class UpstreamEvents:
 
     def interrupt(self, received: float) -> None:
         """The user took the turn (speech or typed text): assistant audio playing or queued is a barge-in."""
+        self._approvals.interrupted()  # a barge-in denies what waits for the person's answer
         interruption = self._turns.interrupt(received)
         if interruption is not None:  # silence the tab first, then sort out the upstream
             self._tab.send(protocol.CLEAR)
@@ -153,11 +175,17 @@ class UpstreamEvents:
         dropped = self._turns.dropped(response_id)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
+        interrupted = status == "cancelled" or dropped
+        asked = False
         if self._tools.asked(response_id):
             # The reply comes in the response that follows the tools' outputs: the turn goes on.
-            self._tools.response_done(response_id, interrupted=status == "cancelled" or dropped)
-            if current:
-                return
+            self._tools.response_done(response_id, interrupted=interrupted)
+            asked = True
+        if self._mcp.asked(response_id):
+            self._mcp.response_done(response, interrupted=interrupted)
+            asked = True
+        if asked and current:
+            return
         if current:
             self._telemetry.turn_ended(status)
             self._status.show(self._machine.response_finished())
@@ -180,7 +208,29 @@ class UpstreamEvents:
         self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
 
     def _output_item_added(self, event: dict) -> None:
-        self._tools.announced(event.get("item"))
+        item = event.get("item")
+        self._tools.announced(item)
+        self._mcp.announced(item, event.get("response_id"))
+        self._approvals.requested(item)
+
+    def _output_item_done(self, event: dict) -> None:
+        item = event.get("item")
+        self._mcp.item_done(item, event.get("response_id"))
+        self._approvals.requested(item)
+
+    def _item_created(self, event: dict) -> None:
+        item = event.get("item")
+        self._mcp.announced(item)
+        self._approvals.requested(item)
+
+    def _mcp_call_in_progress(self, event: dict) -> None:
+        self._mcp.in_progress(event)
+
+    def _mcp_call_completed(self, event: dict) -> None:
+        self._mcp.completed(event)
+
+    def _mcp_call_failed(self, event: dict) -> None:
+        self._mcp.failed(event)
 
     def _function_call(self, event: dict) -> None:
         if not self._turns.dropped(event.get("response_id")):
@@ -199,6 +249,7 @@ class UpstreamEvents:
 
 
 _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
+    "session.created": UpstreamEvents._session_created,
     "session.updated": UpstreamEvents._session_updated,
     "input_audio_buffer.speech_started": UpstreamEvents._speech_started,
     "input_audio_buffer.speech_stopped": UpstreamEvents._speech_stopped,
@@ -215,6 +266,11 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_item.added": UpstreamEvents._output_item_added,
+    "response.output_item.done": UpstreamEvents._output_item_done,
+    "conversation.item.created": UpstreamEvents._item_created,
+    "response.mcp_call.in_progress": UpstreamEvents._mcp_call_in_progress,
+    "response.mcp_call.completed": UpstreamEvents._mcp_call_completed,
+    "response.mcp_call.failed": UpstreamEvents._mcp_call_failed,
     "response.function_call_arguments.done": UpstreamEvents._function_call,
     "error": UpstreamEvents._error,
 }

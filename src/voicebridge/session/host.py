@@ -22,6 +22,10 @@ class SessionOptions:
     history_items: int = 40  # conversation items kept to replay into a new upstream session
     toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
     limits: Limits = Limits()  # each run's time, idle and audio-rate limits
+    # MCP servers' session.update entries, resolved per connection (header values are Key Vault secrets)
+    mcp_entries: Callable[[], Awaitable[list[dict]]] | None = None
+    approval_s: float = 30.0  # how long an MCP approval request waits for the page's answer
+    approval_arguments: bool = False  # the page may show the arguments of the call it is asked about
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,8 @@ class NoResumes:
 
 @dataclass(frozen=True, slots=True)
 class SessionHost:
-    open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
+    # A new upstream connection; in agent mode, continuing the agent conversation named, if any.
+    open_upstream: Callable[[str | None], Awaitable[VoiceLiveConnection]]
     admit: Callable[[Any], Refusal | None]  # this session may open one more upstream now? None: yes
     forget: Callable[[Any], None]  # the session is gone for good (its tab, and any parked upstream)
     options: SessionOptions

@@ -17,11 +17,13 @@ from ..protocol import Audio, Playback, State, Text, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
+from .approvals import Approvals
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .ids import internal_id
 from .limits import Limits, RunLimits
+from .mcpcalls import McpCalls
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
@@ -44,6 +46,8 @@ class Run:
         toolbox: Toolbox | None = None,
         limits: Limits | None = None,
         user: str = "",
+        approval_s: float = 30.0,
+        approval_arguments: bool = False,
     ):
         self._tab = tab
         self._stats = stats
@@ -58,9 +62,16 @@ class Run:
             session_id, toolbox or Toolbox(), self.upstream, tab, tasks, self.telemetry,
             user_speaking=lambda: self.status.state is State.LISTENING,
         )
+        user_speaking = lambda: self.status.state is State.LISTENING  # noqa: E731
+        self.approvals = Approvals(session_id, self.upstream, tab, approval_s, approval_arguments, user_speaking)
+        self.mcp = McpCalls(session_id, self.upstream, tab, user_speaking)
+        # Agent mode: the agent conversation this run continues on every new connection (None: not yet known).
+        self.conversation_id: str | None = None
+        self.continued = False  # this connection continues the agent conversation: nothing to replay
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready, on_speech=self.limits.activity,
+            self.telemetry, stats, on_ready, on_speech=self.limits.activity, approvals=self.approvals, mcp=self.mcp,
+            on_conversation=self._conversation,
         )
         self.uplink = Uplink()
 
@@ -100,11 +111,14 @@ class Run:
             self.telemetry.playback_latency(message.latency_ms)
         self.turns.played(message.item_id, message.played_ms, message.cleared)
 
-    def connected(self, conn: VoiceLiveConnection) -> None:
-        """A new upstream connection: what the previous one said about turns and items is void."""
+    def connected(self, conn: VoiceLiveConnection, continued: bool = False) -> None:
+        """A new upstream connection: what the previous one said about turns and items is void (unless it
+        `continued` the agent conversation, which the service keeps)."""
+        self.continued = continued
         self.turns.reset()
         self.transcripts.new_connection()
         self.tools.reset()
+        self.mcp.reset()
         self.uplink.clear()
         self.upstream.attach(conn)
 
@@ -132,10 +146,15 @@ class Run:
 
     async def replay(self, conn: VoiceLiveConnection) -> int:
         """The conversation so far into a freshly configured connection, before the tab hears ready."""
+        if self.continued:
+            return 0  # the agent conversation is the service's: it remembers what was said
         entries = self.transcripts.replayable()
         if entries:
             await self.upstream.replay.send(conn, entries)
         return len(entries)
+
+    def _conversation(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._tab.send(protocol.transcript(role, item_id, text, final, **extra))

@@ -17,7 +17,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from ..logs import event
 from ..protocol import ErrorCode, State
 from ..tasks import TaskOwner
-from ..upstream import UpstreamError
+from ..upstream import UpstreamError, with_tools
 from .connection import quiet_close
 from .host import SessionHost
 from .run import Run
@@ -50,8 +50,10 @@ class RunLoop:
             reconnect = deadline is not None
             run.status.show(run.status.machine.connecting(reconnect))
             run.upstream.connecting(reconnect)
+            continues = run.conversation_id
             try:
-                conn = await self._host.open_upstream()
+                session = await self._session_config()
+                conn = await self._host.open_upstream(continues)
             except UpstreamError as exc:
                 run.telemetry.failure(exc.code)
                 if deadline is None or exc.code == ErrorCode.UPSTREAM_AUTH:
@@ -59,7 +61,7 @@ class RunLoop:
                     return exc.code
                 event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
             else:
-                was_ready = await self._relay(run, conn)
+                was_ready = await self._relay(run, conn, session, continued=continues is not None)
                 if not self._wanted():
                     return "stopped"
                 if was_ready or deadline is None:
@@ -80,15 +82,23 @@ class RunLoop:
             attempt += 1
             await asyncio.sleep(min(delay, remaining))
 
-    async def _relay(self, run: Run, conn: VoiceLiveConnection) -> bool:
+    async def _session_config(self) -> object:
+        """This connection's session.update: the process's, with the MCP servers' entries (resolved now:
+        their header values are Key Vault secrets)."""
+        options = self._host.options
+        if options.mcp_entries is None:
+            return options.session_config
+        return with_tools(options.session_config, await options.mcp_entries())  # type: ignore[arg-type]
+
+    async def _relay(self, run: Run, conn: VoiceLiveConnection, session: object, continued: bool = False) -> bool:
         """Relay until the upstream ends. Returns whether the session got ready on this connection."""
-        run.connected(conn)
+        run.connected(conn, continued)
         sender = self._tasks.spawn(run.uplink.pump(conn), "uplink")
         watchdog = asyncio.get_running_loop().call_later(
             self._host.options.connect_timeout_s, self._ready_timeout, run, conn
         )
         try:
-            await conn.session.update(session=self._host.options.session_config)
+            await conn.session.update(session=session)  # type: ignore[arg-type]
             # Sent in the same breath as the configuration, so the service applies both before any audio.
             if replayed := await run.replay(conn):
                 event("upstream.replayed", self._id, items=replayed)  # a count only: transcripts stay out of logs
@@ -101,6 +111,7 @@ class RunLoop:
         finally:
             watchdog.cancel()
             run.upstream.detach()
+            run.approvals.ended()  # nobody can answer this connection's requests any more
             try:
                 await self._tasks.cancel(sender, SENDER_STOP_S)
             finally:
