@@ -14,19 +14,25 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from . import mcp
+from . import capabilities, mcp
+from .capabilities import OPENAI_VOICES, REALTIME_NATIVE_VOICES
 from .mcp import McpServer
 
 T = TypeVar("T")
 
-# Voices the realtime models offer by name; anything with a dash is an Azure neural voice.
-OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "marin", "sage", "shimmer", "verse")
-_AZURE_VOICE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)+(:[A-Za-z0-9]+)?$")
 TELEMETRY_MODES = ("", "console", "none")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-TURN_DETECTION_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_multilingual")
-END_OF_UTTERANCE_MODELS = ("", "semantic_detection_v1")
-NOISE_REDUCTION_TYPES = ("", "azure_deep_noise_suppression", "near_field", "far_field")
+TURN_DETECTION_TYPES = capabilities.TURN_DETECTION_TYPES
+END_OF_UTTERANCE_MODELS = ("", *capabilities.END_OF_UTTERANCE_MODELS)
+NOISE_REDUCTION_TYPES = ("", *capabilities.NOISE_REDUCTION_TYPES)
+# The variable behind each field the capability table checks (capabilities.Problem.field).
+_CAPABILITY_VARIABLES = {
+    "transcription_model": "VOICE_LIVE_TRANSCRIPTION_MODEL",
+    "noise_reduction": "VOICE_LIVE_NOISE_REDUCTION",
+    "voice": "VOICE_LIVE_VOICE",
+    "end_of_utterance": "VOICE_LIVE_END_OF_UTTERANCE",
+    "vad_threshold": "VOICE_LIVE_VAD_THRESHOLD",
+}
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 DEFAULT_INSTRUCTIONS = (
@@ -57,16 +63,19 @@ class Settings:
     endpoint: str | None = None
     api_key: str | None = None
     model: str = "gpt-realtime"
-    voice: str = "en-US-AvaNeural"
+    # Empty: the model family's default (capabilities.py). voice_type is the voice object's `type`.
+    voice: str = ""
+    voice_type: str = ""
     instructions: str = DEFAULT_INSTRUCTIONS
     api_version: str | None = None
-    transcription_model: str = "azure-speech"
-    vad_threshold: float = 0.5
-    vad_prefix_padding_ms: int = 300
-    vad_silence_duration_ms: int = 500
-    # Voice Live's audio front end; unset values are not sent, so the service's defaults apply.
+    transcription_model: str = ""  # empty: the model family's default (gpt-realtime: gpt-4o-transcribe)
+    # Voice Live's audio front end; unset (None, empty) values are not sent, so the service's defaults
+    # apply (they change: prefix padding is 400 / 420 ms on newer models, not the 300 we once sent).
+    vad_threshold: float | None = None
+    vad_prefix_padding_ms: int | None = None
+    vad_silence_duration_ms: int | None = None
     turn_detection: str = "server_vad"
-    end_of_utterance: str = ""  # only with a semantic turn detection type
+    end_of_utterance: str = ""  # with server_vad or a semantic type, on the models that support it
     noise_reduction: str = ""
     echo_cancellation: bool = False
     temperature: float | None = None
@@ -148,8 +157,38 @@ class Settings:
         return self.agent_name is not None
 
     @property
+    def family(self) -> capabilities.Family | None:
+        return capabilities.family_of(self.model, agent=self.agent_mode)
+
+    @property
+    def transcription(self) -> str:
+        """The transcription model sessions use: the operator's, else the model family's default."""
+        if self.transcription_model:
+            return self.transcription_model
+        fam = self.family
+        return fam.default_transcription if fam is not None else "azure-speech"
+
+    @property
+    def voice_choice(self) -> tuple[str, str]:
+        """(type, name) of the voice sessions speak with: the operator's, else the family's default."""
+        if self.voice:
+            return self.voice_type or capabilities.voice_kind(self.voice) or capabilities.AZURE_STANDARD, self.voice
+        fam = self.family or capabilities.family("cascaded")
+        return fam.default_voice
+
+    @property
     def voice_is_azure(self) -> bool:
-        return "-" in self.voice
+        return self.voice_choice[0] in capabilities.AZURE_VOICES
+
+    def capability_problems(self) -> list[capabilities.Problem]:
+        return capabilities.problems(self.family, capabilities.Choice(
+            transcription_model=self.transcription,
+            noise_reduction=self.noise_reduction or None,
+            voice_kind=self.voice_choice[0],
+            turn_detection=self.turn_detection,
+            end_of_utterance=self.end_of_utterance or None,
+            vad_threshold=self.vad_threshold,
+        ))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -159,11 +198,12 @@ class Settings:
             endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
             api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
             model=env.text("VOICE_LIVE_MODEL") or d.model,
-            voice=env.choice_voice("VOICE_LIVE_VOICE", d.voice),
+            voice=(voice := env.choice_voice("VOICE_LIVE_VOICE"))[1],
+            voice_type=voice[0],
             instructions=env.text("VOICE_LIVE_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
             api_version=env.text("VOICE_LIVE_API_VERSION"),
             transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or d.transcription_model,
-            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.0, 1.0),
+            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.01, 0.99),
             vad_prefix_padding_ms=env.number(
                 "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, d.vad_prefix_padding_ms, 0, 5000
             ),
@@ -222,13 +262,8 @@ class Settings:
             telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
             image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
         )
-        if settings.end_of_utterance and not settings.turn_detection.startswith("azure_semantic_vad"):
-            raise SettingsError(
-                "VOICE_LIVE_END_OF_UTTERANCE",
-                "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
-                f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
-            )
         _check_agent(settings, env)
+        settings.check_capabilities()
         _check_mcp(settings)
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
@@ -236,6 +271,22 @@ class Settings:
                 "a fixed emulator port needs VOICEBRIDGE_WORKERS=1 (each worker runs its own emulator)",
             )
         return settings
+
+    def check_capabilities(self) -> None:
+        """Refuse a combination the model's family does not support, naming the variables and what works."""
+        found = self.capability_problems()
+        if not found:
+            return
+        problem = found[0]
+        variable = _CAPABILITY_VARIABLES[problem.field]
+        value = {"transcription_model": self.transcription, "voice": self.voice_choice[1]}.get(
+            problem.field, getattr(self, problem.field, ""))
+        default = " (the default)" if problem.field == "transcription_model" and not self.transcription_model else ""
+        raise SettingsError(
+            variable,
+            f"{value!r}{default} does not work with VOICE_LIVE_MODEL={self.model}: {problem.message}; "
+            f"use one of: {', '.join(problem.accepted)}",
+        )
 
     @property
     def worker_count(self) -> int:
@@ -253,8 +304,6 @@ _NOT_WITH_AGENT = (
     ("VOICEBRIDGE_TOOLS", "the agent's tools are defined in Foundry"),
     ("VOICEBRIDGE_MCP_SERVERS", "give the agent its MCP tools in Foundry"),
 )
-# Models whose sessions cannot use MCP servers (the phi family has no tool use).
-_NO_MCP_MODELS = ("phi4-mm-realtime", "phi4-mini")
 
 
 def _check_agent(settings: Settings, env: _Env) -> None:
@@ -276,9 +325,10 @@ def _check_mcp(settings: Settings) -> None:
     servers = settings.mcp_servers
     if not servers:
         return
-    if settings.model.lower() in _NO_MCP_MODELS:
+    family = settings.family
+    if family is not None and not family.mcp:  # the capability table (capabilities.py)
         raise SettingsError(
-            "VOICEBRIDGE_MCP_SERVERS", f"the model {settings.model} cannot use MCP tools; choose a gpt-realtime or "
+            "VOICEBRIDGE_MCP_SERVERS", f"{family.name} models ({settings.model}) cannot use MCP tools; choose a gpt-realtime or "
             "gpt-4o/gpt-4.1/gpt-5 model with VOICE_LIVE_MODEL, or unset VOICEBRIDGE_MCP_SERVERS"
         )
     for server in servers:
@@ -377,18 +427,23 @@ class _Env:
             return False
         raise SettingsError(name, f"must be true or false, got {raw!r}")
 
-    def choice_voice(self, name: str, default: str) -> str:
+    def choice_voice(self, name: str) -> tuple[str, str]:
+        """(type, name): an OpenAI voice name, an Azure neural voice (en-US-AvaNeural), or one of the
+        azure-realtime model's native voices; ("", "") when unset (the model's default)."""
         raw = self.text(name)
         if raw is None:
-            return default
+            return "", ""
         if "-" in raw:
-            if _AZURE_VOICE.match(raw):
-                return raw
+            if capabilities.AZURE_VOICE_NAME.match(raw):
+                return capabilities.AZURE_STANDARD, raw
             raise SettingsError(name, f"an Azure voice looks like en-US-AvaNeural, got {raw!r}")
         if raw.lower() in OPENAI_VOICES:
-            return raw.lower()
+            return capabilities.OPENAI, raw.lower()
+        if raw.lower() in REALTIME_NATIVE_VOICES:
+            return capabilities.AZURE_REALTIME_NATIVE, raw.lower()
         raise SettingsError(
-            name, f"must be an Azure voice name (like en-US-AvaNeural) or one of {', '.join(OPENAI_VOICES)}, got {raw!r}"
+            name, f"must be an Azure voice name (like en-US-AvaNeural), one of {', '.join(OPENAI_VOICES)} "
+            f"(OpenAI voices), or one of {', '.join(REALTIME_NATIVE_VOICES)} (azure-realtime voices), got {raw!r}"
         )
 
     def secret_name(self, name: str, default: str) -> str:

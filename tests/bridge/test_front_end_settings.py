@@ -13,6 +13,7 @@ from support.apps import start_app
 from support.tab import Tab
 
 FRONT_END = {
+    "VOICE_LIVE_MODEL": "gpt-4.1",  # end-of-utterance detection: a cascaded model (capabilities.py)
     "VOICE_LIVE_TURN_DETECTION": "azure_semantic_vad_multilingual",
     "VOICE_LIVE_END_OF_UTTERANCE": "semantic_detection_v1",
     "VOICE_LIVE_NOISE_REDUCTION": "azure_deep_noise_suppression",

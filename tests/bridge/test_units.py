@@ -53,7 +53,8 @@ def test_state_machine_reconnect():
 def test_settings_defaults_without_environment():
     settings = Settings.from_env({})
     assert settings.use_emulator
-    assert (settings.model, settings.voice, settings.port) == ("gpt-realtime", "en-US-AvaNeural", 8000)
+    assert (settings.model, settings.voice_choice, settings.port) == (
+        "gpt-realtime", ("azure-standard", "en-US-AvaNeural"), 8000)
     assert settings.voice_is_azure
 
 
@@ -61,7 +62,7 @@ def test_settings_defaults_without_environment():
     ("variable", "value", "expected"),
     [
         ("AZURE_VOICE_LIVE_ENDPOINT", "ftp://example", "http(s) URL"),
-        ("VOICE_LIVE_VAD_THRESHOLD", "1.5", "between 0.0 and 1.0"),
+        ("VOICE_LIVE_VAD_THRESHOLD", "1.5", "between 0.01 and 0.99"),
         ("VOICE_LIVE_VAD_THRESHOLD", "loud", "float"),
         ("VOICE_LIVE_VAD_SILENCE_DURATION_MS", "20", "between 50 and 10000"),
         ("VOICE_LIVE_VOICE", "robot", "alloy"),

@@ -73,7 +73,7 @@ def test_latency_delays_every_event_and_keeps_their_order(make_emulator):
     emu = make_emulator(latency_ms=150)
 
     async def main():
-        async with client(emu, input_audio_transcription={"model": "azure-speech"}) as c:
+        async with client(emu, input_audio_transcription={"model": "gpt-4o-transcribe"}) as c:
             began = time.monotonic()
             await c.roundtrip()
             assert time.monotonic() - began >= 0.15  # a lower bound the knob guarantees, not a speed claim

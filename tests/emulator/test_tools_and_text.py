@@ -17,8 +17,7 @@ CLOCK = {"type": "function", "name": "get_current_time", "description": "Tell th
 
 def test_front_end_settings_are_accepted_and_reported(emulator):
     settings = {
-        "turn_detection": {"type": "azure_semantic_vad", "threshold": 0.4,
-                           "end_of_utterance_detection": {"model": "semantic_detection_v1"}},
+        "turn_detection": {"type": "azure_semantic_vad", "threshold": 0.4},
         "input_audio_noise_reduction": {"type": "azure_deep_noise_suppression"},
         "input_audio_echo_cancellation": {"type": "server_echo_cancellation"},
         "temperature": 0.7,

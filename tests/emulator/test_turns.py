@@ -7,7 +7,7 @@ from azure.ai.voicelive.models import InputTextContentPart, UserMessageItem
 
 from support.sdk_client import BYTES_PER_MS, client, noise, run, silence, speech, tone
 
-TRANSCRIBE = {"input_audio_transcription": {"model": "azure-speech"}}
+TRANSCRIBE = {"input_audio_transcription": {"model": "gpt-4o-transcribe"}}
 TURN = [
     "input_audio_buffer.speech_started",
     "input_audio_buffer.speech_stopped",
@@ -78,8 +78,9 @@ def test_a_vad_turn_has_the_service_order_and_echoes_the_utterance_in_100ms_delt
 
     record = emulator.sessions()[0]
     assert record.audio_received == audio
-    assert record.responses == [{"id": response.id, "item_id": assistant_item, "status": "completed",
-                                 "audio_bytes_sent": len(window), "cancel_reason": None}]
+    assert [{k: r[k] for k in ("id", "item_id", "status", "audio_bytes_sent", "cancel_reason")}
+            for r in record.responses] == [{"id": response.id, "item_id": assistant_item, "status": "completed",
+                                            "audio_bytes_sent": len(window), "cancel_reason": None}]
     appended = [e for e in record.events_received if e["type"] == "input_audio_buffer.append"]
     assert [e["audio"] for e in appended] == [len(audio)]
 

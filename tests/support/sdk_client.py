@@ -94,8 +94,8 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def client(emu: Emulator, key: str = KEY, **session) -> AsyncIterator[Client]:
-    async with connect(endpoint=url(emu), credential=AzureKeyCredential(key), model="gpt-realtime") as conn:
+async def client(emu: Emulator, key: str = KEY, model: str = "gpt-realtime", **session) -> AsyncIterator[Client]:
+    async with connect(endpoint=url(emu), credential=AzureKeyCredential(key), model=model) as conn:
         c = Client(conn)
         await c.wait_for("session.created")
         if session:

@@ -90,8 +90,8 @@ class InputAudio:
         self.speech = None
         self._emit("input_audio_buffer.speech_stopped", audio_end_ms=stop // SAMPLES_PER_MS, item_id=item_id)
         self._commit(start, stop, item_id, stop - self.vad.silence_samples - onset)
-        if self._turn_detection().get("create_response", True) is not False and self._responses.active is None:
-            self._responses.start()
+        if self._turn_detection().get("create_response", True) is not False:
+            self._responses.start_when_free()
 
     def _commit(self, start: int, stop: int, item_id: str, speech_samples: int) -> None:
         pcm = bytes(self.buf[(start - self.buf_start) * 2:(stop - self.buf_start) * 2])

@@ -16,6 +16,9 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
+REPLY_OUTCOMES = ("completed", "failed", "content_filter", "text_only")
+
+
 @dataclass(frozen=True, slots=True)
 class EmulatorConfig:
     required_key: str | None = None  # only this api-key / bearer token is accepted; None = any credential
@@ -31,15 +34,34 @@ class EmulatorConfig:
     function_calls: tuple[dict, ...] | None = None
     # Records of closed sessions kept for inspection (oldest dropped first); open ones are always kept.
     record_max_sessions: int = 200
+    # The service's behaviour, strict by default (docs/emulator.md names each rule's source).
+    # A cancelled response stays active this long, until its response.done (cancellation is asynchronous).
+    cancel_latency_ms: float = 50
+    # A connection lasts at most this long: session.created says when (expires_at), then it is closed.
+    session_max_s: float = 3600
+    # How replies end: completed; failed (rate_limit_exceeded); content_filter (incomplete); text_only
+    # (a text reply without audio, as replayed history can make a realtime model answer).
+    reply_outcome: str = "completed"
+    # False: error events carry no event_id (the reference says "if applicable").
+    error_event_ids: bool = True
+    # True: every transcription of user audio fails (conversation.item.input_audio_transcription.failed).
+    transcription_fails: bool = False
 
     def __post_init__(self):
+        if self.reply_outcome not in REPLY_OUTCOMES:
+            raise ValueError(f"EmulatorConfig.reply_outcome must be one of {', '.join(REPLY_OUTCOMES)}")
+        for name in ("error_event_ids", "transcription_fails"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"EmulatorConfig.{name} must be true or false")
         for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events",
-                     "record_max_sessions"):
+                     "record_max_sessions", "cancel_latency_ms", "session_max_s"):
             value = getattr(self, name)
             if value is None and name == "drop_after_s":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"EmulatorConfig.{name} must be a number >= 0, got {value!r}")
+        if self.session_max_s == 0:
+            raise ValueError("EmulatorConfig.session_max_s must be a number > 0")
         if self.required_key is not None and not isinstance(self.required_key, str):
             raise ValueError("EmulatorConfig.required_key must be a string or None")
         if not isinstance(self.reject_auth, bool):
@@ -87,6 +109,7 @@ class SessionRecord:
     model: str | None = None
     credential: str = ""  # "api-key" or "bearer": which kind the client authenticated with
     events_dropped: int = 0  # client events not recorded because record_max_events was reached
+    expires_at: int = 0  # unix seconds, as session.created said
 
 
 class Registry:

@@ -23,6 +23,10 @@ TEXT_REPLY_MS_PER_WORD, TEXT_REPLY_MS = 150, (600, 3000)
 Emit = Callable[..., None]
 
 
+# Token rates of the usage the emulator reports (docs/emulator.md: an estimate shaped like the service's).
+INPUT_AUDIO_TOKENS_PER_S, OUTPUT_AUDIO_TOKENS_PER_S, CHARS_PER_TEXT_TOKEN = 10, 20, 4
+
+
 @dataclass(slots=True)
 class Response:
     id: str
@@ -31,6 +35,13 @@ class Response:
     transcript: str
     sent_text: list[str] = field(default_factory=list)
     task: asyncio.Task | None = None
+    cancelling: bool = False
+    context: tuple[int, int] = (0, 0)  # (text, audio) tokens of the conversation this response re-read
+    audio_bytes: int = 0
+
+
+def _text_tokens(text: object) -> int:
+    return math.ceil(len(text) / CHARS_PER_TEXT_TOKEN) if isinstance(text, str) and text else 0
 
 
 class Responder:
@@ -43,6 +54,51 @@ class Responder:
         self._items = conversation.items
         self._tasks = tasks
         self.active: Response | None = None
+        self._last_context = (0, 0)  # what the previous response read: the service caches that prefix
+        self._start_after = False  # a turn ended while the active response was still being cancelled
+
+    def start_when_free(self) -> None:
+        """The VAD committed a turn: reply now, or once the response being cancelled is done."""
+        if self.active is None:
+            self.start()
+        elif self.active.cancelling:
+            self._start_after = True
+
+    def _context(self) -> tuple[int, int]:
+        """(text, audio) tokens of everything a reply re-reads: instructions and every item so far."""
+        text = _text_tokens(self._record.config.get("instructions"))
+        audio = 0
+        for entry in self._items.values():
+            item = entry["item"]
+            if entry["audio_bytes"]:
+                rate = OUTPUT_AUDIO_TOKENS_PER_S if item.get("role") == "assistant" else INPUT_AUDIO_TOKENS_PER_S
+                audio += math.ceil(entry["audio_bytes"] / (1000 * BYTES_PER_MS) * rate)
+            elif item.get("type") == "message":
+                for part in item.get("content") or []:
+                    if isinstance(part, dict):
+                        text += _text_tokens(part.get("text") or part.get("transcript"))
+            else:
+                text += _text_tokens(item.get("arguments")) + _text_tokens(item.get("output"))
+        return text, audio
+
+    def _usage(self, response: Response | None, context: tuple[int, int], output_text: str) -> dict:
+        text, audio = context
+        cached_text, cached_audio = min(text, self._last_context[0]), min(audio, self._last_context[1])
+        self._last_context = context
+        out_audio = math.ceil((response.audio_bytes if response else 0) / (1000 * BYTES_PER_MS)
+                              * OUTPUT_AUDIO_TOKENS_PER_S)
+        out_text = _text_tokens(output_text)
+        return {
+            "total_tokens": text + audio + out_text + out_audio,
+            "input_tokens": text + audio,
+            "output_tokens": out_text + out_audio,
+            "input_token_details": {
+                "cached_tokens": cached_text + cached_audio, "text_tokens": text, "audio_tokens": audio,
+                "image_tokens": 0,
+                "cached_tokens_details": {"text_tokens": cached_text, "audio_tokens": cached_audio, "image_tokens": 0},
+            },
+            "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
+        }
 
     def start(self) -> None:
         """A response to the latest user input (Conversation.reply_to): function calls, if the emulator was
@@ -64,24 +120,44 @@ class Responder:
             transcript = f"Echoing your {seconds:.1f} seconds of speech back to you."
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
+        outcome = self._host.config.reply_outcome
+        context = self._context()
         response_id, item_id = new_id("resp"), new_id("item")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
-                  "cancel_reason": None}
+                  "cancel_reason": None, "outcome": outcome}
         with self._host.registry.changing(self._record) as rec:
             rec.responses.append(record)
-        response = self.active = Response(response_id, item_id, record, transcript)
-        self._items[item_id] = {"item": self._assistant_item(response, "in_progress"), "audio_bytes": 0}
+        response = self.active = Response(response_id, item_id, record, transcript, context=context)
         # The preamble goes out synchronously so a cancellation arriving at once still follows it.
         self._emit("response.created", response={"object": "realtime.response", "id": response_id,
                                                  "status": "in_progress", "status_details": None, "output": []})
+        if outcome == "failed":
+            # Throttled before any output, as the service reports it: response.done status failed.
+            self._end(response, "failed", {"type": "failed", "error": {
+                "type": "rate_limit_exceeded", "code": "rate_limit_exceeded",
+                "message": "Rate limit reached for the model's tokens per minute. Try again shortly."}}, [])
+            return
+        self._items[item_id] = {"item": self._assistant_item(response, "in_progress"), "audio_bytes": 0}
+        part = "text" if outcome == "text_only" else "audio"
         self._emit("response.output_item.added", response_id=response_id, output_index=0,
                    item=self._assistant_item(response, "in_progress"))
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
-                   content_index=0, part={"type": "audio", "transcript": ""})
-        response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
+                   content_index=0, part={"type": part, "transcript": ""} if part == "audio" else {"type": "text", "text": ""})
+        if outcome == "text_only":
+            response.task = self._tasks.spawn(self._stream_text(response), f"response-{response_id}")
+        elif outcome == "content_filter":
+            # Output stopped by the content filter (Voice Live cannot switch it off): no audio, incomplete.
+            self._finish(response, "incomplete", None, {"type": "incomplete", "reason": "content_filter"})
+        else:
+            response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
 
     def _assistant_item(self, response: Response, status: str) -> dict:
-        content = [{"type": "audio", "transcript": "".join(response.sent_text)}] if status != "in_progress" else []
+        if status == "in_progress":
+            content = []
+        elif response.record.get("outcome") == "text_only":
+            content = [{"type": "text", "text": "".join(response.sent_text)}]
+        else:
+            content = [{"type": "audio", "transcript": "".join(response.sent_text)}]
         return {"id": response.item_id, "object": "realtime.item", "type": "message", "status": status,
                 "role": "assistant", "content": content}
 
@@ -98,6 +174,7 @@ class Responder:
                 await asyncio.sleep(max(0.0, started + index * 0.1 * pace - loop.time()))
             self._emit("response.audio.delta", delta=base64.b64encode(chunk).decode("ascii"), **ids)
             self._items[response.item_id]["audio_bytes"] += len(chunk)
+            response.audio_bytes += len(chunk)
             with self._host.registry.changing(self._record):
                 response.record["audio_bytes_sent"] += len(chunk)
             # Spread the transcript over the audio, as the service interleaves them.
@@ -110,21 +187,55 @@ class Responder:
         self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": response.transcript})
         self._finish(response, "completed", None)
 
-    def _finish(self, response: Response, status: str, reason: str | None) -> None:
-        self.active = None
+    async def _stream_text(self, response: Response) -> None:
+        """A reply in text only: response.text.* and no audio at all."""
+        ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
+        words = response.transcript.split(" ")
+        for index, word in enumerate(words):
+            if index and self._host.config.pace:
+                await asyncio.sleep(0.05 * self._host.config.pace)
+            fragment = word if index == len(words) - 1 else word + " "
+            response.sent_text.append(fragment)
+            self._emit("response.text.delta", delta=fragment, **ids)
+        self._emit("response.text.done", text=response.transcript, **ids)
+        self._emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
+        self._finish(response, "completed", None)
+
+    def _finish(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
         item = self._assistant_item(response, "completed" if status == "completed" else "incomplete")
         self._items[response.item_id]["item"] = item
         self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
-        details = None if reason is None else {"type": "cancelled", "reason": reason}
+        if details is None and reason is not None:
+            details = {"type": "cancelled", "reason": reason}
+        self._end(response, status, details, [item], reason)
+
+    def _end(self, response: Response, status: str, details: dict | None, output: list, reason: str | None = None,
+             ) -> None:
+        self.active = None
+        usage = self._usage(response, response.context, "".join(response.sent_text))
         self._emit("response.done", response={"object": "realtime.response", "id": response.id, "status": status,
-                                              "status_details": details, "output": [item]})
+                                              "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):
-            response.record.update(status=status, cancel_reason=reason)
+            response.record.update(status=status, cancel_reason=reason, usage=usage)
+        if self._start_after:
+            self._start_after = False
+            self.start()
 
     def cancel(self, reason: str) -> None:
+        """Cancellation is asynchronous on the service: the response stays active (a response.create is
+        refused) until its response.done, which follows after cancel_latency_ms."""
         response = self.active
-        response.task.cancel()  # suspended at an await, so it can emit nothing more
-        self._finish(response, "cancelled", reason)
+        if response is None or response.cancelling:
+            return
+        response.cancelling = True
+        if response.task is not None:
+            response.task.cancel()  # suspended at an await, so it can emit nothing more
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._host.config.cancel_latency_ms / 1000, self._cancelled, response, reason)
+
+    def _cancelled(self, response: Response, reason: str) -> None:
+        if self.active is response:
+            self._finish(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
         if self.active is not None:
@@ -136,6 +247,7 @@ class Responder:
     def _call_functions(self, calls: list[dict]) -> None:
         """A response whose output is function calls, in the service's event order; it completes at once
         (the arguments are known), and the client answers with function_call_output items + response.create."""
+        context = self._context()
         response_id = new_id("resp")
         record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
@@ -158,22 +270,25 @@ class Responder:
             self._items[item_id] = {"item": item, "audio_bytes": 0}
             self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
             output.append(item)
+        usage = self._usage(None, context, "".join(c["arguments"] for c in calls))
         self._emit("response.done", response={"object": "realtime.response", "id": response_id,
-                                              "status": "completed", "status_details": None, "output": output})
+                                              "status": "completed", "status_details": None, "output": output,
+                                              "usage": usage})
         with self._host.registry.changing(self._record):
-            record.update(status="completed")
+            record.update(status="completed", usage=usage)
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.
         wanted = event.get("response_id")
-        if self.active is None or (wanted is not None and wanted != self.active.id):
+        if self.active is None or self.active.cancelling or (wanted is not None and wanted != self.active.id):
             raise RequestError("Cancellation failed: no active response found", "response_cancel_not_active")
         self.cancel("client_cancelled")
 
     def connection_closed(self) -> None:
         """The client is gone: the response in flight ends cancelled, without events nobody would read."""
         if self.active:
-            self.active.task.cancel()
+            if self.active.task is not None:
+                self.active.task.cancel()
             with self._host.registry.changing(self._record):
                 self.active.record.update(status="cancelled", cancel_reason="connection_closed")
 

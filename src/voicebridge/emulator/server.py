@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -181,8 +182,10 @@ class Emulator:
         await ws.prepare(request)
         session_id = new_id("sess")
         model = request.query.get("model")
-        record = SessionRecord(id=session_id, config=default_session(session_id, model), model=model,
-                               credential=credential[0])
+        # Whole seconds, as the service's unix timestamp; fractional lifetimes (tests) round up.
+        expires_at = math.ceil(time.time() + config.session_max_s)
+        record = SessionRecord(id=session_id, config=default_session(session_id, model, expires_at), model=model,
+                               credential=credential[0], expires_at=expires_at)
         self.registry.add(record)
         session = self._live[session_id] = EmulatedSession(self, ws, request.transport, record)
         try:

@@ -15,9 +15,11 @@ import binascii
 import itertools
 import json
 import secrets
+import time
 
 from aiohttp import WSMsgType, web
 
+from .. import capabilities
 from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
@@ -30,12 +32,13 @@ from .validation import RequestError, require, validate_session
 TASKS_END_S = 1.0
 
 
-def default_session(session_id: str, model: str | None) -> dict:
+def default_session(session_id: str, model: str | None, expires_at: int | None = None) -> dict:
     """What the service reports in session.created before any session.update."""
     return {
         "object": "realtime.session",
         "id": session_id,
         "model": model,
+        "expires_at": expires_at,
         "modalities": ["text", "audio"],
         "instructions": "",
         "voice": {"name": "en-US-Ava:DragonHDLatestNeural", "type": "azure-standard"},
@@ -71,6 +74,8 @@ class EmulatedSession:
         self._event_ids = itertools.count(1)
         self._event_prefix = f"event_{secrets.token_hex(6)}"
         self.dropped = False
+        self.expired = False
+        self.family = capabilities.family_of(record.model)
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
         self.responses = Responder(self.emit, host, record, self.conversation, self.tasks)
@@ -98,6 +103,8 @@ class EmulatedSession:
 
     def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None,
               type_: str = "invalid_request_error") -> None:
+        if not self.host.config.error_event_ids:
+            event_id = None
         self.emit("error", error={"type": type_, "code": code, "message": message, "param": param,
                                   "event_id": event_id})
 
@@ -107,6 +114,10 @@ class EmulatedSession:
             if due and (delay := due - self.loop.time()) > 0:
                 await asyncio.sleep(delay)
             await self.ws.send_str(text)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.tasks.spawn(self.ws.close(code=1000, message=b"session expired"), "expire")
 
     def drop(self) -> None:
         """Vanish without a close frame, like a network failure."""
@@ -119,6 +130,9 @@ class EmulatedSession:
         writer = self.tasks.spawn(self._writer(), "writer")
         drop_after = self.host.config.drop_after_s
         dropper = self.loop.call_later(drop_after, self.drop) if drop_after is not None else None
+        # [QUOTAS] at most 60 minutes per connection; the service closes it at expires_at.
+        lifetime = max(0.0, self.record.expires_at - time.time()) if self.record.expires_at else None
+        expiry = self.loop.call_later(lifetime, self._expire) if lifetime is not None else None
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -130,6 +144,8 @@ class EmulatedSession:
             writer.cancel()
             if dropper:
                 dropper.cancel()
+            if expiry:
+                expiry.cancel()
             self.responses.connection_closed()
             await self.tasks.close(TASKS_END_S)
 
@@ -195,7 +211,7 @@ class EmulatedSession:
 
     def on_session_update(self, event: dict) -> None:
         update = require(event, "session", dict)
-        validate_session(update)
+        validate_session(update, self.family)
         update = {k: v for k, v in update.items() if k not in ("id", "object")}
         with self.host.registry.changing(self.record) as rec:
             rec.config = {**rec.config, **update}

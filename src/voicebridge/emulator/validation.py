@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import math
 
+from .. import capabilities
+from ..capabilities import END_OF_UTTERANCE_MODELS as EOU_MODELS
+from ..capabilities import NOISE_REDUCTION_TYPES
+from ..capabilities import TURN_DETECTION_TYPES as VAD_TYPES
 from ..protocol import SAMPLE_RATE
 
-VAD_TYPES = ("server_vad", "azure_semantic_vad", "azure_semantic_vad_en", "azure_semantic_vad_multilingual")
-EOU_MODELS = ("semantic_detection_v1", "semantic_detection_v1_en", "semantic_detection_v1_multilingual")
-NOISE_REDUCTION_TYPES = ("azure_deep_noise_suppression", "near_field", "far_field")
+# Where each field the capability table checks lives in session.update.
+_CAPABILITY_PARAMS = {
+    "transcription_model": "session.input_audio_transcription.model",
+    "noise_reduction": "session.input_audio_noise_reduction.type",
+    "voice": "session.voice",
+    "end_of_utterance": "session.turn_detection.end_of_utterance_detection",
+    "vad_threshold": "session.turn_detection.threshold",
+}
 
 
 class RequestError(Exception):
@@ -42,12 +51,45 @@ def check_number(obj: dict, name: str, low: float, high: float = math.inf) -> No
                             "invalid_value", f"session.turn_detection.{name}")
 
 
-def validate_session(update: dict) -> None:
+def _voice_kind(voice: object) -> str | None:
+    if isinstance(voice, str):  # the older bare OpenAI voice name
+        if voice in capabilities.OPENAI_VOICES:
+            return capabilities.OPENAI
+    elif isinstance(voice, dict) and isinstance(voice.get("name"), str) and voice.get("type") in (
+            capabilities.OPENAI, capabilities.AZURE_REALTIME_NATIVE, *capabilities.AZURE_VOICES):
+        return voice["type"]
+    raise RequestError("Invalid 'session.voice': expected an OpenAI voice name or a voice object with 'type' "
+                       "(openai, azure-standard, azure-custom, azure-personal, azure-realtime-native) and 'name'.",
+                       "invalid_value", "session.voice")
+
+
+def check_capabilities(update: dict, family: capabilities.Family | None) -> None:
+    """The capability table (capabilities.py), for what this update sets: the service's refusal of a
+    combination the session's model does not support."""
+    transcription = update.get("input_audio_transcription")
+    noise = update.get("input_audio_noise_reduction")
+    td = update.get("turn_detection")
+    eou = td.get("end_of_utterance_detection") if isinstance(td, dict) else None
+    choice = capabilities.Choice(
+        transcription_model=transcription.get("model") if isinstance(transcription, dict) else None,
+        noise_reduction=noise.get("type") if isinstance(noise, dict) else None,
+        voice_kind=_voice_kind(update["voice"]) if update.get("voice") is not None else None,
+        end_of_utterance=eou.get("model") if isinstance(eou, dict) else None,
+        vad_threshold=td.get("threshold") if isinstance(td, dict) and isinstance(td.get("threshold"), int | float)
+        and not isinstance(td.get("threshold"), bool) else None,
+    )
+    found = capabilities.problems(family, choice)
+    if found:
+        problem = found[0]
+        param = _CAPABILITY_PARAMS[problem.field]
+        raise RequestError(f"Invalid '{param}': {problem.message}. Supported values: {', '.join(problem.accepted)}.",
+                           "invalid_value", param)
+
+
+def validate_session(update: dict, family: capabilities.Family | None = None) -> None:
     """Reject what the service rejects, and what this emulator cannot honour, with the service's error shape."""
-    voice = update.get("voice")
-    if voice is not None and not (isinstance(voice, str) or isinstance(voice, dict) and isinstance(voice.get("name"), str)):
-        raise RequestError("Invalid 'session.voice': expected a voice name or an object with 'name'.",
-                            "invalid_value", "session.voice")
+    if update.get("voice") is not None:
+        _voice_kind(update["voice"])
     modalities = update.get("modalities")
     if modalities is not None and (not isinstance(modalities, list) or not set(modalities) <= {"text", "audio"}):
         raise RequestError("Invalid 'session.modalities': allowed values are 'text' and 'audio'.",
@@ -68,15 +110,12 @@ def validate_session(update: dict) -> None:
         if not isinstance(td, dict) or td.get("type") not in VAD_TYPES:
             raise RequestError(f"Invalid 'session.turn_detection.type': supported values are {', '.join(VAD_TYPES)}.",
                                 "invalid_value", "session.turn_detection.type")
-        check_number(td, "threshold", 0.0, 1.0)
+        check_number(td, "threshold", 0.0, 1.0)  # the range's open end: check_capabilities
         check_number(td, "prefix_padding_ms", 0)
         check_number(td, "silence_duration_ms", 0)
         eou = td.get("end_of_utterance_detection")
         if eou is not None:
-            if not td["type"].startswith("azure_semantic_vad"):
-                raise RequestError("Invalid 'session.turn_detection.end_of_utterance_detection': end-of-utterance "
-                                   "detection is only supported with azure_semantic_vad turn detection.",
-                                   "invalid_value", "session.turn_detection.end_of_utterance_detection")
+            # [HOWTO] "End of utterance detection can be used with either VAD selection".
             if not isinstance(eou, dict) or eou.get("model") not in EOU_MODELS:
                 raise RequestError("Invalid 'session.turn_detection.end_of_utterance_detection.model': supported "
                                    f"values are {', '.join(EOU_MODELS)}.", "invalid_value",
@@ -89,6 +128,7 @@ def validate_session(update: dict) -> None:
         raise RequestError("Invalid 'session.temperature': expected a number between 0.6 and 1.2.",
                            "invalid_value", "session.temperature")
     _check_tools(update)
+    check_capabilities(update, family)
 
 
 def _check_typed_object(update: dict, name: str, types: tuple[str, ...]) -> None:
