@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from test_front_end_settings import sent_session
 
 from support.sdk_client import client, run
-from test_front_end_settings import sent_session
 from voicebridge import capabilities
 from voicebridge.settings import Settings, SettingsError
 from voicebridge.upstream import session_config

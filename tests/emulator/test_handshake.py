@@ -29,7 +29,7 @@ def test_session_created_describes_the_service_defaults(emulator):
     run(main())
 
 
-def test_session_update_is_merged_and_reflected_as_sent(emulator):
+def test_session_update_is_merged_and_turn_detection_keeps_the_defaults_not_sent(emulator):
     async def main():
         async with client(emulator) as c:
             await c.conn.session.update(session=RequestSession(
@@ -39,7 +39,10 @@ def test_session_update_is_merged_and_reflected_as_sent(emulator):
             ))
             updated = (await c.wait_for("session.updated")).session
             assert updated.voice == {"name": "en-US-AvaNeural", "type": "azure-standard"}
-            assert dict(updated.turn_detection) == {"type": "server_vad", "threshold": 0.7, "silence_duration_ms": 800}
+            # The service fills what was not sent from the session's defaults, as session.created showed them.
+            assert dict(updated.turn_detection) == {"type": "server_vad", "threshold": 0.7, "silence_duration_ms": 800,
+                                                    "prefix_padding_ms": 300, "create_response": True,
+                                                    "interrupt_response": True}
             assert updated.instructions == "Be brief." and updated.input_audio_format == "pcm16"  # merged, not replaced
             mark = len(c.events)
             await c.conn.session.update(session={"voice": "alloy", "turn_detection": None})

@@ -13,6 +13,8 @@ from support.sdk_client import client, run, url
 
 CLOCK = {"type": "function", "name": "get_current_time", "description": "Tell the time.",
          "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}
+ORDERS = {"type": "function", "name": "lookup_order", "description": "Find an order.",
+          "parameters": {"type": "object", "properties": {"id": {"type": "integer"}}}}
 
 
 def test_front_end_settings_are_accepted_and_reported(emulator):
@@ -31,11 +33,14 @@ def test_front_end_settings_are_accepted_and_reported(emulator):
             return updated.session
 
     reported = run(scenario())
-    for key, value in settings.items():
+    expected = {**settings, "turn_detection": {"prefix_padding_ms": 300, "silence_duration_ms": 500,
+                                               "create_response": True, "interrupt_response": True,
+                                               **settings["turn_detection"]}}
+    for key, value in expected.items():
         assert reported[key] == value, key
     with urllib.request.urlopen(url(emulator) + "/emulator/sessions") as response:
         (shown,) = json.load(response)
-    assert all(shown["config"][key] == value for key, value in settings.items())
+    assert all(shown["config"][key] == value for key, value in expected.items())
 
 
 @pytest.mark.parametrize(
@@ -108,12 +113,20 @@ def test_queued_function_calls_follow_the_services_sequence_and_their_outputs_ge
 
     call_events, dones, reply = run(scenario())
     types = [e.type for e in call_events if e.type != "response.function_call_arguments.delta"]
+    # conversation.item.created before the argument deltas, as the SDK's live tests against the service expect.
+    assert [e.type for e in call_events][:4] == [
+        "response.created", "response.output_item.added", "conversation.item.created",
+        "response.function_call_arguments.delta"]
     assert types == [
         "response.created",
-        "response.output_item.added", "response.function_call_arguments.done", "response.output_item.done",
-        "response.output_item.added", "response.function_call_arguments.done", "response.output_item.done",
+        "response.output_item.added", "conversation.item.created", "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added", "conversation.item.created", "response.function_call_arguments.done",
+        "response.output_item.done",
         "response.done",
     ]
+    created = [e.item for e in call_events if e.type == "conversation.item.created"]
+    assert [(i.type, i.call_id) for i in created] == [("function_call", d.call_id) for d in dones]
     assert [(d.name, json.loads(d.arguments)) for d in dones] == [
         ("get_current_time", {"timezone": "Asia/Tokyo"}), ("get_current_time", {})]
     deltas = "".join(e.delta for e in call_events if e.type == "response.function_call_arguments.delta"
@@ -144,7 +157,7 @@ def test_typed_text_naming_a_declared_tool_calls_it_and_the_control_endpoint_que
         return [e for e in c.events[mark:] if e.type == "response.function_call_arguments.done"]
 
     async def scenario():
-        async with client(emulator, tools=[CLOCK]) as c:
+        async with client(emulator, tools=[CLOCK, ORDERS]) as c:
             by_word = await ask(c, "What time is it?")
             unrelated = await ask(c, "Tell me a joke")
             body = json.dumps({"name": "lookup_order", "arguments": {"id": 7}}).encode()

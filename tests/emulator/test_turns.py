@@ -16,6 +16,7 @@ TURN = [
     "conversation.item.input_audio_transcription.completed",
     "response.created",
     "response.output_item.added",
+    "conversation.item.created",
     "response.content_part.added",
     "<deltas>",
     "response.audio.done",
@@ -48,7 +49,9 @@ def test_a_vad_turn_has_the_service_order_and_echoes_the_utterance_in_100ms_delt
 
     turn = run(main())
     assert collapse_deltas([e.type for e in turn]) == TURN
-    by_type = {e.type: e for e in turn}
+    by_type = {}
+    for e in turn:
+        by_type.setdefault(e.type, e)  # the first of each: the user's item is created before the assistant's
     started, stopped = by_type["input_audio_buffer.speech_started"], by_type["input_audio_buffer.speech_stopped"]
     user_item = started.item_id
     assert user_item.startswith("item_") and stopped.item_id == user_item
@@ -61,6 +64,9 @@ def test_a_vad_turn_has_the_service_order_and_echoes_the_utterance_in_100ms_delt
     assert response.id.startswith("resp_")
     assistant_item = by_type["response.output_item.added"].item.id
     assert assistant_item.startswith("item_") and assistant_item != user_item
+    created_assistant = [e for e in turn if e.type == "conversation.item.created"][1]
+    assert (created_assistant.item.id, created_assistant.item.role) == (assistant_item, "assistant")
+    assert created_assistant.previous_item_id == user_item
     audio_deltas = [e for e in turn if e.type == "response.audio.delta"]
     text_deltas = [e for e in turn if e.type == "response.audio_transcript.delta"]
     for delta in audio_deltas + text_deltas:

@@ -1,9 +1,12 @@
 """Which function calls the emulator's next response makes: it has no model to decide, so it is told.
 
-First that applies: calls queued for the session (or for any), each list used once; the
-`function_calls` knob (every response to user input while set); or, for typed text, a declared tool one
-of whose name's words (4+ letters) the text contains ("What time is it?" → get_current_time), so a
-person can watch a call in `make run` without a model.
+Only a response that follows a user turn (speech or typed text not yet answered) can be function calls,
+and only to functions the session declared: a model cannot call a tool it was not given, nor answer a
+greeting's `response.create` with one. First that applies: calls queued for the session (or for any),
+each list used once, the oldest whose functions the session declared; the `function_calls` knob (every
+such response while set, when the session declared them); or, for typed text, a declared tool one of
+whose name's words (4+ letters) the text contains ("What time is it?" → get_current_time), so a person
+can watch a call in `make run` without a model.
 """
 
 from __future__ import annotations
@@ -36,19 +39,29 @@ class CallScript:
         return web.json_response({"queued": len(calls)})
 
     def next_for(self, record: SessionRecord, typed_text: str | None, config: EmulatorConfig) -> list[dict] | None:
+        """The calls a response to a user turn makes instead of speaking, if any (the caller knows it is one)."""
+        declared = declared_functions(record.config)
+        if not declared:
+            return None
         with self._lock:
             for index, (target, calls) in enumerate(self._queued):
-                if target in (None, record.id):
+                if target in (None, record.id) and {c["name"] for c in calls} <= set(declared):
                     del self._queued[index]
                     return list(calls)
-        if config.function_calls:
+        if config.function_calls and {c["name"] for c in config.function_calls} <= set(declared):
             return list(config.function_calls)
         if typed_text:
             words = _words(typed_text)
-            for tool in record.config.get("tools") or []:
-                if isinstance(tool, dict) and words & _words(str(tool.get("name", "")).replace("_", " ")):
-                    return [{"name": tool["name"], "arguments": "{}"}]
+            for name in declared:
+                if words & _words(name.replace("_", " ")):
+                    return [{"name": name, "arguments": "{}"}]
         return None
+
+
+def declared_functions(session: dict) -> list[str]:
+    """Names of the function tools a session declared, in order (an MCP server is not a function)."""
+    return [tool["name"] for tool in session.get("tools") or []
+            if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("name"), str)]
 
 
 def _words(text: str) -> set[str]:

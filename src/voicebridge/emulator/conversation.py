@@ -22,6 +22,10 @@ class Conversation:
         # ("tool", [the outputs of function calls]).
         self.reply_to: tuple[str, object] = ("audio", b"")
         self.last_utterance = b""
+        # A user turn (speech or typed text) no response has answered yet: only such a turn can be
+        # answered with function calls, never a greeting's response.create or a repeat.
+        self.user_turn = False
+        self.turns = 0  # user turns so far (committed speech and typed messages), for the connection's log line
 
     def last_id(self) -> str | None:
         return next(reversed(self.items), None)
@@ -86,20 +90,26 @@ class Conversation:
         """A committed utterance: the next response echoes it."""
         self.last_utterance = pcm
         self.reply_to = ("audio", pcm)
+        self.user_turn = True
+        self.turns += 1
 
     def answered(self) -> None:
         """A response began: what it answered is answered; a later one echoes the last utterance again."""
         self.reply_to = ("audio", self.last_utterance)
+        self.user_turn = False
 
     def _note_input(self, item: dict) -> None:
         if item["type"] == "function_call_output":
             outputs = self.reply_to[1] if self.reply_to[0] == "tool" else []
             self.reply_to = ("tool", [*outputs, item["output"]])
+            self.user_turn = False
         elif item.get("role") == "user":
             texts = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
                      and c.get("type") == "input_text" and isinstance(c.get("text"), str)]
             if texts:
                 self.reply_to = ("text", " ".join(texts))
+                self.user_turn = True
+                self.turns += 1
 
     def on_delete(self, event: dict) -> None:
         item_id = self._known(event)["item"]["id"]

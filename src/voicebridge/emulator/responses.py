@@ -33,6 +33,7 @@ class Response:
     item_id: str
     record: dict
     transcript: str
+    part: str = "audio"  # "text" in a text-only session
     sent_text: list[str] = field(default_factory=list)
     task: asyncio.Task | None = None
     cancelling: bool = False
@@ -101,11 +102,12 @@ class Responder:
         }
 
     def start(self) -> None:
-        """A response to the latest user input (Conversation.reply_to): function calls, if the emulator was
-        told to make them, else a spoken reply."""
+        """A response to the latest input (Conversation.reply_to): function calls, if the emulator was told
+        to make them and this answers a user turn, else a reply spoken, or written in a text-only session."""
         kind, subject = self._conversation.reply_to
+        user_turn = self._conversation.user_turn
         self._conversation.answered()
-        if kind != "tool":
+        if user_turn:
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
@@ -122,13 +124,17 @@ class Responder:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
         outcome = self._host.config.reply_outcome
         context = self._context()
+        # Text only: a session without the audio modality, or the text_only reply outcome.
+        text_only = outcome == "text_only" or "audio" not in (self._record.config.get("modalities") or ("text", "audio"))
         response_id, item_id = new_id("resp"), new_id("item")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "outcome": outcome}
         with self._host.registry.changing(self._record) as rec:
             rec.responses.append(record)
-        response = self.active = Response(response_id, item_id, record, transcript, context=context)
-        # The preamble goes out synchronously so a cancellation arriving at once still follows it.
+        response = self.active = Response(response_id, item_id, record, transcript,
+                                          part="text" if text_only else "audio", context=context)
+        # The preamble goes out synchronously so a cancellation arriving at once still follows it; the order
+        # is the API reference's: the item is added to the response, then created in the conversation.
         self._emit("response.created", response={"object": "realtime.response", "id": response_id,
                                                  "status": "in_progress", "status_details": None, "output": []})
         if outcome == "failed":
@@ -137,13 +143,15 @@ class Responder:
                 "type": "rate_limit_exceeded", "code": "rate_limit_exceeded",
                 "message": "Rate limit reached for the model's tokens per minute. Try again shortly."}}, [])
             return
-        self._items[item_id] = {"item": self._assistant_item(response, "in_progress"), "audio_bytes": 0}
-        part = "text" if outcome == "text_only" else "audio"
-        self._emit("response.output_item.added", response_id=response_id, output_index=0,
-                   item=self._assistant_item(response, "in_progress"))
+        previous = self._conversation.last_id()
+        item = self._assistant_item(response, "in_progress")
+        self._items[item_id] = {"item": item, "audio_bytes": 0}
+        self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
+        self._emit("conversation.item.created", previous_item_id=previous, item=item)
+        empty = {"type": "text", "text": ""} if text_only else {"type": "audio", "transcript": ""}
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
-                   content_index=0, part={"type": part, "transcript": ""} if part == "audio" else {"type": "text", "text": ""})
-        if outcome == "text_only":
+                   content_index=0, part=empty)
+        if text_only:
             response.task = self._tasks.spawn(self._stream_text(response), f"response-{response_id}")
         elif outcome == "content_filter":
             # Output stopped by the content filter (Voice Live cannot switch it off): no audio, incomplete.
@@ -152,12 +160,9 @@ class Responder:
             response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
 
     def _assistant_item(self, response: Response, status: str) -> dict:
-        if status == "in_progress":
-            content = []
-        elif response.record.get("outcome") == "text_only":
-            content = [{"type": "text", "text": "".join(response.sent_text)}]
-        else:
-            content = [{"type": "audio", "transcript": "".join(response.sent_text)}]
+        said = "".join(response.sent_text)
+        content = [] if status == "in_progress" else [
+            {"type": "text", "text": said} if response.part == "text" else {"type": "audio", "transcript": said}]
         return {"id": response.item_id, "object": "realtime.item", "type": "message", "status": status,
                 "role": "assistant", "content": content}
 
@@ -261,7 +266,11 @@ class Responder:
             item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
                     "name": call["name"], "call_id": call_id, "arguments": ""}
             ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "call_id": call_id}
+            previous = self._conversation.last_id()
+            self._items[item_id] = {"item": item, "audio_bytes": 0}
             self._emit("response.output_item.added", response_id=response_id, output_index=index, item=item)
+            # Before the argument deltas, as the service does: clients (the SDK's samples among them) act on it.
+            self._emit("conversation.item.created", previous_item_id=previous, item=item)
             arguments = call["arguments"]
             for offset in range(0, len(arguments), 16):  # streamed in pieces, as the model writes them
                 self._emit("response.function_call_arguments.delta", delta=arguments[offset:offset + 16], **ids)

@@ -175,6 +175,10 @@ class Emulator:
                 {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
                            "API endpoint. Make sure to provide a valid key for an active subscription and use "
                            "a correct regional API endpoint for your resource."}}, status=401)
+        try:
+            agent = _agent(request.query)
+        except ValueError as exc:
+            return web.json_response({"error": {"code": "400", "message": str(exc)}}, status=400)
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
@@ -184,8 +188,8 @@ class Emulator:
         model = request.query.get("model")
         # Whole seconds, as the service's unix timestamp; fractional lifetimes (tests) round up.
         expires_at = math.ceil(time.time() + config.session_max_s)
-        record = SessionRecord(id=session_id, config=default_session(session_id, model, expires_at), model=model,
-                               credential=credential[0], expires_at=expires_at)
+        record = SessionRecord(id=session_id, config=default_session(session_id, model, expires_at, agent),
+                               model=model, credential=credential[0], expires_at=expires_at)
         self.registry.add(record)
         session = self._live[session_id] = EmulatedSession(self, ws, request.transport, record)
         try:
@@ -233,6 +237,20 @@ class Emulator:
     async def _http_drop(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         return web.json_response({"dropped": self.drop(body.get("session_id"))})
+
+
+def _agent(query) -> dict | None:
+    """Agent mode from the handshake's query (the SDK's agent_name, project_name, agent_version,
+    conversation_id): the session reports the agent, and the conversation it continues or starts."""
+    name, project = query.get("agent-name"), query.get("agent-project-name")
+    if name is None and project is None:
+        return None
+    if not name or not project:
+        raise ValueError("Agent mode needs both 'agent-name' and 'agent-project-name'.")
+    version = query.get("agent-version")
+    return {"type": "agent", "name": name,
+            "agent_id": f"{name}:{version}" if version else name,
+            "thread_id": query.get("conversation-id") or new_id("conv")}
 
 
 def _credential(request: web.Request) -> tuple[str, str] | None:

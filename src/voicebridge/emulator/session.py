@@ -14,6 +14,7 @@ import base64
 import binascii
 import itertools
 import json
+import logging
 import secrets
 import time
 
@@ -28,13 +29,26 @@ from .records import EmulatorHost, SessionRecord
 from .responses import Responder
 from .validation import RequestError, require, validate_session
 
+log = logging.getLogger("voicebridge.emulator")
+
 # How long the session's own tasks (the writer, a streaming response) may take to end after the connection.
 TASKS_END_S = 1.0
 
 
-def default_session(session_id: str, model: str | None, expires_at: int | None = None) -> dict:
-    """What the service reports in session.created before any session.update."""
-    return {
+DEFAULT_TURN_DETECTION = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+    "create_response": True,
+    "interrupt_response": True,
+}
+
+
+def default_session(session_id: str, model: str | None, expires_at: int | None = None,
+                    agent: dict | None = None) -> dict:
+    """What the service reports in session.created before any session.update (in agent mode, with the agent)."""
+    session = {
         "object": "realtime.session",
         "id": session_id,
         "model": model,
@@ -48,19 +62,15 @@ def default_session(session_id: str, model: str | None, expires_at: int | None =
         "input_audio_transcription": None,
         "input_audio_noise_reduction": None,
         "input_audio_echo_cancellation": None,
-        "turn_detection": {
-            "type": "server_vad",
-            "threshold": 0.5,
-            "prefix_padding_ms": 300,
-            "silence_duration_ms": 500,
-            "create_response": True,
-            "interrupt_response": True,
-        },
+        "turn_detection": dict(DEFAULT_TURN_DETECTION),
         "tools": [],
         "tool_choice": "auto",
         "temperature": 0.8,
         "max_response_output_tokens": "inf",
     }
+    if agent is not None:
+        session["agent"] = agent
+    return session
 
 
 class EmulatedSession:
@@ -75,7 +85,7 @@ class EmulatedSession:
         self._event_prefix = f"event_{secrets.token_hex(6)}"
         self.dropped = False
         self.expired = False
-        self.family = capabilities.family_of(record.model)
+        self.family = capabilities.family_of(record.model, agent="agent" in record.config)
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
         self.responses = Responder(self.emit, host, record, self.conversation, self.tasks)
@@ -148,6 +158,22 @@ class EmulatedSession:
                 expiry.cancel()
             self.responses.connection_closed()
             await self.tasks.close(TASKS_END_S)
+            log.info("%s", self.summary())
+
+    def summary(self) -> str:
+        """What this connection did, in one line: the operator's view of `make emulator` (nothing per chunk)."""
+        rec = self.record
+        agent = rec.config.get("agent")
+        who = f"agent {agent['name']} (conversation {agent['thread_id']})" if agent else f"model {rec.model}"
+        statuses: dict[str, int] = {}
+        for response in rec.responses:
+            statuses[response["status"]] = statuses.get(response["status"], 0) + 1
+        calls = sum(len(r.get("function_calls") or ()) for r in rec.responses)
+        ended = "dropped" if self.dropped else f"close code {self.ws.close_code}"
+        status_text = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+        return (f"session {rec.id} ended: {who}, {self.conversation.turns} user turns, "
+                f"{len(rec.responses)} responses" + (f" ({status_text})" if status_text else "")
+                + f", {calls} function calls, {ended}")
 
     # ---- client events ----------------------------------------------------------------------------
 
@@ -185,6 +211,9 @@ class EmulatedSession:
             else:
                 handler(event)
         except RequestError as exc:
+            if etype == "session.update":
+                log.info("session %s: session.update refused: %s %s: %s", self.record.id, exc.code, exc.param,
+                         exc.message)
             self.error(exc.message, exc.code, exc.param, event_id)
 
     def _decode_audio(self, event: dict) -> bytes:
@@ -212,7 +241,15 @@ class EmulatedSession:
     def on_session_update(self, event: dict) -> None:
         update = require(event, "session", dict)
         validate_session(update, self.family)
-        update = {k: v for k, v in update.items() if k not in ("id", "object")}
+        agent = self.record.config.get("agent")
+        if agent is not None and "instructions" in update:
+            raise RequestError(f"Invalid 'session.instructions': this session is connected to agent "
+                               f"'{agent['name']}', whose instructions are defined by the agent and cannot be "
+                               "set in session.update.", "invalid_value", "session.instructions")
+        update = {k: v for k, v in update.items() if k not in ("id", "object", "agent")}
+        if isinstance(update.get("turn_detection"), dict):
+            # The service fills in what was not sent from its defaults, and reports the whole.
+            update["turn_detection"] = {**DEFAULT_TURN_DETECTION, **update["turn_detection"]}
         with self.host.registry.changing(self.record) as rec:
             rec.config = {**rec.config, **update}
         if "turn_detection" in update:

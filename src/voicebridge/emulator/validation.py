@@ -144,11 +144,14 @@ def _check_tools(update: dict) -> None:
         return
     if not isinstance(tools, list):
         raise RequestError("Invalid 'session.tools': expected an array.", "invalid_type", "session.tools")
-    names = set()
+    names, labels = set(), set()
     for index, tool in enumerate(tools):
         where = f"session.tools[{index}]"
+        if isinstance(tool, dict) and tool.get("type") == "mcp":
+            _check_mcp_server(tool, where, labels)
+            continue
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise RequestError(f"Invalid '{where}.type': supported values are function.", "invalid_value",
+            raise RequestError(f"Invalid '{where}.type': supported values are function, mcp.", "invalid_value",
                                f"{where}.type")
         name = tool.get("name")
         if not isinstance(name, str) or not name or name in names:
@@ -164,3 +167,41 @@ def _check_tools(update: dict) -> None:
             isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name") in names):
         raise RequestError("Invalid 'session.tool_choice': expected auto, none, required or a declared function.",
                            "invalid_value", "session.tool_choice")
+
+
+MCP_APPROVAL = ("never", "always")
+
+
+def _check_mcp_server(tool: dict, where: str, labels: set[str]) -> None:
+    """An MCP server tool, shaped as the SDK's MCPServer model: server_label and server_url required;
+    authorization, headers, allowed_tools and require_approval (never, always or {never|always: [tools]})
+    optional."""
+    def bad(field: str, expected: str, code: str = "invalid_value"):
+        return RequestError(f"Invalid '{where}.{field}': expected {expected}.", code, f"{where}.{field}")
+
+    for field in ("server_label", "server_url"):
+        if field not in tool:
+            raise RequestError(f"Missing required parameter: '{where}.{field}'.", "missing_required_parameter",
+                               f"{where}.{field}")
+        if not isinstance(tool[field], str) or not tool[field]:
+            raise bad(field, "a non-empty string")
+    if tool["server_label"] in labels:
+        raise bad("server_label", "a label no other MCP server of the session uses")
+    labels.add(tool["server_label"])
+    if not tool["server_url"].startswith(("https://", "http://")):
+        raise bad("server_url", "an http(s) URL")
+    if tool.get("authorization") is not None and not isinstance(tool["authorization"], str):
+        raise bad("authorization", "a string", "invalid_type")
+    headers = tool.get("headers")
+    if headers is not None and not (isinstance(headers, dict)
+                                    and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        raise bad("headers", "an object of string values", "invalid_type")
+    allowed = tool.get("allowed_tools")
+    if allowed is not None and not (isinstance(allowed, list) and all(isinstance(t, str) and t for t in allowed)):
+        raise bad("allowed_tools", "an array of tool names", "invalid_type")
+    approval = tool.get("require_approval")
+    if approval is None or approval in MCP_APPROVAL:
+        return
+    if not (isinstance(approval, dict) and approval and set(approval) <= set(MCP_APPROVAL)
+            and all(isinstance(v, list) and all(isinstance(t, str) for t in v) for v in approval.values())):
+        raise bad("require_approval", "never, always or an object {never|always: [tool names]}")
