@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
+from .mcp import McpCall, McpServers
 from .records import EmulatorHost, SessionRecord, new_id
 from .validation import RequestError
 
@@ -39,6 +40,7 @@ class Response:
     cancelling: bool = False
     context: tuple[int, int] = (0, 0)  # (text, audio) tokens of the conversation this response re-read
     audio_bytes: int = 0
+    finish: Callable[..., None] | None = None  # how a cancellation ends it (an MCP call's is not a message)
 
 
 def _text_tokens(text: object) -> int:
@@ -47,7 +49,7 @@ def _text_tokens(text: object) -> int:
 
 class Responder:
     def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, conversation: Conversation,
-                 tasks: TaskOwner):
+                 tasks: TaskOwner, mcp: McpServers | None = None):
         self._emit = emit
         self._host = host
         self._record = record
@@ -57,6 +59,9 @@ class Responder:
         self.active: Response | None = None
         self._last_context = (0, 0)  # what the previous response read: the service caches that prefix
         self._start_after = False  # a turn ended while the active response was still being cancelled
+        self._mcp = mcp
+        self._asked: dict[str, McpCall] = {}  # approval request id -> the call it asks for
+        self._approved: list[tuple[McpCall, str]] = []  # approved while a response was active: run after it
 
     def start_when_free(self) -> None:
         """The VAD committed a turn: reply now, or once the response being cancelled is done."""
@@ -108,6 +113,11 @@ class Responder:
         user_turn = self._conversation.user_turn
         self._conversation.answered()
         if user_turn:
+            if self._mcp is not None:
+                mcp_call = self._host.mcp_call_for(self._record, self._mcp.listed(), subject if kind == "text" else None)
+                if mcp_call is not None:
+                    self._use_mcp(mcp_call)
+                    return
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
@@ -222,7 +232,9 @@ class Responder:
                                               "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):
             response.record.update(status=status, cancel_reason=reason, usage=usage)
-        if self._start_after:
+        if self._approved:
+            self._run_mcp(*self._approved.pop(0))
+        elif self._start_after:
             self._start_after = False
             self.start()
 
@@ -240,7 +252,7 @@ class Responder:
 
     def _cancelled(self, response: Response, reason: str) -> None:
         if self.active is response:
-            self._finish(response, "cancelled", reason)
+            (response.finish or self._finish)(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
         if self.active is not None:
@@ -285,6 +297,93 @@ class Responder:
                                               "usage": usage})
         with self._host.registry.changing(self._record):
             record.update(status="completed", usage=usage)
+
+    # ---- MCP (mcp.py): approval requests, and calls made to the real server ------------------------
+
+    def _use_mcp(self, call: McpCall) -> None:
+        assert self._mcp is not None
+        if not self._mcp.needs_approval(call.server, call.name):
+            self._run_mcp(call, None)
+            return
+        # A response whose output is the approval request; the call waits for mcp_approval_response.
+        response_id, item_id = new_id("resp"), new_id("mcpr")
+        record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
+                  "cancel_reason": None, "mcp_approval_request": f"{call.server}/{call.name}"}
+        with self._host.registry.changing(self._record) as rec:
+            rec.responses.append(record)
+        context = self._context()
+        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
+                                                 "status": "in_progress", "status_details": None, "output": []})
+        item = {"id": item_id, "object": "realtime.item", "type": "mcp_approval_request",
+                "server_label": call.server, "name": call.name, "arguments": call.arguments}
+        previous = self._conversation.last_id()
+        self._items[item_id] = {"item": item, "audio_bytes": 0}
+        self._asked[item_id] = call
+        self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
+        self._emit("conversation.item.created", previous_item_id=previous, item=item)
+        self._emit("response.output_item.done", response_id=response_id, output_index=0, item=item)
+        usage = self._usage(None, context, call.arguments)
+        self._emit("response.done", response={"object": "realtime.response", "id": response_id,
+                                              "status": "completed", "status_details": None, "output": [item],
+                                              "usage": usage})
+        with self._host.registry.changing(self._record):
+            record.update(status="completed", usage=usage)
+
+    def approval_answered(self, item: dict) -> None:
+        """An mcp_approval_response: approved, the service makes the call in a response of its own."""
+        call = self._asked.pop(item["approval_request_id"], None)
+        if call is None or not item["approve"]:
+            return
+        if self.active is None:
+            self._run_mcp(call, item["approval_request_id"])
+        else:
+            self._approved.append((call, item["approval_request_id"]))
+
+    def _run_mcp(self, call: McpCall, approval_id: str | None) -> None:
+        response_id, item_id = new_id("resp"), new_id("mcp")
+        record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
+                  "cancel_reason": None, "mcp_call": f"{call.server}/{call.name}"}
+        with self._host.registry.changing(self._record) as rec:
+            rec.responses.append(record)
+        response = self.active = Response(response_id, item_id, record, "", context=self._context(),
+                                          finish=self._finish_mcp)
+        item = {"id": item_id, "object": "realtime.item", "type": "mcp_call", "status": "in_progress",
+                "server_label": call.server, "name": call.name, "arguments": "", "approval_request_id": approval_id,
+                "output": None, "error": None}
+        previous = self._conversation.last_id()
+        self._items[item_id] = {"item": item, "audio_bytes": 0}
+        ids = {"response_id": response_id, "item_id": item_id, "output_index": 0}
+        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
+                                                 "status": "in_progress", "status_details": None, "output": []})
+        self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
+        self._emit("conversation.item.created", previous_item_id=previous, item=item)
+        for offset in range(0, len(call.arguments), 16):
+            self._emit("response.mcp_call_arguments.delta", delta=call.arguments[offset:offset + 16], **ids)
+        self._emit("response.mcp_call_arguments.done", arguments=call.arguments, **ids)
+        self._items[item_id]["item"] = {**item, "arguments": call.arguments}
+        self._emit("response.mcp_call.in_progress", item_id=item_id, output_index=0)
+        response.task = self._tasks.spawn(self._mcp_call(response, call), f"mcp-call-{response_id}")
+
+    async def _mcp_call(self, response: Response, call: McpCall) -> None:
+        assert self._mcp is not None
+        output, error = await self._mcp.call(call)
+        if self.active is not response or response.cancelling:
+            return
+        self._emit("response.mcp_call.failed" if error else "response.mcp_call.completed",
+                   item_id=response.item_id, output_index=0)
+        item = {**self._items[response.item_id]["item"], "status": "failed" if error else "completed",
+                "output": output, "error": {"type": "mcp_error", "message": error} if error else None}
+        self._items[response.item_id]["item"] = item
+        # The reply that follows (the client's response.create) speaks the result.
+        self._conversation.reply_to = ("tool", [output if output is not None else f"the tool failed: {error}"])
+        self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
+        self._end(response, "completed", None, [item])
+
+    def _finish_mcp(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
+        item = {**self._items[response.item_id]["item"], "status": "incomplete"}
+        self._items[response.item_id]["item"] = item
+        self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
+        self._end(response, status, details or {"type": "cancelled", "reason": reason}, [item], reason)
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.

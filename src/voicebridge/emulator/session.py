@@ -25,6 +25,7 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .input_audio import InputAudio
+from .mcp import McpServers
 from .records import EmulatorHost, SessionRecord
 from .responses import Responder
 from .validation import RequestError, require, validate_session
@@ -88,7 +89,8 @@ class EmulatedSession:
         self.family = capabilities.family_of(record.model, agent="agent" in record.config)
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
-        self.responses = Responder(self.emit, host, record, self.conversation, self.tasks)
+        self.mcp = McpServers(self.emit, host, record, self.tasks, self.conversation.items, self.conversation.last_id)
+        self.responses = Responder(self.emit, host, record, self.conversation, self.tasks, mcp=self.mcp)
         self.input = InputAudio(self.emit, record, self.conversation, self.responses)
         self.handlers = {
             "session.update": self.on_session_update,
@@ -97,7 +99,7 @@ class EmulatedSession:
             "input_audio_buffer.clear": self.input.on_clear,
             "response.create": self.responses.on_create,
             "response.cancel": self.responses.on_cancel,
-            "conversation.item.create": self.conversation.on_create,
+            "conversation.item.create": self.on_item_create,
             "conversation.item.truncate": self.conversation.on_truncate,
             "conversation.item.delete": self.conversation.on_delete,
             "conversation.item.retrieve": self.conversation.on_retrieve,
@@ -255,3 +257,10 @@ class EmulatedSession:
         if "turn_detection" in update:
             self.input.configure_vad(update["turn_detection"])
         self.emit("session.updated", session=self.record.config)
+        if "tools" in update:
+            self.mcp.configured(update["tools"])
+
+    def on_item_create(self, event: dict) -> None:
+        item = self.conversation.on_create(event)
+        if item.get("type") == "mcp_approval_response":
+            self.responses.approval_answered(item)
