@@ -332,10 +332,10 @@ def _check_mcp(settings: Settings) -> None:
             "gpt-4o/gpt-4.1/gpt-5 model with VOICE_LIVE_MODEL, or unset VOICEBRIDGE_MCP_SERVERS"
         )
     for server in servers:
-        if server.loopback and not settings.use_emulator:
+        if server.loopback and not settings.use_emulator and not mcp.is_loopback(urlparse(settings.endpoint or "").hostname or ""):
             raise SettingsError(
                 "VOICEBRIDGE_MCP_SERVERS", f"server {server.label!r} is on a loopback address ({server.url}): Voice Live "
-                "calls MCP servers from Azure, so only the built-in emulator can reach it; use a public https URL"
+                "calls MCP servers from Azure, so only an emulator on this machine can reach it; use a public https URL"
             )
         if server.header_secrets and not settings.key_vault_endpoint:
             raise SettingsError(

@@ -103,7 +103,9 @@ def test_bad_mcp_servers_are_refused_with_what_is_accepted(entries, expected):
 def test_loopback_http_is_for_the_emulator_only():
     local = servers({"label": "dev", "url": "http://127.0.0.1:8931/mcp"})
     assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": local}).mcp_servers[0].loopback
-    assert "only the built-in emulator can reach it" in str(refused({**REMOTE, "VOICEBRIDGE_MCP_SERVERS": local}))
+    local_endpoint = {"AZURE_VOICE_LIVE_ENDPOINT": "http://127.0.0.1:8765"}  # `make emulator`
+    assert Settings.from_env({**local_endpoint, "VOICEBRIDGE_MCP_SERVERS": local}).mcp_servers
+    assert "only an emulator on this machine can reach it" in str(refused({**REMOTE, "VOICEBRIDGE_MCP_SERVERS": local}))
 
 
 def test_models_that_cannot_use_mcp_are_refused_by_the_capability_table():
