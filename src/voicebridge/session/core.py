@@ -47,6 +47,7 @@ class BridgeSession:
             return Run(
                 self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
                 self._ready, options.toolbox, options.limits, self.user.hashed,
+                approval_s=options.approval_s, approval_arguments=options.approval_arguments,
             )
 
         self.supervisor = Supervisor(
