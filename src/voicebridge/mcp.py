@@ -4,7 +4,8 @@ Voice Live itself lists an MCP server's tools and calls them (the bridge never t
 bridge declares each server in session.update next to the `@tool` functions, relays the approval
 requests to the person talking (session/approvals.py), and shows the calls like function calls.
 
-The setting is a JSON list, or the path of a file holding one:
+The setting is a JSON list, the same prefixed `base64:` and base64-encoded, or the path of a file holding
+one:
 
     [{"label": "docs", "url": "https://mcp.example.com/mcp",
       "allowed_tools": ["search"],
@@ -18,6 +19,8 @@ the app's configuration, and a token there would leak with it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import re
@@ -86,9 +89,15 @@ def is_loopback(host: str) -> bool:
 
 
 def load(raw: str) -> tuple[McpServer, ...]:
-    """The servers of a VOICEBRIDGE_MCP_SERVERS value: inline JSON, or the path of a JSON file."""
+    """The servers of a VOICEBRIDGE_MCP_SERVERS value: inline JSON, `base64:` and the JSON in base64 (what an
+    azd environment carries into main.parameters.json unharmed: no quotes to escape), or a JSON file's path."""
     text = raw.strip()
-    if not text.startswith("["):
+    if text.startswith("base64:"):
+        try:
+            text = base64.b64decode(text[len("base64:"):], validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise McpConfigError("starts with base64: but the rest is not base64 of UTF-8 JSON") from None
+    elif not text.startswith("["):
         path = Path(text)
         try:
             if path.stat().st_size > MAX_FILE_BYTES:

@@ -7,6 +7,7 @@ vault transport (the vault's REST API), so nothing reaches Azure.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -70,6 +71,9 @@ def test_mcp_servers_are_parsed_from_json_or_a_file(tmp_path):
     path = tmp_path / "mcp.json"
     path.write_text(servers(entry), encoding="utf-8")
     assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": str(path)}).mcp_servers == inline
+    encoded = "base64:" + base64.b64encode(servers(entry).encode()).decode()
+    assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": encoded}).mcp_servers == inline
+    assert "not base64" in str(refused({"VOICEBRIDGE_MCP_SERVERS": "base64:%%%"}))
     (server,) = inline
     assert server.definition() == {
         "type": "mcp", "server_label": "docs", "server_url": "https://mcp.example.com/mcp",
