@@ -6,9 +6,9 @@ id of its own, instructions refused). Continuity uses the agent conversation, no
 from __future__ import annotations
 
 import pytest
+from test_continuity import new_upstream, ready_tab, record, token_of, turn, upstream_ids
 
 from support.apps import start_app
-from test_continuity import new_upstream, ready_tab, record, token_of, turn, upstream_ids
 from voicebridge.emulator import Emulator, EmulatorConfig
 
 
