@@ -268,6 +268,8 @@ module aiServices 'modules/aiservices.bicep' = {
 }
 
 var agentMode = !empty(voiceLiveAgentName)
+// The app reads the vault for the Voice Live key (key auth) and for MCP servers' header values.
+var appReadsVault = keyAuth || !empty(voicebridgeMcpServers)
 var agentElsewhere = agentMode && !empty(voiceLiveAgentAccount)
 
 module agentAccess 'modules/agentaccess.bicep' = if (agentElsewhere) {
@@ -323,7 +325,7 @@ module web 'modules/webapp.bicep' = {
       VOICEBRIDGE_TOOLS: voicebridgeTools
       AZURE_CLIENT_ID: identity.outputs.clientId
       // Also for MCP servers, whose header values are secrets in the vault (read with Key Vault Secrets User).
-      AZURE_KEY_VAULT_ENDPOINT: keyAuth || !empty(voicebridgeMcpServers) ? keyVault.outputs.endpoint : ''
+      AZURE_KEY_VAULT_ENDPOINT: appReadsVault ? keyVault.outputs.endpoint : ''
       VOICE_LIVE_KEY_SECRET_NAME: voiceLiveKeySecretName
       WEBSITES_PORT: '8000'
       OTEL_SERVICE_NAME: 'voicebridge'
