@@ -74,8 +74,17 @@ def start_bridge(settings: Settings) -> Bridge:
     else:
         endpoint = settings.endpoint
         provider = build_provider(settings)
-    log.info("event=startup.credentials source=%r", provider.source)
-    return Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
+    bridge = Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
+    # One line that says what every session will talk to, and as whom.
+    log.info(
+        "event=startup.upstream endpoint=%s model=%s credential=%r transcription=%s voice=%s tools=%s",
+        urlparse(endpoint).netloc or endpoint, settings.model, provider.source, settings.transcription,
+        ":".join(settings.voice_choice), ",".join(bridge.toolbox.tools) or "none",
+    )
+    if settings.family is None:
+        log.warning("event=startup.unknown_model model=%s note=not in the capability table (capabilities.py): "
+                    "its options are not checked here, the service decides", settings.model)
+    return bridge
 
 
 def tab_user(settings: Settings) -> identity.UserKey:

@@ -55,6 +55,7 @@ class Bridge:
             history_items=settings.history_items,
             toolbox=self.toolbox,
             limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
+            model=settings.model,
             mcp_entries=self.mcp.entries if self.mcp is not None else None,
             approval_s=settings.approval_s,
             approval_arguments=settings.approval_arguments,

@@ -109,6 +109,8 @@ class ErrorCode(StrEnum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_LOST = "upstream_lost"
     UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_REJECTED = "upstream_rejected"
+    REPLY_FAILED = "reply_failed"
     SERVER_DRAINING = "server_draining"
     TOO_MANY_SESSIONS = "too_many_sessions"
     RESUME_EXPIRED = "resume_expired"
@@ -140,6 +142,8 @@ ERROR_OUTCOMES: dict[ErrorCode, Outcome] = {
     ErrorCode.UPSTREAM_TIMEOUT: Outcome.ENDS,
     ErrorCode.UPSTREAM_LOST: Outcome.ENDS,
     ErrorCode.UPSTREAM_ERROR: Outcome.CONTINUES,
+    ErrorCode.UPSTREAM_REJECTED: Outcome.ENDS,
+    ErrorCode.REPLY_FAILED: Outcome.CONTINUES,
     ErrorCode.SERVER_DRAINING: Outcome.CLOSED,
     ErrorCode.TOO_MANY_SESSIONS: Outcome.NOT_STARTED,
     ErrorCode.RESUME_EXPIRED: Outcome.NOT_STARTED,

@@ -180,16 +180,6 @@ class Settings:
     def voice_is_azure(self) -> bool:
         return self.voice_choice[0] in capabilities.AZURE_VOICES
 
-    def capability_problems(self) -> list[capabilities.Problem]:
-        return capabilities.problems(self.family, capabilities.Choice(
-            transcription_model=self.transcription,
-            noise_reduction=self.noise_reduction or None,
-            voice_kind=self.voice_choice[0],
-            turn_detection=self.turn_detection,
-            end_of_utterance=self.end_of_utterance or None,
-            vad_threshold=self.vad_threshold,
-        ))
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = _Env(environ)
@@ -263,7 +253,7 @@ class Settings:
             image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
         )
         _check_agent(settings, env)
-        settings.check_capabilities()
+        check_capabilities(settings)
         _check_mcp(settings)
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
@@ -272,28 +262,40 @@ class Settings:
             )
         return settings
 
-    def check_capabilities(self) -> None:
-        """Refuse a combination the model's family does not support, naming the variables and what works."""
-        found = self.capability_problems()
-        if not found:
-            return
-        problem = found[0]
-        variable = _CAPABILITY_VARIABLES[problem.field]
-        value = {"transcription_model": self.transcription, "voice": self.voice_choice[1]}.get(
-            problem.field, getattr(self, problem.field, ""))
-        default = " (the default)" if problem.field == "transcription_model" and not self.transcription_model else ""
-        raise SettingsError(
-            variable,
-            f"{value!r}{default} does not work with VOICE_LIVE_MODEL={self.model}: {problem.message}; "
-            f"use one of: {', '.join(problem.accepted)}",
-        )
-
     @property
     def worker_count(self) -> int:
         return self.workers or cpu_count()
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def capability_problems(settings: Settings) -> list[capabilities.Problem]:
+    return capabilities.problems(settings.family, capabilities.Choice(
+        transcription_model=settings.transcription,
+        noise_reduction=settings.noise_reduction or None,
+        voice_kind=settings.voice_choice[0],
+        turn_detection=settings.turn_detection,
+        end_of_utterance=settings.end_of_utterance or None,
+        vad_threshold=settings.vad_threshold,
+    ))
+
+
+def check_capabilities(settings: Settings) -> None:
+    """Refuse a combination the model's family does not support, naming the variables and what works."""
+    found = capability_problems(settings)
+    if not found:
+        return
+    problem = found[0]
+    variable = _CAPABILITY_VARIABLES[problem.field]
+    value = {"transcription_model": settings.transcription, "voice": settings.voice_choice[1]}.get(
+        problem.field, getattr(settings, problem.field, ""))
+    default = " (the default)" if problem.field == "transcription_model" and not settings.transcription_model else ""
+    raise SettingsError(
+        variable,
+        f"{value!r}{default} does not work with VOICE_LIVE_MODEL={settings.model}: {problem.message}; "
+        f"use one of: {', '.join(problem.accepted)}",
+    )
 
 
 # What agent mode refuses: the agent defines these in Foundry (docs/agent.md).

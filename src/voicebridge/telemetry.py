@@ -30,7 +30,8 @@ UNTRACED_URLS = "healthz"
 METRICS: dict[str, tuple[str, str, str]] = {
     "voicebridge.sessions.active": ("updown", "{session}", "Browser sessions with an upstream Voice Live session"),
     "voicebridge.session.duration": ("histogram", "s", "How long a session lasted"),
-    # The billable quantity: one record per ended session, by user (hashed, identity.UserKey.hashed).
+    # Time, by user (hashed, identity.UserKey.hashed): what the limits count. Voice Live bills tokens
+    # (voicebridge.tokens), not seconds.
     "voicebridge.session.seconds": ("histogram", "s", "Seconds an upstream Voice Live session was open, by user (hashed)"),
     "voicebridge.limit.hits": ("counter", "{hit}", "Sessions refused or ended by a limit, and audio-rate hits, by code"),
     "voicebridge.turn.latency": ("histogram", "ms", "User speech stopped -> first assistant audio delta relayed"),
@@ -42,7 +43,31 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "voicebridge.errors": ("counter", "{error}", "Errors sent to tabs, by code"),
     "voicebridge.playback.latency": ("histogram", "ms", "Browser-reported first delta received -> first sample played"),
     "voicebridge.tool.duration": ("histogram", "ms", "One function call of the agent, by tool name and outcome"),
+    # What Voice Live bills: response.done's usage, by kind (TOKEN_KINDS) and model.
+    "voicebridge.tokens": ("counter", "{token}", "Tokens Voice Live reported in response.done usage, by kind and model"),
+    "voicebridge.reply.failures": ("counter", "{reply}", "Replies that ended failed or incomplete, by reason"),
 }
+# The kinds of voicebridge.tokens: input_cached is part of input_text + input_audio (the cached share,
+# billed at the lower cached rate), not in addition to them.
+TOKEN_KINDS = ("input_text", "input_audio", "input_cached", "output_text", "output_audio")
+
+
+def token_counts(usage: object) -> dict[str, int]:
+    """response.done's usage as {kind: tokens}; {} when it carries none (or an unexpected shape)."""
+    if not isinstance(usage, dict):
+        return {}
+    given = usage.get("input_token_details")
+    inputs = given if isinstance(given, dict) else {}
+    given = usage.get("output_token_details")
+    outputs = given if isinstance(given, dict) else {}
+    raw = {
+        "input_text": inputs.get("text_tokens"),
+        "input_audio": inputs.get("audio_tokens"),
+        "input_cached": inputs.get("cached_tokens"),
+        "output_text": outputs.get("text_tokens"),
+        "output_audio": outputs.get("audio_tokens"),
+    }
+    return {k: int(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
 
 
 _mode: str | None = None
@@ -154,6 +179,8 @@ class _Instruments:
         self.errors = made["voicebridge.errors"]
         self.playback_latency = made["voicebridge.playback.latency"]
         self.tool_duration = made["voicebridge.tool.duration"]
+        self.tokens = made["voicebridge.tokens"]
+        self.reply_failures = made["voicebridge.reply.failures"]
 
 
 _instruments: _Instruments | None = None
@@ -189,6 +216,8 @@ class SessionTelemetry:
     session_id: str
     record_transcripts: bool = False
     user: str = ""  # the user's pseudonym (UserKey.hashed): never the principal id or the address itself
+    model: str = ""
+    tokens: dict[str, int] = field(default_factory=dict)  # this session's usage so far, by kind
     _started: float = field(default_factory=time.monotonic)
     _span: trace.Span | None = None
     _turn_span: trace.Span | None = None
@@ -251,6 +280,19 @@ class SessionTelemetry:
         if span is not None:
             span.add_event("barge_in", {"clear_delay_ms": clear_delay_ms})
 
+    def usage(self, usage: object) -> None:
+        """One response.done's usage: counted by kind, and added to the session's totals."""
+        counts = token_counts(usage)
+        for kind, tokens in counts.items():
+            instruments().tokens.add(tokens, {"kind": kind, "model": self.model or "unknown"})
+            self.tokens[kind] = self.tokens.get(kind, 0) + tokens
+
+    def reply_failed(self, reason: str) -> None:
+        instruments().reply_failures.add(1, {"reason": reason})
+        span = self._turn_span or self._span
+        if span is not None:
+            span.add_event("reply_failed", {"reason": reason})
+
     def playback_latency(self, ms: float) -> None:
         instruments().playback_latency.record(ms)
 
@@ -279,6 +321,8 @@ class SessionTelemetry:
             self._active = False
         if self._span is not None:
             self._span.set_attribute("voicebridge.end_reason", reason)
+            for kind in TOKEN_KINDS:
+                self._span.set_attribute(f"voicebridge.tokens.{kind}", self.tokens.get(kind, 0))
             self._span.end()
             self._span = None
 

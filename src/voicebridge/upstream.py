@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 from urllib.parse import urlparse
 
 import aiohttp
@@ -33,6 +35,7 @@ from azure.ai.voicelive.models import (
     RequestSession,
     ServerVad,
 )
+from azure.core.exceptions import ClientAuthenticationError
 
 from . import capabilities
 from .credentials import CredentialError, CredentialProvider, VaultSecrets
@@ -107,6 +110,43 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
         input_audio_transcription=AudioInputTranscriptionOptions(model=settings.transcription),
         **optional,
     )
+
+
+KEYLESS_FIX = "Run `az login` (or give the app's identity access), or set AZURE_VOICE_LIVE_API_KEY."
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The innermost cause: what actually went wrong under the SDK's wrapping."""
+    while exc.__cause__ is not None and exc.__cause__ is not exc:
+        exc = exc.__cause__
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__cause__)
+    return chain
+
+
+def describe_failure(exc: BaseException, host: str) -> str:
+    """A connect failure in words an operator can act on: DNS and TLS say what they are."""
+    chain = _chain(exc)
+    # aiohttp names a resolver failure ClientConnectorDNSError (3.11+) over the resolver's own error
+    # (socket.gaierror, or aiodns' DNSError).
+    dns = (socket.gaierror, *((aiohttp.ClientConnectorDNSError,) if hasattr(aiohttp, "ClientConnectorDNSError") else ()))
+    if any(isinstance(e, dns) or type(e).__name__ == "DNSError" for e in chain):
+        return (f"Could not find Voice Live at {host}: the name does not resolve (DNS). "
+                "Check AZURE_VOICE_LIVE_ENDPOINT.")
+    tls = (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError)
+    if any(isinstance(e, tls) for e in chain):
+        return (f"The TLS handshake with {host} failed ({_first_line(_cause(exc))}): check "
+                "AZURE_VOICE_LIVE_ENDPOINT and the machine's CA certificates.")
+    return f"Could not connect to Voice Live at {host} ({_first_line(_cause(exc))})."
 
 
 class McpDeclarations:
@@ -211,7 +251,19 @@ class Connector:
                         connection_options={"close_timeout": 1.5},
                         **extra,
                     )
+            except ClientAuthenticationError as exc:
+                # Keyless without a usable identity (no `az login`, no managed identity): the SDK asks
+                # the credential for a token inside connect.
+                log.warning("event=upstream.auth_failed host=%s credential=%r cause=%s: %s", self._host,
+                            self._provider.source, type(exc).__name__, _first_line(exc))
+                raise UpstreamError(
+                    ErrorCode.UPSTREAM_AUTH,
+                    f"The app could not get a Microsoft Entra ID token for Voice Live ({_first_line(exc)}). "
+                    + KEYLESS_FIX,
+                ) from exc
             except TimeoutError:
+                log.warning("event=upstream.connect_failed host=%s cause=timeout after %ss", self._host,
+                            settings.connect_timeout_s)
                 raise UpstreamError(
                     ErrorCode.UPSTREAM_TIMEOUT,
                     f"Voice Live at {self._host} did not answer within {settings.connect_timeout_s:g} s.",
@@ -222,21 +274,27 @@ class Connector:
                     if attempt == 1 and await self._provider.on_unauthorized():
                         log.info("event=upstream.auth_retry status=%s", status)
                         continue
+                    log.warning("event=upstream.auth_failed host=%s credential=%r status=%s", self._host,
+                                self._provider.source, status)
                     raise UpstreamError(
                         ErrorCode.UPSTREAM_AUTH,
                         f"Voice Live rejected the app's credentials (HTTP {status}, {self._provider.source}). "
                         "Check the API key or the identity's Cognitive Services User / Azure AI User roles"
                         + (" (agent mode: Azure AI User on the agent's project)." if settings.agent_mode else "."),
                     ) from exc
-                detail = f"HTTP {status}" if status else str(exc.__cause__ or exc)
-                raise UpstreamError(
-                    ErrorCode.UPSTREAM_UNAVAILABLE, f"Could not connect to Voice Live at {self._host} ({detail})."
-                ) from exc
+                message = (f"Could not connect to Voice Live at {self._host} (HTTP {status})." if status
+                           else describe_failure(exc, self._host))
+                self._log_failure(exc, status)
+                raise UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, message) from exc
             except OSError as exc:
-                raise UpstreamError(
-                    ErrorCode.UPSTREAM_UNAVAILABLE, f"Could not connect to Voice Live at {self._host} ({exc})."
-                ) from exc
+                self._log_failure(exc, None)
+                raise UpstreamError(ErrorCode.UPSTREAM_UNAVAILABLE, describe_failure(exc, self._host)) from exc
         raise AssertionError("unreachable")
+
+    def _log_failure(self, exc: BaseException, status: int | None) -> None:
+        cause = _cause(exc)
+        log.warning("event=upstream.connect_failed host=%s status=%s cause=%s: %s", self._host, status,
+                    type(cause).__name__, _first_line(cause))
 
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'

@@ -4,6 +4,7 @@ combinations it refuses at startup, and the same table in the emulator refusing 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -141,3 +142,22 @@ def test_the_emulator_accepts_what_the_reference_allows(emulator, model, update)
             return c.types()
 
     assert "error" not in run(scenario())
+
+
+def test_the_docs_carry_the_table_and_name_every_rules_source():
+    """README's table and docs/emulator.md's rules are the capability table's, each rule with its source."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### What each model takes"):]
+    for fam in capabilities.FAMILIES:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {fam.name} |"))
+        assert f"**{fam.default_transcription}**" in row, fam.name
+        assert all(m.split("-")[0] in row for m in fam.models), fam.name
+    emulator_md = (root / "docs" / "emulator.md").read_text(encoding="utf-8")
+    section = emulator_md[emulator_md.index("## Validation"):emulator_md.index("## Usage")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| Rule", "| ---"))]
+    assert len(rows) >= 8 and all(re.search(r"\[(REF|HOWTO|SDK|QUOTAS|RT)\]", row) for row in rows)
+    for model in capabilities.OPENAI_TRANSCRIPTION + capabilities.NOISE_REDUCTION_TYPES + capabilities.END_OF_UTTERANCE_MODELS[:1]:
+        assert model in section, model

@@ -38,6 +38,11 @@ def test_the_workbook_has_every_tile_operations_asked_for():
     assert "voicebridge.upstream.reconnects" in q["reconnects"]
     assert "voicebridge.errors" in q["errors-by-code"] and "customDimensions.code" in q["errors-by-code"]
     assert q["failed-requests"].startswith("requests") and "success == false" in q["failed-requests"]
+    # Issue 19: what Voice Live bills is tokens, by kind and model; failed replies by reason.
+    assert "voicebridge.tokens" in q["tokens-today"] and "customDimensions.kind" in q["tokens-today"]
+    assert "customDimensions.model" in q["tokens-today"]
+    assert "voicebridge.tokens" in q["tokens-by-kind"]
+    assert "voicebridge.reply.failures" in q["reply-failures"] and "customDimensions.reason" in q["reply-failures"]
     # Each worker process reports as <host>:<pid>: an instance is the host part.
     assert 'dcount(tostring(split(cloud_RoleInstance, ":")[0]))' in q["instances"]
     # Issue 13: what the bill is made of, per (hashed) user, and the limits that were met.

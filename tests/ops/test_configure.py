@@ -85,5 +85,5 @@ def test_azure_monitor_exports_to_the_connection_strings_endpoint(console):
     metrics = {m["name"] for d in data("Metric") for m in d["metrics"]}
     assert {"voicebridge.sessions.active", "voicebridge.session.duration", "voicebridge.turn.latency"} <= metrics
     messages = [d for d in data("Message") if d["properties"].get("logger_name", "").startswith("voicebridge")]
-    assert any(m["message"].startswith("event=startup.credentials") for m in messages), "app logs reach App Insights"
+    assert any(m["message"].startswith("event=startup.upstream") for m in messages), "app logs reach App Insights"
     assert "secret words" not in out and "test-key" not in out

@@ -171,3 +171,21 @@ def test_a_drain_counts_every_session_out_and_reports_clean(observed):
     assert total(observed.points("voicebridge.sessions.active")) == 0
     ended = [s.attributes["voicebridge.end_reason"] for s in observed.spans.named("voicebridge.session")]
     assert ended == ["stopped", "stopped"]
+
+
+def test_the_tokens_of_every_reply_are_counted_by_kind_and_per_session(observed, emulator):
+    """Issue 19 finding 8: Voice Live bills tokens; every response.done's usage is counted
+    (voicebridge.tokens by kind and model) and the session span carries the session's totals."""
+    session_id = converse(observed, 1500)
+    (record,) = [r for r in emulator.sessions() if r.responses and r.responses[-1].get("usage")][-1:]
+    usage = record.responses[-1]["usage"]
+    points = observed.points("voicebridge.tokens")
+    by_kind = {p.attributes["kind"]: p.value for p in points}
+    assert {p.attributes["model"] for p in points} == {"gpt-realtime"}
+    assert by_kind["input_audio"] == usage["input_token_details"]["audio_tokens"] > 0
+    assert by_kind["output_audio"] == usage["output_token_details"]["audio_tokens"] > 0
+    assert by_kind["output_text"] == usage["output_token_details"]["text_tokens"] > 0
+    assert by_kind["input_text"] == usage["input_token_details"]["text_tokens"] > 0
+    (session,) = [s for s in observed.session_spans(session_id) if s.name == "voicebridge.session"]
+    assert session.attributes["voicebridge.tokens.output_audio"] == usage["output_token_details"]["audio_tokens"]
+    assert session.attributes["voicebridge.tokens.input_cached"] == 0  # the first reply has nothing cached

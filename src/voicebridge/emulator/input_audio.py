@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..protocol import SAMPLE_RATE
 from .conversation import Conversation
-from .records import SessionRecord, new_id
+from .records import EmulatorHost, SessionRecord, new_id
 from .responses import Responder
 from .vad import FRAME_SAMPLES, EnergyVad, VadParams
 from .validation import RequestError
@@ -22,8 +22,10 @@ Emit = Callable[..., None]
 
 
 class InputAudio:
-    def __init__(self, emit: Emit, record: SessionRecord, conversation: Conversation, responses: Responder):
+    def __init__(self, emit: Emit, record: SessionRecord, conversation: Conversation, responses: Responder,
+                 *, host: EmulatorHost):
         self._emit = emit
+        self._host = host
         self._record = record
         self._conversation = conversation
         self._responses = responses
@@ -104,7 +106,11 @@ class InputAudio:
         self._conversation.items[item_id] = {"item": item, "audio_bytes": len(pcm)}
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
         self._conversation.heard(pcm)
-        if self._record.config.get("input_audio_transcription"):
+        if self._record.config.get("input_audio_transcription") and self._host.config.transcription_fails:
+            self._emit("conversation.item.input_audio_transcription.failed", item_id=item_id, content_index=0,
+                       error={"type": "transcription_error", "code": "audio_unintelligible",
+                              "message": "The audio could not be transcribed.", "param": None})
+        elif self._record.config.get("input_audio_transcription"):
             # No ASR here: an honest, deterministic description of what was heard instead.
             transcript = f"({speech_samples / SAMPLE_RATE:.1f} s of speech)"
             item["content"][0]["transcript"] = transcript

@@ -46,6 +46,8 @@ class EmulatorConfig:
     error_event_ids: bool = True
     # True: every transcription of user audio fails (conversation.item.input_audio_transcription.failed).
     transcription_fails: bool = False
+    # Bring-your-own-model deployments: deployment name -> the model it runs, whose rules then apply.
+    deployments: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.reply_outcome not in REPLY_OUTCOMES:
@@ -60,6 +62,9 @@ class EmulatorConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"EmulatorConfig.{name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.deployments, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.deployments.items()):
+            raise ValueError("EmulatorConfig.deployments must map deployment names to model names")
         if self.session_max_s == 0:
             raise ValueError("EmulatorConfig.session_max_s must be a number > 0")
         if self.required_key is not None and not isinstance(self.required_key, str):

@@ -13,7 +13,9 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .mcp import McpCall, McpServers
+from .mcpresponses import McpResponses
 from .records import EmulatorHost, SessionRecord, new_id
+from .usage import Usage
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
@@ -22,10 +24,6 @@ SAMPLES_PER_MS = SAMPLE_RATE // 1000
 TEXT_REPLY_MS_PER_WORD, TEXT_REPLY_MS = 150, (600, 3000)
 
 Emit = Callable[..., None]
-
-
-# Token rates of the usage the emulator reports (docs/emulator.md: an estimate shaped like the service's).
-INPUT_AUDIO_TOKENS_PER_S, OUTPUT_AUDIO_TOKENS_PER_S, CHARS_PER_TEXT_TOKEN = 10, 20, 4
 
 
 @dataclass(slots=True)
@@ -40,24 +38,20 @@ class Response:
     cancelling: bool = False
     context: tuple[int, int] = (0, 0)  # (text, audio) tokens of the conversation this response re-read
     audio_bytes: int = 0
-    finish: Callable[..., None] | None = None  # how a cancellation ends it (an MCP call's is not a message)
+    finisher: Callable[..., None] | None = None  # how a cancellation ends it (an MCP call's is not a message)
 
 
-def _text_tokens(text: object) -> int:
-    return math.ceil(len(text) / CHARS_PER_TEXT_TOKEN) if isinstance(text, str) and text else 0
-
-
-class Responder:
+class Responder(McpResponses):
     def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, conversation: Conversation,
                  tasks: TaskOwner, mcp: McpServers | None = None):
-        self._emit = emit
+        self._emit = self.emit = emit
         self._host = host
         self._record = record
         self._conversation = conversation
         self._items = conversation.items
         self._tasks = tasks
         self.active: Response | None = None
-        self._last_context = (0, 0)  # what the previous response read: the service caches that prefix
+        self._usage = Usage()
         self._start_after = False  # a turn ended while the active response was still being cancelled
         self._mcp = mcp
         self._asked: dict[str, McpCall] = {}  # approval request id -> the call it asks for
@@ -69,42 +63,6 @@ class Responder:
             self.start()
         elif self.active.cancelling:
             self._start_after = True
-
-    def _context(self) -> tuple[int, int]:
-        """(text, audio) tokens of everything a reply re-reads: instructions and every item so far."""
-        text = _text_tokens(self._record.config.get("instructions"))
-        audio = 0
-        for entry in self._items.values():
-            item = entry["item"]
-            if entry["audio_bytes"]:
-                rate = OUTPUT_AUDIO_TOKENS_PER_S if item.get("role") == "assistant" else INPUT_AUDIO_TOKENS_PER_S
-                audio += math.ceil(entry["audio_bytes"] / (1000 * BYTES_PER_MS) * rate)
-            elif item.get("type") == "message":
-                for part in item.get("content") or []:
-                    if isinstance(part, dict):
-                        text += _text_tokens(part.get("text") or part.get("transcript"))
-            else:
-                text += _text_tokens(item.get("arguments")) + _text_tokens(item.get("output"))
-        return text, audio
-
-    def _usage(self, response: Response | None, context: tuple[int, int], output_text: str) -> dict:
-        text, audio = context
-        cached_text, cached_audio = min(text, self._last_context[0]), min(audio, self._last_context[1])
-        self._last_context = context
-        out_audio = math.ceil((response.audio_bytes if response else 0) / (1000 * BYTES_PER_MS)
-                              * OUTPUT_AUDIO_TOKENS_PER_S)
-        out_text = _text_tokens(output_text)
-        return {
-            "total_tokens": text + audio + out_text + out_audio,
-            "input_tokens": text + audio,
-            "output_tokens": out_text + out_audio,
-            "input_token_details": {
-                "cached_tokens": cached_text + cached_audio, "text_tokens": text, "audio_tokens": audio,
-                "image_tokens": 0,
-                "cached_tokens_details": {"text_tokens": cached_text, "audio_tokens": cached_audio, "image_tokens": 0},
-            },
-            "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
-        }
 
     def start(self) -> None:
         """A response to the latest input (Conversation.reply_to): function calls, if the emulator was told
@@ -133,7 +91,7 @@ class Responder:
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
         outcome = self._host.config.reply_outcome
-        context = self._context()
+        context = self._usage.context(self._record.config.get("instructions"), self._items)
         # Text only: a session without the audio modality, or the text_only reply outcome.
         text_only = outcome == "text_only" or "audio" not in (self._record.config.get("modalities") or ("text", "audio"))
         response_id, item_id = new_id("resp"), new_id("item")
@@ -162,10 +120,10 @@ class Responder:
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
                    content_index=0, part=empty)
         if text_only:
-            response.task = self._tasks.spawn(self._stream_text(response), f"response-{response_id}")
+            response.task = self._tasks.spawn(_stream_text(self, self._host, response), f"response-{response_id}")
         elif outcome == "content_filter":
             # Output stopped by the content filter (Voice Live cannot switch it off): no audio, incomplete.
-            self._finish(response, "incomplete", None, {"type": "incomplete", "reason": "content_filter"})
+            self.finish(response, "incomplete", None, {"type": "incomplete", "reason": "content_filter"})
         else:
             response.task = self._tasks.spawn(self._stream(response, pcm), f"response-{response_id}")
 
@@ -200,23 +158,9 @@ class Responder:
         self._emit("response.audio.done", **ids)
         self._emit("response.audio_transcript.done", transcript=response.transcript, **ids)
         self._emit("response.content_part.done", **ids, part={"type": "audio", "transcript": response.transcript})
-        self._finish(response, "completed", None)
+        self.finish(response, "completed", None)
 
-    async def _stream_text(self, response: Response) -> None:
-        """A reply in text only: response.text.* and no audio at all."""
-        ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
-        words = response.transcript.split(" ")
-        for index, word in enumerate(words):
-            if index and self._host.config.pace:
-                await asyncio.sleep(0.05 * self._host.config.pace)
-            fragment = word if index == len(words) - 1 else word + " "
-            response.sent_text.append(fragment)
-            self._emit("response.text.delta", delta=fragment, **ids)
-        self._emit("response.text.done", text=response.transcript, **ids)
-        self._emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
-        self._finish(response, "completed", None)
-
-    def _finish(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
+    def finish(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
         item = self._assistant_item(response, "completed" if status == "completed" else "incomplete")
         self._items[response.item_id]["item"] = item
         self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
@@ -227,7 +171,7 @@ class Responder:
     def _end(self, response: Response, status: str, details: dict | None, output: list, reason: str | None = None,
              ) -> None:
         self.active = None
-        usage = self._usage(response, response.context, "".join(response.sent_text))
+        usage = self._usage.report(response.context, response.audio_bytes, "".join(response.sent_text))
         self._emit("response.done", response={"object": "realtime.response", "id": response.id, "status": status,
                                               "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):
@@ -252,7 +196,7 @@ class Responder:
 
     def _cancelled(self, response: Response, reason: str) -> None:
         if self.active is response:
-            (response.finish or self._finish)(response, "cancelled", reason)
+            (response.finisher or self.finish)(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
         if self.active is not None:
@@ -264,7 +208,7 @@ class Responder:
     def _call_functions(self, calls: list[dict]) -> None:
         """A response whose output is function calls, in the service's event order; it completes at once
         (the arguments are known), and the client answers with function_call_output items + response.create."""
-        context = self._context()
+        context = self._usage.context(self._record.config.get("instructions"), self._items)
         response_id = new_id("resp")
         record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
@@ -291,99 +235,12 @@ class Responder:
             self._items[item_id] = {"item": item, "audio_bytes": 0}
             self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
             output.append(item)
-        usage = self._usage(None, context, "".join(c["arguments"] for c in calls))
+        usage = self._usage.report(context, 0, "".join(c["arguments"] for c in calls))
         self._emit("response.done", response={"object": "realtime.response", "id": response_id,
                                               "status": "completed", "status_details": None, "output": output,
                                               "usage": usage})
         with self._host.registry.changing(self._record):
             record.update(status="completed", usage=usage)
-
-    # ---- MCP (mcp.py): approval requests, and calls made to the real server ------------------------
-
-    def _use_mcp(self, call: McpCall) -> None:
-        assert self._mcp is not None
-        if not self._mcp.needs_approval(call.server, call.name):
-            self._run_mcp(call, None)
-            return
-        # A response whose output is the approval request; the call waits for mcp_approval_response.
-        response_id, item_id = new_id("resp"), new_id("mcpr")
-        record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
-                  "cancel_reason": None, "mcp_approval_request": f"{call.server}/{call.name}"}
-        with self._host.registry.changing(self._record) as rec:
-            rec.responses.append(record)
-        context = self._context()
-        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
-                                                 "status": "in_progress", "status_details": None, "output": []})
-        item = {"id": item_id, "object": "realtime.item", "type": "mcp_approval_request",
-                "server_label": call.server, "name": call.name, "arguments": call.arguments}
-        previous = self._conversation.last_id()
-        self._items[item_id] = {"item": item, "audio_bytes": 0}
-        self._asked[item_id] = call
-        self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
-        self._emit("conversation.item.created", previous_item_id=previous, item=item)
-        self._emit("response.output_item.done", response_id=response_id, output_index=0, item=item)
-        usage = self._usage(None, context, call.arguments)
-        self._emit("response.done", response={"object": "realtime.response", "id": response_id,
-                                              "status": "completed", "status_details": None, "output": [item],
-                                              "usage": usage})
-        with self._host.registry.changing(self._record):
-            record.update(status="completed", usage=usage)
-
-    def approval_answered(self, item: dict) -> None:
-        """An mcp_approval_response: approved, the service makes the call in a response of its own."""
-        call = self._asked.pop(item["approval_request_id"], None)
-        if call is None or not item["approve"]:
-            return
-        if self.active is None:
-            self._run_mcp(call, item["approval_request_id"])
-        else:
-            self._approved.append((call, item["approval_request_id"]))
-
-    def _run_mcp(self, call: McpCall, approval_id: str | None) -> None:
-        response_id, item_id = new_id("resp"), new_id("mcp")
-        record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
-                  "cancel_reason": None, "mcp_call": f"{call.server}/{call.name}"}
-        with self._host.registry.changing(self._record) as rec:
-            rec.responses.append(record)
-        response = self.active = Response(response_id, item_id, record, "", context=self._context(),
-                                          finish=self._finish_mcp)
-        item = {"id": item_id, "object": "realtime.item", "type": "mcp_call", "status": "in_progress",
-                "server_label": call.server, "name": call.name, "arguments": "", "approval_request_id": approval_id,
-                "output": None, "error": None}
-        previous = self._conversation.last_id()
-        self._items[item_id] = {"item": item, "audio_bytes": 0}
-        ids = {"response_id": response_id, "item_id": item_id, "output_index": 0}
-        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
-                                                 "status": "in_progress", "status_details": None, "output": []})
-        self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
-        self._emit("conversation.item.created", previous_item_id=previous, item=item)
-        for offset in range(0, len(call.arguments), 16):
-            self._emit("response.mcp_call_arguments.delta", delta=call.arguments[offset:offset + 16], **ids)
-        self._emit("response.mcp_call_arguments.done", arguments=call.arguments, **ids)
-        self._items[item_id]["item"] = {**item, "arguments": call.arguments}
-        self._emit("response.mcp_call.in_progress", item_id=item_id, output_index=0)
-        response.task = self._tasks.spawn(self._mcp_call(response, call), f"mcp-call-{response_id}")
-
-    async def _mcp_call(self, response: Response, call: McpCall) -> None:
-        assert self._mcp is not None
-        output, error = await self._mcp.call(call)
-        if self.active is not response or response.cancelling:
-            return
-        self._emit("response.mcp_call.failed" if error else "response.mcp_call.completed",
-                   item_id=response.item_id, output_index=0)
-        item = {**self._items[response.item_id]["item"], "status": "failed" if error else "completed",
-                "output": output, "error": {"type": "mcp_error", "message": error} if error else None}
-        self._items[response.item_id]["item"] = item
-        # The reply that follows (the client's response.create) speaks the result.
-        self._conversation.reply_to = ("tool", [output if output is not None else f"the tool failed: {error}"])
-        self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
-        self._end(response, "completed", None, [item])
-
-    def _finish_mcp(self, response: Response, status: str, reason: str | None, details: dict | None = None) -> None:
-        item = {**self._items[response.item_id]["item"], "status": "incomplete"}
-        self._items[response.item_id]["item"] = item
-        self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
-        self._end(response, status, details or {"type": "cancelled", "reason": reason}, [item], reason)
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.
@@ -399,6 +256,21 @@ class Responder:
                 self.active.task.cancel()
             with self._host.registry.changing(self._record):
                 self.active.record.update(status="cancelled", cancel_reason="connection_closed")
+
+
+async def _stream_text(responder: Responder, host: EmulatorHost, response: Response) -> None:
+    """A reply in text only: response.text.* and no audio at all."""
+    ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
+    words = response.transcript.split(" ")
+    for index, word in enumerate(words):
+        if index and host.config.pace:
+            await asyncio.sleep(0.05 * host.config.pace)
+        fragment = word if index == len(words) - 1 else word + " "
+        response.sent_text.append(fragment)
+        responder.emit("response.text.delta", delta=fragment, **ids)
+    responder.emit("response.text.done", text=response.transcript, **ids)
+    responder.emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
+    responder.finish(response, "completed", None)
 
 
 def _text_tone(text: str) -> bytes:

@@ -192,8 +192,7 @@ class Emulator:
         await ws.prepare(request)
         session_id = new_id("sess")
         model = request.query.get("model")
-        # Whole seconds, as the service's unix timestamp; fractional lifetimes (tests) round up.
-        expires_at = math.ceil(time.time() + config.session_max_s)
+        expires_at = math.ceil(time.time() + config.session_max_s)  # unix seconds, as the service's
         record = SessionRecord(id=session_id, config=default_session(session_id, model, expires_at, agent),
                                model=model, credential=credential[0], expires_at=expires_at)
         self.registry.add(record)

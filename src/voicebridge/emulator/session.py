@@ -86,12 +86,14 @@ class EmulatedSession:
         self._event_prefix = f"event_{secrets.token_hex(6)}"
         self.dropped = False
         self.expired = False
-        self.family = capabilities.family_of(record.model, agent="agent" in record.config)
+        model = host.config.deployments.get(record.model or "", record.model)
+        # The rules this session's model follows (an agent session's: the agents family).
+        self.family = capabilities.family_of(model, agent="agent" in record.config)
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
         self.mcp = McpServers(self.emit, host, record, self.tasks, self.conversation.items, self.conversation.last_id)
         self.responses = Responder(self.emit, host, record, self.conversation, self.tasks, mcp=self.mcp)
-        self.input = InputAudio(self.emit, record, self.conversation, self.responses)
+        self.input = InputAudio(self.emit, record, self.conversation, self.responses, host=host)
         self.handlers = {
             "session.update": self.on_session_update,
             "input_audio_buffer.append": self.input.append,  # called with the decoded audio, see on_text

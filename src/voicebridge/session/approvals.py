@@ -26,7 +26,6 @@ from .. import protocol
 from ..logs import event as log_event
 from ..protocol import ApprovalEnd
 from .connection import UpstreamLink
-from .ids import internal_id
 from .tab import TabLink
 
 log = logging.getLogger("voicebridge.session")
@@ -146,14 +145,15 @@ class Approvals:
         assistant speaks about the denial. In this order, on the connection that asked."""
         if self._upstream.conn is not pending.conn:
             return  # that connection's conversation is gone, and the request with it
+        gate = self._upstream.gate
         item = {"type": "mcp_approval_response", "approval_request_id": approval_id, "approve": approve}
-        events = [{"type": "conversation.item.create", "event_id": internal_id("approval"), "item": item}]
+        events = [gate.sent({"type": "conversation.item.create", "item": item}, "approval")]
         if note is not None:
             message = {"type": "message", "role": "system", "content": [{"type": "input_text", "text": note}]}
-            events.append({"type": "conversation.item.create", "event_id": internal_id("approval-note"), "item": message})
-        if reply and not self._user_speaking():
-            events.append({"type": "response.create", "event_id": internal_id("approval-reply")})
+            events.append(gate.sent({"type": "conversation.item.create", "item": message}, "approval"))
         self._upstream.send_soon_many(events, "approval")
+        if reply and not self._user_speaking():
+            gate.create("approval")  # through the gate: after the active response, if one is
 
     def _send_request(self, approval_id: str, pending: Pending) -> None:
         remaining = self._timeout_s

@@ -40,18 +40,18 @@ class BargeIn:
     def cancel(self, response_id: str | None) -> None:
         # Names the response, so that a late cancel can never hit the user's next one.
         cancel = {"type": "response.cancel", "event_id": internal_id("cancel"), "response_id": response_id}
-        self._upstream.send_soon(cancel, "cancel")
+        self._upstream.send_soon(self._upstream.gate.sent(cancel, "cancel"), "cancel")
 
-    def unheard(self, item_id: str) -> None:
+    def unheard(self, item_id: str, content_index: int = 0) -> None:
         """A reply nobody heard (it began while the tab was away): the model keeps none of its audio."""
         truncate = {
             "type": "conversation.item.truncate",
             "event_id": internal_id("truncate"),
             "item_id": item_id,
-            "content_index": 0,
+            "content_index": content_index,
             "audio_end_ms": 0,
         }
-        self._upstream.send_soon(truncate, "truncate")
+        self._upstream.send_soon(self._upstream.gate.sent(truncate, "truncate"), "truncate")
 
     async def _truncate(self, conn: VoiceLiveConnection, item: Item) -> None:
         audio_end_ms, basis = await item.heard_ms()
@@ -63,8 +63,8 @@ class BargeIn:
             "type": "conversation.item.truncate",
             "event_id": internal_id("truncate"),
             "item_id": item.id,
-            "content_index": 0,
+            "content_index": item.content_index,  # the audio's own, from its deltas
             "audio_end_ms": audio_end_ms,
         }
-        await quiet_send(conn, truncate)
+        await quiet_send(conn, self._upstream.gate.sent(truncate, "truncate"))
         event("barge_in.truncate", self._session_id, item=item.id, audio_end_ms=audio_end_ms, sent_ms=item.sent_ms, basis=basis)

@@ -46,7 +46,7 @@ class BridgeSession:
             options = host.options
             return Run(
                 self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
-                self._ready, options.toolbox, options.limits, self.user.hashed,
+                self._ready, options.toolbox, options.limits, self.user.hashed, model=options.model,
                 approval_s=options.approval_s, approval_arguments=options.approval_arguments,
             )
 

@@ -16,9 +16,10 @@ from ..logs import event as log_event
 from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
 from .approvals import Approvals
-from .bargein import INTERNAL_EVENT_PREFIX, BargeIn
+from .bargein import BargeIn
 from .connection import UpstreamLink
 from .mcpcalls import McpCalls
+from .replies import failed_reply, report_failed
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
@@ -26,7 +27,9 @@ from .turns import TurnTracker
 
 log = logging.getLogger("voicebridge.session")
 
-BENIGN_ERROR_CODES = frozenset(("response_cancel_not_active",))
+# What history keeps for a user turn the service could not transcribe: the model heard it, so the
+# conversation replayed elsewhere must show that something was said.
+UNTRANSCRIBED = "(inaudible)"
 
 
 def _b64_len(data: str) -> int:
@@ -48,15 +51,16 @@ class UpstreamEvents:
         stats: dict[str, int],
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
+        on_rejected: Callable[[], None] = lambda: None,
         approvals: Approvals | None = None,
         mcp: McpCalls | None = None,
         on_conversation: Callable[[str], None] = lambda conversation_id: None,
     ):
-        self._id = session_id
+        self._id = self.session_id = session_id
         self._status = status
         self._machine = status.machine
         self._tab = tab
-        self._upstream = upstream
+        self._upstream = self.upstream = upstream
         self._turns = turns
         self._transcripts = transcripts
         self._barge_in = barge_in
@@ -65,6 +69,7 @@ class UpstreamEvents:
         self._stats = stats
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
+        self._on_rejected = on_rejected  # the service refused the configuration: the run ends
         self._approvals = approvals or Approvals(session_id, upstream, tab, 30.0)
         self._mcp = mcp or McpCalls(session_id, upstream, tab, lambda: False)
         self._on_conversation = on_conversation  # agent mode: the agent conversation this session continues
@@ -86,9 +91,6 @@ class UpstreamEvents:
         except Exception:  # an event shaped in a way nobody expected: skip it, keep the conversation
             log.exception("event=upstream.unexpected session=%s type=%s", self._id, event.get("type"))
 
-    def _session_created(self, event: dict) -> None:
-        self._note_agent(event)
-
     def _note_agent(self, event: dict) -> None:
         """Agent mode: the session names the agent conversation (AgentConfig.thread_id), which a new
         connection of this session continues instead of replaying the transcript."""
@@ -106,6 +108,10 @@ class UpstreamEvents:
 
     def become_ready(self) -> None:
         """Configured, and the replayed conversation acknowledged: the tab may talk."""
+        if self._upstream.rolled:  # a rollover: the tab talked on all along and is told nothing
+            if not self._upstream.ready:
+                log_event("session.rolled_over", self._id, connect_ms=round(self._upstream.confirmed()))
+            return
         new = self._machine.session_updated()
         if new is None:
             return
@@ -124,6 +130,9 @@ class UpstreamEvents:
             self._tab.send(protocol.CLEAR)
             self._stats["barge_ins"] += 1
             self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
+            # The interrupted turn ends here: its response.done may come after the user's next turn began
+            # (cancellation is asynchronous on the service).
+            self._telemetry.turn_ended("cancelled")
             self._barge_in.recover(interruption)
 
     def _speech_started(self, event: dict) -> None:
@@ -139,6 +148,7 @@ class UpstreamEvents:
     def _response_created(self, event: dict) -> None:
         response = event.get("response")
         response_id = response.get("id") if isinstance(response, dict) else None
+        self._upstream.gate.created(response_id)
         if self._turns.parked and isinstance(response_id, str):
             # No tab to hear it (the socket dropped): cancel it; its item is truncated to nothing.
             self._turns.drop_unheard(response_id)
@@ -148,15 +158,17 @@ class UpstreamEvents:
 
     def _audio_delta(self, event: dict) -> None:
         response_id = event.get("response_id")
+        content_index = event.get("content_index")
+        content_index = content_index if isinstance(content_index, int) and not isinstance(content_index, bool) else 0
         if self._turns.dropped(response_id):
             if self._turns.first_unheard_audio(response_id) and isinstance(event.get("item_id"), str):
-                self._barge_in.unheard(event["item_id"])
+                self._barge_in.unheard(event["item_id"], content_index)
             return
         data = event.get("delta")
         item_id = event.get("item_id")
         if not isinstance(data, str) or not isinstance(item_id, str):
             return
-        self._turns.audio_sent(item_id, response_id, _b64_len(data), time.monotonic())
+        self._turns.audio_sent(item_id, response_id, _b64_len(data), time.monotonic(), content_index)
         self._stats["chunks_down"] += 1
         self._tab.send(protocol.audio(data, item_id))
         if self._machine.state != State.SPEAKING:
@@ -173,6 +185,11 @@ class UpstreamEvents:
         status = str(response.get("status", "unknown"))
         current = self._turns.is_current(response_id)
         dropped = self._turns.dropped(response_id)
+        self._upstream.gate.done(response_id)
+        self._telemetry.usage(response.get("usage"))
+        failure = failed_reply(response)
+        if failure is not None and not dropped:  # the person was answered with silence: say why
+            report_failed(failure, self._id, self._status, self._telemetry)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
         interrupted = status == "cancelled" or dropped
@@ -191,6 +208,11 @@ class UpstreamEvents:
             self._status.show(self._machine.response_finished())
         elif dropped and self._machine.state == State.LISTENING:
             self._telemetry.turn_ended(status)  # the interrupted turn ends; the user's next one has not begun
+
+    def _user_transcript_failed(self, event: dict) -> None:
+        error = event.get("error") if isinstance(event.get("error"), dict) else {}
+        log.warning("event=transcription.failed session=%s code=%s", self._id, error.get("code") or error.get("type"))
+        self._transcripts.user(event.get("item_id"), UNTRANSCRIBED, final=True, untranscribed=True)
 
     def _user_transcript_delta(self, event: dict) -> None:
         self._transcripts.user(event.get("item_id"), event.get("delta"), final=False)
@@ -238,18 +260,56 @@ class UpstreamEvents:
 
     def _error(self, event: dict) -> None:
         error = event.get("error") if isinstance(event.get("error"), dict) else {}
-        code = str(error.get("code") or error.get("type") or "unknown")
+        verdict = self._upstream.gate.judge(error)
         message = str(error.get("message") or "no details")
-        source = str(error.get("event_id") or "")
-        if code in BENIGN_ERROR_CODES or source.startswith(INTERNAL_EVENT_PREFIX):
-            log.info("event=upstream.benign_error session=%s code=%s source=%s", self._id, code, source)
+        param = error.get("param") if isinstance(error.get("param"), str) else None
+        if verdict.benign:
+            log.info("event=upstream.benign_error session=%s code=%s kind=%s", self._id, verdict.code, verdict.kind)
             return
-        log.warning("event=upstream.error session=%s code=%s", self._id, code)
-        self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", upstream_code=code)
+        log.warning("event=upstream.error session=%s code=%s kind=%s param=%s message=%s", self._id, verdict.code,
+                    verdict.kind, param, message[:300])
+        extra = {"upstream_code": verdict.code, **({"param": param} if param else {})}
+        if verdict.kind == "session_update":
+            # The service refused our configuration: no session will come of this connection.
+            self._telemetry.failure(ErrorCode.UPSTREAM_REJECTED)
+            self._status.error(ErrorCode.UPSTREAM_REJECTED,
+                               f"Voice Live refused the session configuration: {message}", **extra)
+            self._status.show(self._machine.failed())
+            self._on_rejected()
+            return
+        self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", **extra)
+
+
+def _session_created(events: UpstreamEvents, event: dict) -> None:
+    session = event.get("session") if isinstance(event.get("session"), dict) else {}
+    expires_at = session.get("expires_at")
+    if isinstance(expires_at, int | float) and not isinstance(expires_at, bool) and expires_at > 0:
+        events.upstream.expires_at = float(expires_at)
+    events._note_agent(event)
+
+
+def _warning(events: UpstreamEvents, event: dict) -> None:
+    warning = event.get("warning") if isinstance(event.get("warning"), dict) else event
+    log.warning("event=upstream.warning session=%s code=%s message=%s", events.session_id,
+                warning.get("code"), str(warning.get("message") or "")[:200])
+
+
+def _rate_limits(events: UpstreamEvents, event: dict) -> None:
+    limits = event.get("rate_limits")
+    if not isinstance(limits, list):
+        return
+    for limit in limits:
+        if isinstance(limit, dict) and isinstance(limit.get("remaining"), int | float):
+            log.info("event=upstream.rate_limit session=%s name=%s remaining=%s limit=%s", events.session_id,
+                     limit.get("name"), limit.get("remaining"), limit.get("limit"))
+
+
+def _text_done(events: UpstreamEvents, event: dict) -> None:
+    events._assistant_transcript_done({**event, "transcript": event.get("text")})
 
 
 _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
-    "session.created": UpstreamEvents._session_created,
+    "session.created": _session_created,
     "session.updated": UpstreamEvents._session_updated,
     "input_audio_buffer.speech_started": UpstreamEvents._speech_started,
     "input_audio_buffer.speech_stopped": UpstreamEvents._speech_stopped,
@@ -261,6 +321,14 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.done": UpstreamEvents._response_done,
     "conversation.item.input_audio_transcription.delta": UpstreamEvents._user_transcript_delta,
     "conversation.item.input_audio_transcription.completed": UpstreamEvents._user_transcript_done,
+    "conversation.item.input_audio_transcription.failed": UpstreamEvents._user_transcript_failed,
+    # A reply in text only (the model can answer so after replayed history) is shown like a spoken one.
+    "response.text.delta": UpstreamEvents._assistant_transcript_delta,
+    "response.output_text.delta": UpstreamEvents._assistant_transcript_delta,
+    "response.text.done": _text_done,
+    "response.output_text.done": _text_done,
+    "warning": _warning,
+    "rate_limits.updated": _rate_limits,
     "response.audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.output_audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,

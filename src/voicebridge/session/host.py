@@ -22,6 +22,9 @@ class SessionOptions:
     history_items: int = 40  # conversation items kept to replay into a new upstream session
     toolbox: Toolbox | None = None  # the agent's function tools (VOICEBRIDGE_TOOLS)
     limits: Limits = Limits()  # each run's time, idle and audio-rate limits
+    model: str = ""  # VOICE_LIVE_MODEL: the token counts are reported per model
+    # A connection nearer than this to its expires_at is replaced between turns (issue 19, rollover.py).
+    rollover_margin_s: float = 300.0
     # MCP servers' session.update entries, resolved per connection (header values are Key Vault secrets)
     mcp_entries: Callable[[], Awaitable[list[dict]]] | None = None
     approval_s: float = 30.0  # how long an MCP approval request waits for the page's answer

@@ -17,7 +17,6 @@ from .. import protocol
 from ..logs import event as log_event
 from ..protocol import ToolStatus
 from .connection import UpstreamLink
-from .ids import internal_id
 from .tab import TabLink
 
 log = logging.getLogger("voicebridge.session")
@@ -83,7 +82,7 @@ class McpCalls:
         conn = self._upstream.conn
         if interrupted or answered or conn is None or self._user_speaking():
             return
-        self._upstream.send_soon({"type": "response.create", "event_id": internal_id("mcp-reply")}, "mcp-reply")
+        self._upstream.gate.create("mcp")
 
     def _status(self, item_id: object, status: ToolStatus) -> None:
         if not isinstance(item_id, str) or item_id not in self._calls:

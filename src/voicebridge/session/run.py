@@ -17,11 +17,11 @@ from ..protocol import Audio, Playback, State, Text, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
+from . import rollover
 from .approvals import Approvals
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
-from .ids import internal_id
 from .limits import Limits, RunLimits
 from .mcpcalls import McpCalls
 from .tab import TabLink, TabStatus
@@ -46,15 +46,19 @@ class Run:
         toolbox: Toolbox | None = None,
         limits: Limits | None = None,
         user: str = "",
+        *,
+        model: str = "",
         approval_s: float = 30.0,
         approval_arguments: bool = False,
     ):
         self._tab = tab
         self._stats = stats
-        self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user)
+        self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user, model=model)
         self.status = TabStatus(session_id, tab, self.telemetry)
         self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
-        self.upstream = UpstreamLink(tasks)
+        self.upstream = UpstreamLink(tasks, session_id)
+        self.rejected = False  # the service refused the session configuration: the run ends
+        self.rolling = False  # between a rollover's old connection and its next (rollover.py)
         self.turns = TurnTracker()
         self.transcripts = TranscriptKeeper(self._transcript, history_items)
         self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
@@ -70,13 +74,15 @@ class Run:
         self.continued = False  # this connection continues the agent conversation: nothing to replay
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready, on_speech=self.limits.activity, approvals=self.approvals, mcp=self.mcp,
-            on_conversation=self._conversation,
+            self.telemetry, stats, on_ready, on_speech=self.limits.activity, on_rejected=self._rejected,
+            approvals=self.approvals, mcp=self.mcp, on_conversation=self._conversation,
         )
         self.uplink = Uplink()
 
     def accepts_audio(self) -> bool:
-        return self.upstream.conn is not None and self.status.state in protocol.ACTIVE_STATES
+        # While a rollover moves to the next connection, audio waits in the uplink queue for it.
+        connected = self.upstream.conn is not None or self.rolling
+        return connected and self.status.state in protocol.ACTIVE_STATES
 
     def audio(self, message: Audio) -> None:
         if not self.limits.audio_allowed(message.nbytes):
@@ -91,36 +97,44 @@ class Run:
         self.events.interrupt(time.monotonic())
         active = self.turns.active_response
         if active is not None and not self.turns.dropped(active):
-            # A reply still being prepared (no audio yet) would refuse the new response: it gives way.
+            # A reply still being prepared (no audio yet) gives way to the typed turn.
             self.turns.drop(active)
             self.barge_in.cancel(active)
         self.transcripts.user(f"typed-{next(_typed_ids)}", message.text, final=True, typed=True)
         self.status.show(self.status.machine.speech_stopped())
         self.telemetry.turn_started()
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": message.text}]}
-        self.upstream.send_soon_many(
-            [
-                {"type": "conversation.item.create", "event_id": internal_id("text"), "item": item},
-                {"type": "response.create", "event_id": internal_id("text-reply")},
-            ],
-            "text",
-        )
+        gate = self.upstream.gate
+        self.upstream.send_soon(gate.sent({"type": "conversation.item.create", "item": item}, "text"), "text")
+        # A cancelled reply stays active until its response.done: the gate sends the create after it.
+        gate.create("text")
+
+    def _rejected(self) -> None:
+        self.rejected = True  # the run loop ends the relay after this event, and the run with it
 
     def playback(self, message: Playback) -> None:
         if message.latency_ms is not None:
             self.telemetry.playback_latency(message.latency_ms)
         self.turns.played(message.item_id, message.played_ms, message.cleared)
 
-    def connected(self, conn: VoiceLiveConnection, continued: bool = False) -> None:
-        """A new upstream connection: what the previous one said about turns and items is void (unless it
-        `continued` the agent conversation, which the service keeps)."""
+    def connected(self, conn: VoiceLiveConnection, rolled: bool = False, continued: bool = False) -> None:
+        """A new upstream connection: what the previous one said about turns and items is void (after a
+        rollover, the microphone audio queued meanwhile goes to the new one; a connection that `continued`
+        the agent conversation needs no replay, the service keeps it)."""
         self.continued = continued
         self.turns.reset()
         self.transcripts.new_connection()
         self.tools.reset()
         self.mcp.reset()
-        self.uplink.clear()
-        self.upstream.attach(conn)
+        if not rolled:
+            self.uplink.clear()
+        self.rolling = False
+        self.upstream.attach(conn, rolled)
+
+    def quiet(self) -> bool:
+        """Nobody speaks, no reply is active or playing, no tool is running: a moment to roll over."""
+        return rollover.quiet(self.status.state, self.upstream.gate.busy, self.turns.still_playing(time.monotonic()),
+                              self.tools.running)
 
     def park(self) -> None:
         """The tab is gone, perhaps for a moment: what it was playing ends where it last said it was."""

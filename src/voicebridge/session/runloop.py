@@ -20,6 +20,7 @@ from ..tasks import TaskOwner
 from ..upstream import UpstreamError, with_tools
 from .connection import quiet_close
 from .host import SessionHost
+from .rollover import Rollover
 from .run import Run
 
 # How long a cancelled uplink sender may take to end before the connection closes under it anyway.
@@ -40,30 +41,46 @@ class RunLoop:
         self._host = host
         self._wanted = wanted  # the run is still wanted (running, or parked waiting for its tab)
         self._stop = stop
+        self._session: object = host.options.session_config  # the session.update of the current connection
 
     async def connect_loop(self, run: Run) -> str:
         """Connect, relay, and restore a lost upstream within the reconnect window; returns why the run ended."""
         window = self._host.options.reconnect_window_s
         deadline: float | None = None  # set while recovering a lost upstream
         attempt = 0
+        handed: VoiceLiveConnection | None = None  # a rollover's next connection, already open
         while True:
             reconnect = deadline is not None
-            run.status.show(run.status.machine.connecting(reconnect))
-            run.upstream.connecting(reconnect)
-            continues = run.conversation_id
-            try:
-                session = await self._session_config()
-                conn = await self._host.open_upstream(continues)
-            except UpstreamError as exc:
-                run.telemetry.failure(exc.code)
-                if deadline is None or exc.code == ErrorCode.UPSTREAM_AUTH:
-                    run.status.fail(exc.code, exc.message)
-                    return exc.code
-                event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
+            if handed is not None:
+                conn, handed = handed, None  # a rollover opened it, continuing the agent conversation if any
+                continued = run.conversation_id is not None
+                run.upstream.connecting(reconnect=True)
             else:
-                was_ready = await self._relay(run, conn, session, continued=continues is not None)
+                run.status.show(run.status.machine.connecting(reconnect))
+                run.upstream.connecting(reconnect)
+                continues = run.conversation_id
+                try:
+                    self._session = await self._session_config()  # before a paid connection opens
+                    conn = await self._host.open_upstream(continues)
+                except UpstreamError as exc:
+                    conn = None
+                    run.telemetry.failure(exc.code)
+                    if deadline is None or exc.code == ErrorCode.UPSTREAM_AUTH:
+                        run.status.fail(exc.code, exc.message)
+                        return exc.code
+                    event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
+                continued = continues is not None
+            if conn is not None:
+                was_ready, handed = await self._relay(run, conn, continued)
+                if run.rejected:
+                    return ErrorCode.UPSTREAM_REJECTED  # the same configuration would be refused again
                 if not self._wanted():
+                    if handed is not None:
+                        await quiet_close(handed)
                     return "stopped"
+                if handed is not None:
+                    deadline, attempt = None, 0
+                    continue
                 if was_ready or deadline is None:
                     deadline = time.monotonic() + window
                     attempt = 0
@@ -90,33 +107,54 @@ class RunLoop:
             return options.session_config
         return with_tools(options.session_config, await options.mcp_entries())  # type: ignore[arg-type]
 
-    async def _relay(self, run: Run, conn: VoiceLiveConnection, session: object, continued: bool = False) -> bool:
-        """Relay until the upstream ends. Returns whether the session got ready on this connection."""
-        run.connected(conn, continued)
-        sender = self._tasks.spawn(run.uplink.pump(conn), "uplink")
+    async def _relay(self, run: Run, conn: VoiceLiveConnection,
+                     continued: bool = False) -> tuple[bool, VoiceLiveConnection | None]:
+        """Relay until the upstream ends. Returns whether the session got ready on this connection, and the
+        connection a rollover moved to (None: the connection was lost or the run ended)."""
+        rolled = run.upstream.conn is None and run.rolling
+        run.connected(conn, rolled, continued)
+        sender = None
         watchdog = asyncio.get_running_loop().call_later(
             self._host.options.connect_timeout_s, self._ready_timeout, run, conn
         )
+        options = self._host.options
+        # The next connection continues the agent conversation (agent mode); its configuration is this one's.
+        rollover = Rollover(self._id, self._tasks, lambda: self._host.open_upstream(run.conversation_id), run.quiet,
+                            options.rollover_margin_s)
         try:
-            await conn.session.update(session=session)  # type: ignore[arg-type]
+            # Named, so that the service's refusal of it (message, param) fails the start at once.
+            update_id = run.upstream.gate.sent({}, "session_update")["event_id"]
+            await conn.session.update(session=self._session, event_id=update_id)  # type: ignore[arg-type]
             # Sent in the same breath as the configuration, so the service applies both before any audio.
             if replayed := await run.replay(conn):
                 event("upstream.replayed", self._id, items=replayed)  # a count only: transcripts stay out of logs
+            sender = self._tasks.spawn(run.uplink.pump(conn), "uplink")
             while True:
                 raw = await conn.recv_bytes()
                 if raw:
                     run.events.dispatch(raw)
+                    if run.rejected:
+                        break
+                    if run.upstream.expires_at is not None:
+                        rollover.watch(conn, run.upstream.expires_at)
+                    rollover.check()
         except (ConnectionClosed, VoiceLiveConnectionError, OSError) as exc:
-            event("upstream.closed", self._id, detail=str(exc)[:120])
+            if not rollover.swapped:
+                event("upstream.closed", self._id, detail=str(exc)[:120])
         finally:
             watchdog.cancel()
+            if rollover.swapped:
+                run.rolling = True  # audio from now on waits for the next connection
             run.upstream.detach()
             run.approvals.ended()  # nobody can answer this connection's requests any more
             try:
-                await self._tasks.cancel(sender, SENDER_STOP_S)
+                if sender is not None:
+                    await self._tasks.cancel(sender, SENDER_STOP_S)
             finally:
                 await quiet_close(conn)
-        return run.upstream.ready
+                next_conn = rollover.take()
+                await rollover.close()
+        return run.upstream.ready, next_conn
 
     def _ready_timeout(self, run: Run, conn: VoiceLiveConnection) -> None:
         if run.upstream.conn is not conn or run.status.state not in (State.CONNECTING, State.RECONNECTING):

@@ -1,10 +1,11 @@
 """Function calls the agent makes: run each tool, hand the model its output, then ask for the reply.
 
 A response that calls functions ends with `response.done` like any other. Each call runs as an owned
-task (a slow tool never holds the event loop; a stop cancels it) and its output goes back as a
-`function_call_output` item as soon as it is known. Once the asking response is done and every output is
-sent, exactly one `response.create` lets the model answer with them — unless the user has started to
-speak meanwhile, whose own turn then gets the answer.
+task (a slow tool never holds the event loop; a stop cancels it). Its output goes back as a
+`function_call_output` item once the asking response is done (as Microsoft's sample does: the service
+may refuse an item added to a response still in progress), and after every output exactly one
+`response.create`, through the response gate, lets the model answer with them — unless the user has
+started to speak meanwhile, whose own turn then gets the answer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
 from .connection import UpstreamLink, quiet_send
-from .ids import internal_id
 from .tab import TabLink
 
 log = logging.getLogger("voicebridge.session")
@@ -47,8 +47,9 @@ class ToolCalls:
         self._tasks = tasks
         self._telemetry = telemetry
         self._user_speaking = user_speaking
-        self._calls: dict[object, list[asyncio.Task[None]]] = {}  # asking response id -> its calls
+        self._calls: dict[object, list[asyncio.Task[dict | None]]] = {}  # asking response id -> its calls
         self._names: dict[str, str] = {}  # call id -> function name, from response.output_item.added
+        self._replying = 0  # _reply tasks under way
 
     def reset(self) -> None:
         """A new upstream connection: the calls of the old one answer nobody (their tasks end by themselves)."""
@@ -62,6 +63,11 @@ class ToolCalls:
             call_id, name = item.get("call_id"), item.get("name")
             if isinstance(call_id, str) and isinstance(name, str) and len(self._names) < 64:
                 self._names[call_id] = name
+
+    @property
+    def running(self) -> bool:
+        """Calls of a response are under way (their outputs and the reply have not gone yet)."""
+        return bool(self._calls) or self._replying > 0
 
     def asked(self, response_id: object) -> bool:
         return response_id in self._calls
@@ -86,25 +92,39 @@ class ToolCalls:
         calls = self._calls.pop(response_id, None)
         conn = self._upstream.conn
         if calls and conn is not None:
+            self._replying += 1
             self._tasks.spawn(self._reply(conn, calls, interrupted), "tool-reply")
 
-    async def _call(self, conn: VoiceLiveConnection, call_id: str, name: str, arguments: str) -> None:
+    async def _call(self, conn: VoiceLiveConnection, call_id: str, name: str, arguments: str) -> dict | None:
+        """Run one call; returns its function_call_output item (sent once the asking response is done)."""
         started = time.monotonic()
         with self._telemetry.tool_call(name) as span:
             outcome = await self._toolbox.run(name, arguments)
             span.outcome(outcome.reason, (time.monotonic() - started) * 1000.0)
         log_event("tool.call", self._id, tool=name, outcome=outcome.reason)
-        if self._upstream.conn is conn:
-            output = {"type": "function_call_output", "call_id": call_id, "output": outcome.output}
-            await quiet_send(conn, {"type": "conversation.item.create", "event_id": internal_id("tool"), "item": output})
         status = ToolStatus.DONE if outcome.status == "done" else ToolStatus.FAILED
         self._tab.send(protocol.tool(call_id, name, status, self._label(name)))
+        return {"type": "function_call_output", "call_id": call_id, "output": outcome.output}
 
-    async def _reply(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[None]], interrupted: bool) -> None:
+    async def _reply(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[dict | None]], interrupted: bool) -> None:
+        try:
+            await self._answer(conn, calls, interrupted)
+        finally:
+            self._replying -= 1
+
+    async def _answer(self, conn: VoiceLiveConnection, calls: list[asyncio.Task[dict | None]], interrupted: bool) -> None:
         await asyncio.wait(calls)  # each call's own task reports its failure; an output is sent either way
-        if interrupted or self._user_speaking() or self._upstream.conn is not conn:
+        if self._upstream.conn is not conn:
+            return  # the conversation those calls belong to is gone with its connection
+        gate = self._upstream.gate
+        for call in calls:
+            output = None if call.cancelled() or call.exception() is not None else call.result()
+            if output is not None:
+                event = gate.sent({"type": "conversation.item.create", "item": output}, "tool")
+                await quiet_send(conn, event)
+        if interrupted or self._user_speaking():
             return
-        await quiet_send(conn, {"type": "response.create", "event_id": internal_id("tool-reply")})
+        gate.create("tool")
 
     def _label(self, name: str) -> str | None:
         tool = self._toolbox.tools.get(name)

@@ -31,6 +31,7 @@ class Item:
     cleared_at: float = 0.0
     flush_report: asyncio.Event | None = None  # set by the tab's report marked `cleared`
     flushed_ms: int | None = None
+    content_index: int = 0  # which content part of the item the audio is (truncate names it)
 
     @property
     def sent_ms(self) -> int:
@@ -116,16 +117,25 @@ class TurnTracker:
         if response_id == self.active_response:
             self.active_response = None
 
-    def audio_sent(self, item_id: str, response_id: str | None, nbytes: int, now: float) -> None:
+    def audio_sent(self, item_id: str, response_id: str | None, nbytes: int, now: float, content_index: int = 0) -> None:
         item = self.item
         if item is None or item.id != item_id:
-            item = self.item = Item(item_id, response_id, now)
+            item = self.item = Item(item_id, response_id, now, content_index=content_index)
         item.sent_bytes += nbytes
 
     def played(self, item_id: str, played_ms: int, flush: bool = False) -> None:
         item = self.item
         if item is not None and item.id == item_id:
             item.played(played_ms, flush)
+
+    def still_playing(self, now: float) -> bool:
+        """The tab may still be playing assistant audio (the same allowance as a barge-in's)."""
+        item = self.item
+        if item is None or item.interrupted:
+            return False
+        if item.reported_ms is not None and item.reported_ms >= item.sent_ms:
+            return False
+        return (now - item.first_sent) * 1000.0 < item.sent_ms + PLAYBACK_SLACK_MS
 
     def interrupt(self, received: float) -> Interruption | None:
         """Speech started at `received`: the playing (or queued) reply is interrupted, if there is one."""

@@ -77,6 +77,8 @@ export const ErrorCode = Object.freeze({
   UPSTREAM_TIMEOUT: "upstream_timeout",
   UPSTREAM_LOST: "upstream_lost",
   UPSTREAM_ERROR: "upstream_error",
+  UPSTREAM_REJECTED: "upstream_rejected",
+  REPLY_FAILED: "reply_failed",
   SERVER_DRAINING: "server_draining",
   TOO_MANY_SESSIONS: "too_many_sessions",
   RESUME_EXPIRED: "resume_expired",
@@ -88,7 +90,7 @@ export const ErrorCode = Object.freeze({
 });
 
 // After these the server has ended (or never started) the session: retrying would only repeat them.
-export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "too_many_sessions", "resume_expired", "too_many_sessions_for_user", "session_time_limit", "idle_timeout", "internal"]);
+export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "upstream_rejected", "too_many_sessions", "resume_expired", "too_many_sessions_for_user", "session_time_limit", "idle_timeout", "internal"]);
 
 export const CloseCode = Object.freeze({
   GOING_AWAY: 1001,
