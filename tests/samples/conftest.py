@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
-import threading
+import tempfile
 import wave
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.sdk_client import KEY, silence, speech
+from support.watched import WatchedProcess, clean_env
 from voicebridge.emulator import Emulator, EmulatorConfig
 
 STANDIN = Path(__file__).parent / "standin"
@@ -37,8 +37,10 @@ def _download_samples() -> Path:
                     "--no-binary", ":all:", "--no-deps", f"azure-ai-voicelive=={SDK_VERSION}", "-d", str(CACHE)],
                    check=True, timeout=DOWNLOAD_TIMEOUT_S)
     (archive,) = CACHE.glob(f"azure_ai_voicelive-{SDK_VERSION}.tar.gz")
-    with tarfile.open(archive) as tar:
-        tar.extractall(CACHE, filter="data")
+    # Extracted aside and renamed into place, so an interrupted run never leaves half a sample folder behind.
+    with tempfile.TemporaryDirectory(dir=CACHE) as staging, tarfile.open(archive) as tar:
+        tar.extractall(staging, filter="data")
+        os.replace(Path(staging) / samples.parent.name, samples.parent)
     return samples
 
 
@@ -74,68 +76,15 @@ def fresh_emulator() -> Iterator[Emulator]:
     emu.stop()
 
 
-class SampleProcess:
-    """One sample as a real process; its output is collected line by line and waited on without polling."""
-
-    def __init__(self, script: Path, env: dict[str, str]):
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self.proc = subprocess.Popen([sys.executable, "-u", str(script)], cwd=script.parent, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, encoding="utf-8", errors="replace")
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self.proc.wait()
-            self._cond.notify_all()
-
-    def output(self) -> str:
-        with self._cond:
-            return "\n".join(self.lines)
-
-    def said(self, text: str) -> bool:
-        with self._cond:
-            return any(text in line for line in self.lines)
-
-    def wait_for_output(self, text: str, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self.said(text) or self.proc.poll() is not None, timeout) and \
-                self.said(text)
-
-    def ended(self) -> bool:
-        return self.proc.poll() is not None
-
-    def interrupt(self, timeout: float = 20) -> int:
-        """Ctrl+C, as a person ends an interactive sample; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        return self.finish(timeout)
-
-    def finish(self, timeout: float) -> int:
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError(f"the sample did not end within {timeout} s:\n{self.output()}") from None
-        self._reader.join(timeout=10)
-        return code
-
-
 @pytest.fixture
-def run_sample(fresh_emulator: Emulator, microphone: Path) -> Iterator[Callable[..., SampleProcess]]:
-    started: list[SampleProcess] = []
+def run_sample(microphone: Path) -> Iterator[Callable[..., WatchedProcess]]:
+    """Start a sample against an emulator at `endpoint`, with the stand-in sound card."""
+    started: list[WatchedProcess] = []
 
-    def run(script: Path, **extra_env: str) -> SampleProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AGENT_", "APPLICATIONINSIGHTS"))}
+    def run(script: Path, endpoint: str, **extra_env: str) -> WatchedProcess:
+        env = clean_env()
         env.update({
-            "AZURE_VOICELIVE_ENDPOINT": f"http://127.0.0.1:{fresh_emulator.port}",
+            "AZURE_VOICELIVE_ENDPOINT": endpoint,
             "AZURE_VOICELIVE_USE_API_KEY": "true",
             "AZURE_VOICELIVE_API_KEY": KEY,
             "PYTHONPATH": os.pathsep.join([str(STANDIN), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -144,7 +93,7 @@ def run_sample(fresh_emulator: Emulator, microphone: Path) -> Iterator[Callable[
             "PYTHONIOENCODING": "utf-8",
             **extra_env,
         })
-        process = SampleProcess(script, env)
+        process = WatchedProcess([sys.executable, "-u", str(script)], script.parent, env)
         started.append(process)
         return process
 

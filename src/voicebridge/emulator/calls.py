@@ -1,11 +1,12 @@
 """Which function calls the emulator's next response makes: it has no model to decide, so it is told.
 
-Only a response that follows a user turn (speech or typed text not yet answered) can be function calls,
-and only to functions the session declared: a model cannot call a tool it was not given, nor answer a
-greeting's `response.create` with one. First that applies: calls queued for the session (or for any),
-each list used once, the oldest whose functions the session declared; the `function_calls` knob (every
-such response while set, when the session declared them); or, for typed text, a declared tool one of
-whose name's words (4+ letters) the text contains ("What time is it?" → get_current_time), so a person
+Only a response that follows a user turn (speech or typed text not yet answered), in a session that
+declared function tools, can be function calls: a model cannot call a tool it was not given, nor answer a
+greeting's `response.create` with one. First that applies: the oldest queued list that fits, each used
+once — one queued for this session (it may name any function, to script a model naming one it was not
+given) or for any session, whose functions this one declared; the `function_calls` knob (every such
+response while set, when the session declared those functions); or, for typed text, a declared tool one
+of whose name's words (4+ letters) the text contains ("What time is it?" → get_current_time), so a person
 can watch a call in `make run` without a model.
 """
 
@@ -45,7 +46,9 @@ class CallScript:
             return None
         with self._lock:
             for index, (target, calls) in enumerate(self._queued):
-                if target in (None, record.id) and {c["name"] for c in calls} <= set(declared):
+                # Calls queued for this very session may name a function it did not declare: a test scripting a
+                # model that names one it was not given. Calls for any session wait for one that declared them.
+                if target == record.id or target is None and {c["name"] for c in calls} <= set(declared):
                     del self._queued[index]
                     return list(calls)
         if config.function_calls and {c["name"] for c in config.function_calls} <= set(declared):

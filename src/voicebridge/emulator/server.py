@@ -177,14 +177,10 @@ class Emulator:
         accepted = credential is not None and not config.reject_auth and (
             config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
         if not accepted:
-            return web.json_response(
-                {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
-                           "API endpoint. Make sure to provide a valid key for an active subscription and use "
-                           "a correct regional API endpoint for your resource."}}, status=401)
-        try:
-            agent = _agent(request.query)
-        except ValueError as exc:
-            return web.json_response({"error": {"code": "400", "message": str(exc)}}, status=400)
+            return _refused(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+                            "to provide a valid key for an active subscription and use a correct regional API "
+                            "endpoint for your resource.")
+        agent = _agent(request.query)
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
@@ -251,11 +247,18 @@ def _agent(query) -> dict | None:
     if name is None and project is None:
         return None
     if not name or not project:
-        raise ValueError("Agent mode needs both 'agent-name' and 'agent-project-name'.")
+        refusal = _refused(400, "Agent mode needs both 'agent-name' and 'agent-project-name'.")
+        raise web.HTTPBadRequest(text=refusal.text, content_type="application/json")
     version = query.get("agent-version")
     return {"type": "agent", "name": name,
             "agent_id": f"{name}:{version}" if version else name,
             "thread_id": query.get("conversation-id") or new_id("conv")}
+
+
+def _refused(status: int, message: str) -> web.Response:
+    """A handshake refused over HTTP, in the service's shape; logged, as no session line will tell of it."""
+    log.info("event=emulator.handshake_refused status=%d message=%r", status, message)
+    return web.json_response({"error": {"code": str(status), "message": message}}, status=status)
 
 
 def _credential(request: web.Request) -> tuple[str, str] | None:

@@ -168,16 +168,14 @@ class EmulatedSession:
         """What this connection did, in one line: the operator's view of `make emulator` (nothing per chunk)."""
         rec = self.record
         agent = rec.config.get("agent")
-        who = f"agent {agent['name']} (conversation {agent['thread_id']})" if agent else f"model {rec.model}"
-        statuses: dict[str, int] = {}
-        for response in rec.responses:
-            statuses[response["status"]] = statuses.get(response["status"], 0) + 1
+        who = f"agent={agent['name']} conversation={agent['thread_id']}" if agent else f"model={rec.model}"
+        statuses = {s: sum(r["status"] == s for r in rec.responses) for s in sorted({r["status"] for r in rec.responses})}
         calls = sum(len(r.get("function_calls") or ()) for r in rec.responses)
-        ended = "dropped" if self.dropped else f"close code {self.ws.close_code}"
-        status_text = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-        return (f"session {rec.id} ended: {who}, {self.conversation.turns} user turns, "
-                f"{len(rec.responses)} responses" + (f" ({status_text})" if status_text else "")
-                + f", {calls} function calls, {ended}")
+        return " ".join([f"event=emulator.session_ended session={rec.id}", who,
+                         f"user_turns={self.conversation.turns} responses={len(rec.responses)}",
+                         *(f"{status}={count}" for status, count in statuses.items()),
+                         f"function_calls={calls}",
+                         "close=dropped" if self.dropped else f"close_code={self.ws.close_code}"])
 
     # ---- client events ----------------------------------------------------------------------------
 
@@ -216,8 +214,8 @@ class EmulatedSession:
                 handler(event)
         except RequestError as exc:
             if etype == "session.update":
-                log.info("session %s: session.update refused: %s %s: %s", self.record.id, exc.code, exc.param,
-                         exc.message)
+                log.info("event=emulator.session_update_refused session=%s code=%s param=%s message=%r",
+                         self.record.id, exc.code, exc.param, exc.message)
             self.error(exc.message, exc.code, exc.param, event_id)
 
     def _decode_audio(self, event: dict) -> bytes:
