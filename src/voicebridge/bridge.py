@@ -44,9 +44,10 @@ class Bridge:
         self.emulator = emulator
         self.toolbox = Toolbox.load(settings.tools, settings.tool_timeout_s)
         self.mcp = None
-        if settings.mcp_servers:
-            vault = any(s.header_secrets for s in settings.mcp_servers)
-            self.mcp = McpDeclarations(settings.mcp_servers, VaultSecrets(settings) if vault else None)
+        servers = settings.mcp_config.servers
+        if servers:
+            vault = any(s.header_secrets for s in servers)
+            self.mcp = McpDeclarations(servers, VaultSecrets(settings) if vault else None)
         options = SessionOptions(
             session_config=session_config(settings, self.toolbox.definitions()),
             connect_timeout_s=settings.connect_timeout_s,
@@ -57,8 +58,8 @@ class Bridge:
             limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
             model=settings.model,
             mcp_entries=self.mcp.entries if self.mcp is not None else None,
-            approval_s=settings.approval_s,
-            approval_arguments=settings.approval_arguments,
+            approval_s=settings.mcp_config.approval_s,
+            approval_arguments=settings.mcp_config.show_arguments,
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(

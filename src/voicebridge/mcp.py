@@ -79,6 +79,15 @@ class McpServer:
         return entry
 
 
+@dataclass(frozen=True, slots=True)
+class McpConfig:
+    """The MCP settings: the servers, and how the page is asked about calls that need approval."""
+
+    servers: tuple[McpServer, ...] = ()
+    approval_s: float = 30.0  # a call that needs approval waits this long for the page's answer
+    show_arguments: bool = False  # the approval dialog shows the call's arguments (they may be personal)
+
+
 def is_loopback(host: str) -> bool:
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True

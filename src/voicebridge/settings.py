@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from . import capabilities, mcp
 from .capabilities import OPENAI_VOICES, REALTIME_NATIVE_VOICES
-from .mcp import McpServer
+from .mcp import McpConfig, McpServer
 
 T = TypeVar("T")
 
@@ -47,6 +47,15 @@ def cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTarget:
+    """The Foundry agent that answers in agent mode (VOICE_LIVE_AGENT_NAME, _PROJECT, _VERSION)."""
+
+    name: str
+    project: str
+    version: str | None = None  # None: the agent's latest
 
 
 class SettingsError(ValueError):
@@ -84,16 +93,9 @@ class Settings:
     tools: tuple[str, ...] = ()
     tool_timeout_s: float = 10.0
 
-    # Agent mode (docs/agent.md): a Foundry agent answers instead of a model; its instructions and tools
-    # live in Foundry, so the settings for those are refused rather than silently dropped.
-    agent_name: str | None = None
-    agent_project: str | None = None
-    agent_version: str | None = None
-    # MCP tool servers (docs/mcp.md, mcp.py); a call that needs approval waits this long for the page,
-    # whose dialog shows the call's arguments only when approval_arguments allows it.
-    mcp_servers: tuple[McpServer, ...] = ()
-    approval_s: float = 30.0
-    approval_arguments: bool = False
+    # Agent mode (docs/agent.md; None: a model answers) and MCP tool servers (docs/mcp.md).
+    agent: AgentTarget | None = None
+    mcp_config: McpConfig = McpConfig()
 
     # Serving
     host: str = "127.0.0.1"
@@ -154,7 +156,7 @@ class Settings:
 
     @property
     def agent_mode(self) -> bool:
-        return self.agent_name is not None
+        return self.agent is not None
 
     @property
     def family(self) -> capabilities.Family | None:
@@ -207,12 +209,8 @@ class Settings:
             temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
             tools=env.modules("VOICEBRIDGE_TOOLS"),
             tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
-            agent_name=env.text("VOICE_LIVE_AGENT_NAME"),
-            agent_project=env.text("VOICE_LIVE_AGENT_PROJECT"),
-            agent_version=env.text("VOICE_LIVE_AGENT_VERSION"),
-            mcp_servers=env.mcp_servers("VOICEBRIDGE_MCP_SERVERS"),
-            approval_s=env.number("VOICEBRIDGE_APPROVAL_SECONDS", float, d.approval_s, 1.0, 600.0),
-            approval_arguments=env.flag("VOICEBRIDGE_APPROVAL_ARGUMENTS", d.approval_arguments),
+            agent=_agent_target(env),
+            mcp_config=_mcp_config(env),
             host=env.text("VOICEBRIDGE_HOST") or d.host,
             port=env.number("PORT", int, d.port, 0, 65535),
             workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
@@ -308,23 +306,40 @@ _NOT_WITH_AGENT = (
 )
 
 
-def _check_agent(settings: Settings, env: _Env) -> None:
-    if settings.agent_name is None and settings.agent_project is None:
-        if settings.agent_version is not None:
+def _agent_target(env: _Env) -> AgentTarget | None:
+    name, project = env.text("VOICE_LIVE_AGENT_NAME"), env.text("VOICE_LIVE_AGENT_PROJECT")
+    version = env.text("VOICE_LIVE_AGENT_VERSION")
+    if name is None and project is None:
+        if version is not None:
             raise SettingsError("VOICE_LIVE_AGENT_VERSION", "needs VOICE_LIVE_AGENT_NAME and VOICE_LIVE_AGENT_PROJECT")
-        return
-    if settings.agent_name is None or settings.agent_project is None:
-        missing = "VOICE_LIVE_AGENT_NAME" if settings.agent_name is None else "VOICE_LIVE_AGENT_PROJECT"
+        return None
+    if name is None or project is None:
+        missing = "VOICE_LIVE_AGENT_NAME" if name is None else "VOICE_LIVE_AGENT_PROJECT"
         raise SettingsError(missing, "agent mode needs both VOICE_LIVE_AGENT_NAME and VOICE_LIVE_AGENT_PROJECT")
+    return AgentTarget(name, project, version)
+
+
+def _mcp_config(env: _Env) -> McpConfig:
+    d = McpConfig()
+    return McpConfig(
+        servers=env.mcp_servers("VOICEBRIDGE_MCP_SERVERS"),
+        approval_s=env.number("VOICEBRIDGE_APPROVAL_SECONDS", float, d.approval_s, 1.0, 600.0),
+        show_arguments=env.flag("VOICEBRIDGE_APPROVAL_ARGUMENTS", d.show_arguments),
+    )
+
+
+def _check_agent(settings: Settings, env: _Env) -> None:
+    if settings.agent is None:
+        return
     for variable, why in _NOT_WITH_AGENT:
         if env.text(variable) is not None:
             raise SettingsError(
-                variable, f"does not apply in agent mode (VOICE_LIVE_AGENT_NAME={settings.agent_name}): {why}; unset it"
+                variable, f"does not apply in agent mode (VOICE_LIVE_AGENT_NAME={settings.agent.name}): {why}; unset it"
             )
 
 
 def _check_mcp(settings: Settings) -> None:
-    servers = settings.mcp_servers
+    servers = settings.mcp_config.servers
     if not servers:
         return
     family = settings.family

@@ -229,11 +229,11 @@ class Connector:
         """A new connection; in agent mode, continuing the agent conversation `conversation_id` if given."""
         settings = self._settings
         extra: dict = {"api_version": settings.api_version} if settings.api_version else {}
-        if settings.agent_mode:
+        if settings.agent is not None:
             # The agent brings its own model; the SDK sends agent-name, agent-project-name, ... in the query.
-            extra.update(agent_name=settings.agent_name, project_name=settings.agent_project)
-            if settings.agent_version:
-                extra["agent_version"] = settings.agent_version
+            extra.update(agent_name=settings.agent.name, project_name=settings.agent.project)
+            if settings.agent.version:
+                extra["agent_version"] = settings.agent.version
             if conversation_id:
                 extra["conversation_id"] = conversation_id
         else:

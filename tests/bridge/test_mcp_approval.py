@@ -1,7 +1,7 @@
 """MCP servers and approval in the page, end to end (issue 25): the real app, the real SDK, the emulator,
 and a real MCP server (the `mcp` SDK over streamable HTTP on 127.0.0.1) that records every call it gets.
 
-The emulator is told which MCP call its next response makes (emulator.mcp_calls.queue), as a test would
+The emulator is told which MCP call its next response makes (emulator.calls.mcp.queue), as a test would
 script the model; listing the tools, asking for approval and calling the server are the emulator's real
 MCP play, and everything between the tab and Voice Live is the real bridge.
 """
@@ -83,7 +83,7 @@ def reply(tab, start):
 
 def ask(tab, emulator, session_id, tool, order):
     """Script the model's next response as a call of `tool`, and ask by typing."""
-    emulator.mcp_calls.queue("orders", tool, {"order_id": order}, session_id)
+    emulator.calls.mcp.queue("orders", tool, {"order_id": order}, session_id)
     mark = tab.mark()
     tab.send({"type": "text", "text": "Please see to my order."})
     return mark

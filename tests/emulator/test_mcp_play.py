@@ -56,7 +56,7 @@ def test_a_call_without_approval_reaches_the_server_and_its_output_is_spoken_nex
     async def scenario():
         async with client(emulator, tools=servers(mcp, require_approval="never")) as c:
             await c.wait_for("mcp_list_tools.completed")
-            emulator.mcp_calls.queue("orders", "lookup_order", {"order_id": "A-1"})
+            emulator.calls.mcp.queue("orders", "lookup_order", {"order_id": "A-1"})
             mark = len(c.events)
             await say(c, "where is it?")
             await c.conn.response.create()
@@ -78,7 +78,7 @@ def test_a_call_that_needs_approval_waits_and_runs_only_when_approved(emulator, 
         async with client(emulator, tools=servers(mcp, require_approval={"always": ["delete_order"]})) as c:
             await c.wait_for("mcp_list_tools.completed")
             before = len(mcp.called())
-            emulator.mcp_calls.queue("orders", "delete_order", {"order_id": "B-2"})
+            emulator.calls.mcp.queue("orders", "delete_order", {"order_id": "B-2"})
             mark = len(c.events)
             await say(c, "delete it")
             await c.conn.response.create()
@@ -103,7 +103,7 @@ def test_a_denied_call_never_reaches_the_server_and_an_answer_is_accepted_once(e
         async with client(emulator, tools=servers(mcp)) as c:  # require_approval absent: always
             await c.wait_for("mcp_list_tools.completed")
             before = len(mcp.called())
-            emulator.mcp_calls.queue("orders", "delete_order", {"order_id": "C-3"})
+            emulator.calls.mcp.queue("orders", "delete_order", {"order_id": "C-3"})
             mark = len(c.events)
             await say(c, "delete it")
             await c.conn.response.create()

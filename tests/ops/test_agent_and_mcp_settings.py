@@ -15,7 +15,7 @@ import pytest
 from ops.test_credentials import VAULT, FakeIdentity, StandInVault
 from voicebridge.credentials import VaultSecrets
 from voicebridge.protocol import ErrorCode
-from voicebridge.settings import Settings, SettingsError
+from voicebridge.settings import AgentTarget, Settings, SettingsError
 from voicebridge.upstream import McpDeclarations, UpstreamError, session_config
 
 AGENT = {"VOICE_LIVE_AGENT_NAME": "support-agent", "VOICE_LIVE_AGENT_PROJECT": "contoso-project"}
@@ -34,8 +34,7 @@ def refused(env: dict) -> SettingsError:
 
 def test_agent_mode_needs_name_and_project_and_keeps_the_version():
     settings = Settings.from_env({**AGENT, "VOICE_LIVE_AGENT_VERSION": "3"})
-    assert settings.agent_mode and (settings.agent_name, settings.agent_project, settings.agent_version) == (
-        "support-agent", "contoso-project", "3")
+    assert settings.agent_mode and settings.agent == AgentTarget("support-agent", "contoso-project", "3")
     assert refused({"VOICE_LIVE_AGENT_NAME": "support-agent"}).variable == "VOICE_LIVE_AGENT_PROJECT"
     assert refused({"VOICE_LIVE_AGENT_PROJECT": "p"}).variable == "VOICE_LIVE_AGENT_NAME"
     assert refused({"VOICE_LIVE_AGENT_VERSION": "3"}).variable == "VOICE_LIVE_AGENT_VERSION"
@@ -67,20 +66,21 @@ def test_an_agent_session_update_carries_no_instructions_and_speaks_with_azure_s
 def test_mcp_servers_are_parsed_from_json_or_a_file(tmp_path):
     entry = {"label": "docs", "url": "https://mcp.example.com/mcp", "allowed_tools": ["search"],
              "require_approval": {"always": ["delete_page"], "never": ["search"]}}
-    inline = Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": servers(entry)}).mcp_servers
+    inline = Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": servers(entry)}).mcp_config.servers
     path = tmp_path / "mcp.json"
     path.write_text(servers(entry), encoding="utf-8")
-    assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": str(path)}).mcp_servers == inline
+    assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": str(path)}).mcp_config.servers == inline
     encoded = "base64:" + base64.b64encode(servers(entry).encode()).decode()
-    assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": encoded}).mcp_servers == inline
+    assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": encoded}).mcp_config.servers == inline
     assert "not base64" in str(refused({"VOICEBRIDGE_MCP_SERVERS": "base64:%%%"}))
     (server,) = inline
     assert server.definition() == {
         "type": "mcp", "server_label": "docs", "server_url": "https://mcp.example.com/mcp",
         "allowed_tools": ["search"], "require_approval": {"always": ["delete_page"], "never": ["search"]},
     }
-    assert Settings.from_env({}).approval_s == 30.0
-    assert Settings.from_env({"VOICEBRIDGE_APPROVAL_SECONDS": "5"}).approval_s == 5.0
+    assert Settings.from_env({}).mcp_config.approval_s == 30.0
+    assert Settings.from_env({"VOICEBRIDGE_APPROVAL_SECONDS": "5"}).mcp_config.approval_s == 5.0
+    assert Settings.from_env({"VOICEBRIDGE_APPROVAL_ARGUMENTS": "true"}).mcp_config.show_arguments
 
 
 @pytest.mark.parametrize(
@@ -106,9 +106,9 @@ def test_bad_mcp_servers_are_refused_with_what_is_accepted(entries, expected):
 
 def test_loopback_http_is_for_the_emulator_only():
     local = servers({"label": "dev", "url": "http://127.0.0.1:8931/mcp"})
-    assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": local}).mcp_servers[0].loopback
+    assert Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": local}).mcp_config.servers[0].loopback
     local_endpoint = {"AZURE_VOICE_LIVE_ENDPOINT": "http://127.0.0.1:8765"}  # `make emulator`
-    assert Settings.from_env({**local_endpoint, "VOICEBRIDGE_MCP_SERVERS": local}).mcp_servers
+    assert Settings.from_env({**local_endpoint, "VOICEBRIDGE_MCP_SERVERS": local}).mcp_config.servers
     assert "only an emulator on this machine can reach it" in str(refused({**REMOTE, "VOICEBRIDGE_MCP_SERVERS": local}))
 
 
@@ -122,7 +122,7 @@ def test_header_secrets_need_a_vault():
     entry = {"label": "a", "url": "https://x.example", "headers": {"Authorization": {"secret": "mcp-token"}}}
     assert "AZURE_KEY_VAULT_ENDPOINT" in str(refused({"VOICEBRIDGE_MCP_SERVERS": servers(entry)}))
     settings = Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": servers(entry), "AZURE_KEY_VAULT_ENDPOINT": VAULT})
-    assert settings.mcp_servers[0].header_secrets == (("Authorization", "mcp-token"),)
+    assert settings.mcp_config.servers[0].header_secrets == (("Authorization", "mcp-token"),)
 
 
 def test_header_values_are_read_from_the_vault_when_a_session_connects():
@@ -131,7 +131,7 @@ def test_header_values_are_read_from_the_vault_when_a_session_connects():
     vault = StandInVault({"mcp-token": "Bearer from-the-vault"})
 
     async def scenario():
-        declarations = McpDeclarations(settings.mcp_servers, VaultSecrets(settings, FakeIdentity(), transport=vault))
+        declarations = McpDeclarations(settings.mcp_config.servers, VaultSecrets(settings, FakeIdentity(), transport=vault))
         (first,) = await declarations.entries()
         assert first["headers"] == {"Authorization": "Bearer from-the-vault"}
         await declarations.entries()
@@ -146,7 +146,7 @@ def test_a_missing_header_secret_fails_the_session_start_naming_the_server_and_s
     settings = Settings.from_env({"VOICEBRIDGE_MCP_SERVERS": servers(entry), "AZURE_KEY_VAULT_ENDPOINT": VAULT})
 
     async def scenario():
-        declarations = McpDeclarations(settings.mcp_servers, VaultSecrets(settings, FakeIdentity(), transport=StandInVault()))
+        declarations = McpDeclarations(settings.mcp_config.servers, VaultSecrets(settings, FakeIdentity(), transport=StandInVault()))
         with pytest.raises(UpstreamError) as caught:
             await declarations.entries()
         await declarations.close()

@@ -7,19 +7,36 @@ the usage report): the service's MCP responses are responses like the others, on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .mcp import McpCall, McpServers
 from .records import new_id
 
-if TYPE_CHECKING:
-    from .responses import Response
+Response = Any  # responses.Response (that module builds on this one)
 
 
 class McpResponses:
-    _mcp: McpServers | None
-    _asked: dict[str, McpCall]
-    _approved: list[tuple[McpCall, str]]
+    def _init_mcp(self, mcp: McpServers | None, response_type: type) -> None:
+        self._mcp = mcp
+        self._response_type = response_type  # responses.Response
+        self._asked: dict[str, McpCall] = {}  # approval request id -> the call it asks for
+        self._approved: list[tuple[McpCall, str]] = []  # approved while a response was active: run after it
+
+    def _mcp_turn(self, typed_text: str | None) -> bool:
+        """This response to a user turn is an MCP call (approval request first, if needed)?"""
+        if self._mcp is None:
+            return False
+        call = self._host.calls.mcp.next_for(self._record, self._mcp.listed(), typed_text)
+        if call is not None:
+            self._use_mcp(call)
+        return call is not None
+
+    def _run_approved(self) -> bool:
+        """A response ended: a call approved meanwhile runs now."""
+        if not self._approved:
+            return False
+        self._run_mcp(*self._approved.pop(0))
+        return True
 
     def _use_mcp(self, call: McpCall) -> None:
         assert self._mcp is not None
@@ -61,15 +78,14 @@ class McpResponses:
             self._approved.append((call, item["approval_request_id"]))
 
     def _run_mcp(self, call: McpCall, approval_id: str | None) -> None:
-        from .responses import Response  # the module that builds on this one
-
         response_id, item_id = new_id("resp"), new_id("mcp")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "mcp_call": f"{call.server}/{call.name}"}
         with self._host.registry.changing(self._record) as rec:
             rec.responses.append(record)
-        response = self.active = Response(response_id, item_id, record, "", context=self._usage.context(self._record.config.get("instructions"), self._items),
-                                          finisher=self._finish_mcp)
+        context = self._usage.context(self._record.config.get("instructions"), self._items)
+        response = self.active = self._response_type(response_id, item_id, record, "", context=context,
+                                                     finisher=self._finish_mcp)
         item = {"id": item_id, "object": "realtime.item", "type": "mcp_call", "status": "in_progress",
                 "server_label": call.server, "name": call.name, "arguments": "", "approval_request_id": approval_id,
                 "output": None, "error": None}

@@ -203,8 +203,9 @@ class EmulatorHost(Protocol):
     @property
     def registry(self) -> Registry: ...
 
-    def mcp_call_for(self, record: SessionRecord, listed: dict[str, list[str]], typed_text: str | None) -> Any:
-        """The MCP call (mcp.McpCall) the next response to user input makes, if any."""
+    @property
+    def calls(self) -> Any:
+        """What the emulator is told its responses to user input call (calls.CallScript, its `mcp`)."""
 
     def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
         """The calls the next response to user input makes instead of speaking, if any."""

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
-from .mcp import McpCall, McpServers
+from .functioncalls import FunctionCallResponses
+from .mcp import McpServers
 from .mcpresponses import McpResponses
 from .records import EmulatorHost, SessionRecord, new_id
 from .usage import Usage
@@ -41,7 +42,7 @@ class Response:
     finisher: Callable[..., None] | None = None  # how a cancellation ends it (an MCP call's is not a message)
 
 
-class Responder(McpResponses):
+class Responder(FunctionCallResponses, McpResponses):
     def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, conversation: Conversation,
                  tasks: TaskOwner, mcp: McpServers | None = None):
         self._emit = self.emit = emit
@@ -53,9 +54,7 @@ class Responder(McpResponses):
         self.active: Response | None = None
         self._usage = Usage()
         self._start_after = False  # a turn ended while the active response was still being cancelled
-        self._mcp = mcp
-        self._asked: dict[str, McpCall] = {}  # approval request id -> the call it asks for
-        self._approved: list[tuple[McpCall, str]] = []  # approved while a response was active: run after it
+        self._init_mcp(mcp, Response)
 
     def start_when_free(self) -> None:
         """The VAD committed a turn: reply now, or once the response being cancelled is done."""
@@ -71,11 +70,8 @@ class Responder(McpResponses):
         user_turn = self._conversation.user_turn
         self._conversation.answered()
         if user_turn:
-            if self._mcp is not None:
-                mcp_call = self._host.mcp_call_for(self._record, self._mcp.listed(), subject if kind == "text" else None)
-                if mcp_call is not None:
-                    self._use_mcp(mcp_call)
-                    return
+            if self._mcp_turn(subject if kind == "text" else None):
+                return
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
@@ -176,9 +172,7 @@ class Responder(McpResponses):
                                               "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):
             response.record.update(status=status, cancel_reason=reason, usage=usage)
-        if self._approved:
-            self._run_mcp(*self._approved.pop(0))
-        elif self._start_after:
+        if not self._run_approved() and self._start_after:
             self._start_after = False
             self.start()
 
@@ -204,43 +198,6 @@ class Responder(McpResponses):
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
                 "response is finished before creating a new one.", "conversation_already_has_active_response")
         self.start()
-
-    def _call_functions(self, calls: list[dict]) -> None:
-        """A response whose output is function calls, in the service's event order; it completes at once
-        (the arguments are known), and the client answers with function_call_output items + response.create."""
-        context = self._usage.context(self._record.config.get("instructions"), self._items)
-        response_id = new_id("resp")
-        record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
-                  "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
-        with self._host.registry.changing(self._record) as rec:
-            rec.responses.append(record)
-        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
-                                                 "status": "in_progress", "status_details": None, "output": []})
-        output = []
-        for index, call in enumerate(calls):
-            item_id, call_id = new_id("item"), new_id("call")
-            item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
-                    "name": call["name"], "call_id": call_id, "arguments": ""}
-            ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "call_id": call_id}
-            previous = self._conversation.last_id()
-            self._items[item_id] = {"item": item, "audio_bytes": 0}
-            self._emit("response.output_item.added", response_id=response_id, output_index=index, item=item)
-            # Before the argument deltas, as the service does: clients (the SDK's samples among them) act on it.
-            self._emit("conversation.item.created", previous_item_id=previous, item=item)
-            arguments = call["arguments"]
-            for offset in range(0, len(arguments), 16):  # streamed in pieces, as the model writes them
-                self._emit("response.function_call_arguments.delta", delta=arguments[offset:offset + 16], **ids)
-            self._emit("response.function_call_arguments.done", name=call["name"], arguments=arguments, **ids)
-            item = {**item, "status": "completed", "arguments": arguments}
-            self._items[item_id] = {"item": item, "audio_bytes": 0}
-            self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
-            output.append(item)
-        usage = self._usage.report(context, 0, "".join(c["arguments"] for c in calls))
-        self._emit("response.done", response={"object": "realtime.response", "id": response_id,
-                                              "status": "completed", "status_details": None, "output": output,
-                                              "usage": usage})
-        with self._host.registry.changing(self._record):
-            record.update(status="completed", usage=usage)
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.

@@ -21,7 +21,6 @@ from aiohttp import web
 
 from ..protocol import BYTES_PER_MS
 from .calls import CallScript
-from .mcp import McpScript
 from .records import EmulatorConfig, Registry, SessionRecord, new_id
 from .session import EmulatedSession, default_session
 from .vad import sum_of_squares
@@ -44,7 +43,6 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._stopping = False
         self.calls = CallScript()
-        self.mcp_calls = McpScript()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -56,8 +54,7 @@ class Emulator:
         app.router.add_post("/emulator/faults", self._http_faults)
         app.router.add_post("/emulator/inject", self._http_inject)
         app.router.add_post("/emulator/drop", self._http_drop)
-        app.router.add_post("/emulator/function-call", self.calls.http_queue)
-        app.router.add_post("/emulator/mcp-call", self.mcp_calls.http_queue)
+        self.calls.add_routes(app)  # POST /emulator/function-call, /emulator/mcp-call
         return app
 
     async def _bind(self, host: str, port: int) -> str:
@@ -138,9 +135,6 @@ class Emulator:
         """Send an `error` event to one or all open sessions; returns how many got it."""
         kind = error_type or ("server_error" if code == "server_error" else "invalid_request_error")
         return self._on_loop(lambda s: s.error(message, code, type_=kind), session_id)
-
-    def mcp_call_for(self, record: SessionRecord, listed: dict[str, list[str]], typed_text: str | None):
-        return self.mcp_calls.next_for(record, listed, typed_text)
 
     def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
         return self.calls.next_for(record, typed_text, self.config)

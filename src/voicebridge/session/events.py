@@ -15,10 +15,9 @@ from .. import protocol
 from ..logs import event as log_event
 from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
-from .approvals import Approvals
 from .bargein import BargeIn
 from .connection import UpstreamLink
-from .mcpcalls import McpCalls
+from .mcpevents import SideEvents
 from .replies import failed_reply, report_failed
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
@@ -51,10 +50,7 @@ class UpstreamEvents:
         stats: dict[str, int],
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
-        on_rejected: Callable[[], None] = lambda: None,
-        approvals: Approvals | None = None,
-        mcp: McpCalls | None = None,
-        on_conversation: Callable[[str], None] = lambda conversation_id: None,
+        on_rejected: Callable[[], None] = lambda: None, side: SideEvents | None = None,
     ):
         self._id = self.session_id = session_id
         self._status = status
@@ -70,38 +66,25 @@ class UpstreamEvents:
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
         self._on_rejected = on_rejected  # the service refused the configuration: the run ends
-        self._approvals = approvals or Approvals(session_id, upstream, tab, 30.0)
-        self._mcp = mcp or McpCalls(session_id, upstream, tab, lambda: False)
-        self._on_conversation = on_conversation  # agent mode: the agent conversation this session continues
+        self._side = side or SideEvents()  # after this module's handlers: the agent conversation, MCP calls
 
     def dispatch(self, raw: bytes) -> None:
         try:
             event = json.loads(raw)
-            handler = _HANDLERS.get(event.get("type"))
+            handler = _HANDLERS.get(event.get("type"), _skip)
         except (ValueError, AttributeError):
             log.warning("event=upstream.unparseable session=%s bytes=%d", self._id, len(raw))
             return
         replay = self._upstream.replay
         if replay.pending and replay.acknowledged(event) and not replay.pending and self._upstream.configured:
             self.become_ready()
-        if handler is None:
-            return
         try:
             handler(self, event)
+            self._side.handle(event)
         except Exception:  # an event shaped in a way nobody expected: skip it, keep the conversation
             log.exception("event=upstream.unexpected session=%s type=%s", self._id, event.get("type"))
 
-    def _note_agent(self, event: dict) -> None:
-        """Agent mode: the session names the agent conversation (AgentConfig.thread_id), which a new
-        connection of this session continues instead of replaying the transcript."""
-        session = event.get("session") if isinstance(event.get("session"), dict) else {}
-        agent = session.get("agent") if isinstance(session.get("agent"), dict) else {}
-        conversation = agent.get("thread_id") or agent.get("conversation_id") or session.get("conversation_id")
-        if isinstance(conversation, str) and 0 < len(conversation) <= 256:
-            self._on_conversation(conversation)
-
     def _session_updated(self, event: dict) -> None:
-        self._note_agent(event)
         self._upstream.configured = True
         if not self._upstream.replay.pending:
             self.become_ready()
@@ -124,7 +107,6 @@ class UpstreamEvents:
 
     def interrupt(self, received: float) -> None:
         """The user took the turn (speech or typed text): assistant audio playing or queued is a barge-in."""
-        self._approvals.interrupted()  # a barge-in denies what waits for the person's answer
         interruption = self._turns.interrupt(received)
         if interruption is not None:  # silence the tab first, then sort out the upstream
             self._tab.send(protocol.CLEAR)
@@ -192,17 +174,11 @@ class UpstreamEvents:
             report_failed(failure, self._id, self._status, self._telemetry)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
-        interrupted = status == "cancelled" or dropped
-        asked = False
-        if self._tools.asked(response_id):
+        if self._tools.asked(response_id) or self._side.continues(response_id):
             # The reply comes in the response that follows the tools' outputs: the turn goes on.
-            self._tools.response_done(response_id, interrupted=interrupted)
-            asked = True
-        if self._mcp.asked(response_id):
-            self._mcp.response_done(response, interrupted=interrupted)
-            asked = True
-        if asked and current:
-            return
+            self._tools.response_done(response_id, interrupted=status == "cancelled" or dropped)
+            if current:
+                return
         if current:
             self._telemetry.turn_ended(status)
             self._status.show(self._machine.response_finished())
@@ -230,29 +206,7 @@ class UpstreamEvents:
         self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
 
     def _output_item_added(self, event: dict) -> None:
-        item = event.get("item")
-        self._tools.announced(item)
-        self._mcp.announced(item, event.get("response_id"))
-        self._approvals.requested(item)
-
-    def _output_item_done(self, event: dict) -> None:
-        item = event.get("item")
-        self._mcp.item_done(item, event.get("response_id"))
-        self._approvals.requested(item)
-
-    def _item_created(self, event: dict) -> None:
-        item = event.get("item")
-        self._mcp.announced(item)
-        self._approvals.requested(item)
-
-    def _mcp_call_in_progress(self, event: dict) -> None:
-        self._mcp.in_progress(event)
-
-    def _mcp_call_completed(self, event: dict) -> None:
-        self._mcp.completed(event)
-
-    def _mcp_call_failed(self, event: dict) -> None:
-        self._mcp.failed(event)
+        self._tools.announced(event.get("item"))
 
     def _function_call(self, event: dict) -> None:
         if not self._turns.dropped(event.get("response_id")):
@@ -269,15 +223,22 @@ class UpstreamEvents:
         log.warning("event=upstream.error session=%s code=%s kind=%s param=%s message=%s", self._id, verdict.code,
                     verdict.kind, param, message[:300])
         extra = {"upstream_code": verdict.code, **({"param": param} if param else {})}
-        if verdict.kind == "session_update":
-            # The service refused our configuration: no session will come of this connection.
+        if verdict.kind in ("replay", "truncate"):
+            # Bookkeeping of what was said and heard: logged above (replay.py counts the item as settled);
+            # nothing the person hears changes, so the tab is not told.
+            return
+        if verdict.kind == "session_update" or (
+                verdict.kind is None and not self._upstream.configured and (param or "").startswith("session.")):
             self._telemetry.failure(ErrorCode.UPSTREAM_REJECTED)
-            self._status.error(ErrorCode.UPSTREAM_REJECTED,
-                               f"Voice Live refused the session configuration: {message}", **extra)
-            self._status.show(self._machine.failed())
+            self._status.fail(ErrorCode.UPSTREAM_REJECTED, f"Voice Live refused the session configuration: {message}",
+                              **extra)
             self._on_rejected()
             return
         self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", **extra)
+
+
+def _skip(events: UpstreamEvents, event: dict) -> None:
+    return None  # an event this module does not follow (SideEvents may)
 
 
 def _session_created(events: UpstreamEvents, event: dict) -> None:
@@ -285,7 +246,6 @@ def _session_created(events: UpstreamEvents, event: dict) -> None:
     expires_at = session.get("expires_at")
     if isinstance(expires_at, int | float) and not isinstance(expires_at, bool) and expires_at > 0:
         events.upstream.expires_at = float(expires_at)
-    events._note_agent(event)
 
 
 def _warning(events: UpstreamEvents, event: dict) -> None:
@@ -334,11 +294,6 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_item.added": UpstreamEvents._output_item_added,
-    "response.output_item.done": UpstreamEvents._output_item_done,
-    "conversation.item.created": UpstreamEvents._item_created,
-    "response.mcp_call.in_progress": UpstreamEvents._mcp_call_in_progress,
-    "response.mcp_call.completed": UpstreamEvents._mcp_call_completed,
-    "response.mcp_call.failed": UpstreamEvents._mcp_call_failed,
     "response.function_call_arguments.done": UpstreamEvents._function_call,
     "error": UpstreamEvents._error,
 }

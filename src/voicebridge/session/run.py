@@ -17,7 +17,7 @@ from ..protocol import Audio, Playback, State, Text, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
-from . import rollover
+from . import mcpevents, rollover
 from .approvals import Approvals
 from .bargein import BargeIn
 from .connection import UpstreamLink
@@ -75,7 +75,7 @@ class Run:
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
             self.telemetry, stats, on_ready, on_speech=self.limits.activity, on_rejected=self._rejected,
-            approvals=self.approvals, mcp=self.mcp, on_conversation=self._conversation,
+            side=mcpevents.side_events(self.approvals, self.mcp, self._conversation),
         )
         self.uplink = Uplink()
 
@@ -94,6 +94,7 @@ class Run:
     def text(self, message: Text) -> None:
         """A typed turn: like speech, it interrupts a reply that is playing; then the model answers it."""
         self.limits.activity()
+        self.approvals.interrupted()  # typing instead of answering denies what waits, as speaking does
         self.events.interrupt(time.monotonic())
         active = self.turns.active_response
         if active is not None and not self.turns.dropped(active):
