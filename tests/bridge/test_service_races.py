@@ -123,10 +123,13 @@ def test_a_failed_transcription_leaves_a_placeholder_in_the_conversation(tabs, e
     reply(tab, mark)
 
 
-def test_a_refused_configuration_fails_the_start_at_once_with_the_services_words(request, emulator):
+@pytest.mark.parametrize("event_ids", [True, False], ids=["errors-name-the-event", "errors-without-event-id"])
+def test_a_refused_configuration_fails_the_start_at_once_with_the_services_words(request, emulator, event_ids):
     """Finding 6: session.update carries an event_id, so the service's refusal (here: a bring-your-own-
     model deployment of gpt-realtime, which the app cannot know, given azure-speech) ends the start
-    within moments, with the message and param, instead of "never confirmed" after the timeout."""
+    within moments, with the message and param, instead of "never confirmed" after the timeout. Without
+    an event_id, the param naming a session field before any session.updated says the same."""
+    emulator.update_config(error_event_ids=event_ids)
     app = start_app(request, {
         "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
         "AZURE_VOICE_LIVE_API_KEY": "test-key",

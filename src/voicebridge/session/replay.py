@@ -11,6 +11,7 @@ next words always meet a model that knows the conversation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
@@ -41,8 +42,9 @@ class Replay:
         self.pending = 0
         self._event_ids: set[str] = set()
 
-    async def send(self, conn: VoiceLiveConnection, entries: list[Entry]) -> None:
-        events = [item_event(entry) for entry in entries]
+    async def send(self, conn: VoiceLiveConnection, entries: list[Entry], note: Callable[[dict, str], dict]) -> None:
+        """`note` (ResponseGate.sent) remembers each event's id, so an error naming one is known as ours."""
+        events = [note(item_event(entry), REPLAY_EVENT) for entry in entries]
         self._event_ids = {e["event_id"] for e in events}
         self.pending = len(events)
         for ev in events:

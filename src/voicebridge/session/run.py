@@ -165,7 +165,7 @@ class Run:
             return 0  # the agent conversation is the service's: it remembers what was said
         entries = self.transcripts.replayable()
         if entries:
-            await self.upstream.replay.send(conn, entries)
+            await self.upstream.replay.send(conn, entries, self.upstream.gate.sent)
         return len(entries)
 
     def _conversation(self, conversation_id: str) -> None:

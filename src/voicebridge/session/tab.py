@@ -85,7 +85,7 @@ class TabStatus:
         self._telemetry.error(code)
         self._tab.send(protocol.error(code, message, **extra))
 
-    def fail(self, code: ErrorCode, message: str) -> None:
+    def fail(self, code: ErrorCode, message: str, **extra: object) -> None:
         event("session.error", self._session_id, code=code)
-        self.error(code, message)
+        self.error(code, message, **extra)
         self.show(self.machine.failed())

@@ -1,0 +1,72 @@
+"""Issue 19 on the page, in a real Chromium: a reply the service could not give (throttled) is shown,
+and the conversation goes on; a turn typed while the assistant speaks is answered (the service's
+cancellation is asynchronous: the emulator, strict by default, keeps the cancelled reply active until its
+response.done)."""
+
+from __future__ import annotations
+
+import pytest
+from benchmarks.browser import RAW_MIC
+
+from support.apps import start_app
+from voicebridge.emulator import Emulator, EmulatorConfig
+
+pytestmark = pytest.mark.browser
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    emu = Emulator(EmulatorConfig(pace=1.0))
+    emu.start(host="127.0.0.1", port=0)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def app(request, emulator):
+    yield start_app(request, {
+        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
+        "AZURE_VOICE_LIVE_API_KEY": "test-key",
+    })
+    emulator.update_config(reply_outcome="completed")
+
+
+def ready(page):
+    page.get_by_role("button", name="Start session").click()
+    page.wait_for_function("() => document.body.dataset.state === 'ready'", timeout=TIMEOUT_MS)
+
+
+def test_a_throttled_reply_is_shown_and_the_next_turn_is_answered(launch, app, emulator, wavs):
+    page = launch(app.url + RAW_MIC, wavs["quiet"])
+    ready(page)
+    emulator.update_config(reply_outcome="failed")
+    box = page.get_by_role("textbox", name="Type a message")
+    box.fill("Are you there?")
+    box.press("Enter")
+    page.wait_for_selector("#error[data-code=reply_failed]:not([hidden])", timeout=TIMEOUT_MS)
+    assert "busy" in page.locator("#error-detail").inner_text()
+    page.wait_for_function("() => document.body.dataset.state === 'ready'", timeout=TIMEOUT_MS)
+    emulator.update_config(reply_outcome="completed")
+    box.fill("And now?")
+    box.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.turn.assistant[data-final=true] p')]"
+        ".some((p) => p.textContent === 'You wrote: And now?')",
+        timeout=TIMEOUT_MS,
+    )
+
+
+def test_a_turn_typed_while_the_assistant_speaks_is_answered(launch, app, wavs):
+    page = launch(app.url + RAW_MIC, wavs["turn"])
+    ready(page)
+    page.wait_for_function("() => document.body.dataset.state === 'speaking'", timeout=TIMEOUT_MS)
+    box = page.get_by_role("textbox", name="Type a message")
+    box.fill("Sorry, one question")
+    box.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.turn.assistant[data-final=true] p')]"
+        ".some((p) => p.textContent === 'You wrote: Sorry, one question')",
+        timeout=TIMEOUT_MS,
+    )
+    assert page.locator("#error").is_hidden()
