@@ -33,6 +33,7 @@ log = logging.getLogger("voicebridge.session")
 # Requests a connection may have waiting at once; more are denied at once (a model looping on a tool).
 MAX_PENDING = 8
 MAX_ARGUMENTS_CHARS = 1000
+MAX_SEEN = 256  # request ids remembered per connection, to ask each only once
 
 
 @dataclass(slots=True)
@@ -78,6 +79,8 @@ class Approvals:
         if len(approval_id) > protocol.MAX_APPROVAL_ID_CHARS or not isinstance(server, str) or not isinstance(tool, str):
             log.warning("event=approval.unusable_request session=%s", self._id)
             return
+        if len(self._seen) >= MAX_SEEN:
+            self._seen.clear()  # long settled: a duplicate of one arrives within moments of it
         self._seen.add(approval_id)
         arguments = item.get("arguments") if self._show_arguments else None
         pending = Pending(server, tool, arguments[:MAX_ARGUMENTS_CHARS] if isinstance(arguments, str) else None, conn)
