@@ -201,3 +201,14 @@ def test_no_answer_in_time_is_a_denial_the_assistant_is_told_about(request, emul
         assert ("delete_order", {"order_id": "F-6"}) not in mcp.called()
     finally:
         tab.close()
+
+
+def test_a_failing_call_is_shown_failed_and_the_assistant_still_answers(tabs, emulator, mcp):
+    tab, session_id = ready(tabs, emulator)
+    emulator.calls.mcp.queue("orders", "lookup_order", {}, session_id)  # order_id missing: the tool errs
+    mark = tab.mark()
+    tab.send({"type": "text", "text": "Where is it?"})
+    answer = reply(tab, mark)
+    assert "the tool failed" in answer["text"]
+    tools = [(m["name"], m["server"], m["status"]) for m in tab.messages[mark:] if m["type"] == "tool"]
+    assert tools == [("lookup_order", "orders", "running"), ("lookup_order", "orders", "failed")]
