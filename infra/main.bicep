@@ -87,6 +87,24 @@ param voiceLiveTemperature string = ''
 @description('Comma-separated Python modules whose @tool functions the agent may call, e.g. voicebridge.tools.clock; empty: none')
 param voicebridgeTools string = ''
 
+@description('Agent mode (docs/agent.md): name of the Foundry agent that answers instead of a model; empty: model mode')
+param voiceLiveAgentName string = ''
+
+@description('Agent mode: the Foundry project that holds the agent')
+param voiceLiveAgentProject string = ''
+
+@description('Agent mode: the agent version; empty: its latest')
+param voiceLiveAgentVersion string = ''
+
+@description('Agent mode: an existing Foundry resource holding the agent project, when it is not the account this template deploys; empty: this one')
+param voiceLiveAgentAccount string = ''
+
+@description('Resource group of voiceLiveAgentAccount; empty: the one this template deploys into')
+param voiceLiveAgentResourceGroup string = ''
+
+@description('MCP tool servers (docs/mcp.md): the VOICEBRIDGE_MCP_SERVERS JSON list; header values are names of secrets in the vault this template deploys')
+param voicebridgeMcpServers string = ''
+
 @description('true: keep key auth on the AI account and put the key in Key Vault; false (default): Entra ID only')
 @allowed([
   'true'
@@ -249,6 +267,20 @@ module aiServices 'modules/aiservices.bicep' = {
   }
 }
 
+var agentMode = !empty(voiceLiveAgentName)
+// The app reads the vault for the Voice Live key (key auth) and for MCP servers' header values.
+var appReadsVault = keyAuth || !empty(voicebridgeMcpServers)
+var agentElsewhere = agentMode && !empty(voiceLiveAgentAccount)
+
+module agentAccess 'modules/agentaccess.bicep' = if (agentElsewhere) {
+  name: 'agentaccess'
+  scope: resourceGroup(empty(voiceLiveAgentResourceGroup) ? rg.name : voiceLiveAgentResourceGroup)
+  params: {
+    accountName: voiceLiveAgentAccount
+    identityPrincipalId: identity.outputs.principalId
+  }
+}
+
 module plan 'modules/appserviceplan.bicep' = {
   name: 'appserviceplan'
   scope: rg
@@ -277,8 +309,13 @@ module web 'modules/webapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     appSettings: {
-      AZURE_VOICE_LIVE_ENDPOINT: aiServices.outputs.endpoint
-      VOICE_LIVE_MODEL: voiceLiveModel
+      AZURE_VOICE_LIVE_ENDPOINT: agentElsewhere ? agentAccess.outputs.endpoint : aiServices.outputs.endpoint
+      // An agent brings its own model: the app refuses VOICE_LIVE_MODEL in agent mode.
+      VOICE_LIVE_MODEL: agentMode ? '' : voiceLiveModel
+      VOICE_LIVE_AGENT_NAME: voiceLiveAgentName
+      VOICE_LIVE_AGENT_PROJECT: voiceLiveAgentProject
+      VOICE_LIVE_AGENT_VERSION: voiceLiveAgentVersion
+      VOICEBRIDGE_MCP_SERVERS: voicebridgeMcpServers
       VOICE_LIVE_VOICE: voiceLiveVoice
       VOICE_LIVE_TURN_DETECTION: voiceLiveTurnDetection
       VOICE_LIVE_END_OF_UTTERANCE: voiceLiveEndOfUtterance
@@ -287,7 +324,8 @@ module web 'modules/webapp.bicep' = {
       VOICE_LIVE_TEMPERATURE: voiceLiveTemperature
       VOICEBRIDGE_TOOLS: voicebridgeTools
       AZURE_CLIENT_ID: identity.outputs.clientId
-      AZURE_KEY_VAULT_ENDPOINT: keyAuth ? keyVault.outputs.endpoint : ''
+      // Also for MCP servers, whose header values are secrets in the vault (read with Key Vault Secrets User).
+      AZURE_KEY_VAULT_ENDPOINT: appReadsVault ? keyVault.outputs.endpoint : ''
       VOICE_LIVE_KEY_SECRET_NAME: voiceLiveKeySecretName
       WEBSITES_PORT: '8000'
       OTEL_SERVICE_NAME: 'voicebridge'

@@ -14,6 +14,7 @@ import functools
 import logging
 
 from .balance import UserBoard
+from .credentials import VaultSecrets
 from .identity import UserKey
 from .logs import event
 from .protocol import CloseCode, ErrorCode
@@ -26,7 +27,7 @@ from .session.supervisor import Lifecycle
 from .settings import Settings, tool_filler_by_service
 from .tasks import TaskOwner
 from .tools import Toolbox
-from .upstream import Connector, session_config
+from .upstream import Connector, McpDeclarations, session_config
 
 log = logging.getLogger("voicebridge.session")
 
@@ -43,6 +44,11 @@ class Bridge:
         self.connector = connector
         self.emulator = emulator
         self.toolbox = Toolbox.load(settings.tools, settings.tool_timeout_s)
+        self.mcp = None
+        servers = settings.mcp_config.servers
+        if servers:
+            vault = any(s.header_secrets for s in servers)
+            self.mcp = McpDeclarations(servers, VaultSecrets(settings) if vault else None)
         options = SessionOptions(
             session_config=session_config(settings, self.toolbox.definitions()),
             connect_timeout_s=settings.connect_timeout_s,
@@ -61,6 +67,9 @@ class Bridge:
                 idle_s=settings.idle_s,
             ),
             model=settings.model,
+            mcp_entries=self.mcp.entries if self.mcp is not None else None,
+            approval_s=settings.mcp_config.approval_s,
+            approval_arguments=settings.mcp_config.show_arguments,
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(
@@ -189,6 +198,8 @@ class Bridge:
                 await self._closing.close(timeout)
         finally:
             await self.connector.close()
+            if self.mcp is not None:
+                await self.mcp.close()
 
 
 def _holds_upstream(session: BridgeSession) -> bool:

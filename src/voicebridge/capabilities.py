@@ -68,6 +68,8 @@ class Family:
     # [HOWTO-INTERIM] "In model mode, interim responses are only supported with text LLMs in cascaded mode
     # together with azure-speech voice output. Realtime audio models don't support interim responses."
     interim_response: bool = False
+    # MCP servers in session.update (issue 25): the phi models take no tools, so no MCP either.
+    mcp: bool = True
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -106,6 +108,7 @@ FAMILIES: tuple[Family, ...] = (
         default_voice=(AZURE_STANDARD, "en-US-AvaNeural"),
         end_of_utterance=False,
         source="[REF] RealtimeAudioInputTranscriptionSettings, voices; [HOWTO] end of utterance",
+        mcp=False,
     ),
     Family(
         name="azure-realtime",

@@ -48,6 +48,7 @@ def render() -> str:
         _enum(protocol.ClientType),
         _enum(protocol.ServerType),
         _enum(protocol.ToolStatus),
+        _enum(protocol.ApprovalEnd),
         _enum(protocol.Role),
         _enum(protocol.ErrorCode),
         "// After these the server has ended (or never started) the session: retrying would only repeat them.\n"

@@ -189,27 +189,87 @@ class KeyVaultProvider:
         return value != previous
 
     def _explain(self, exc: BaseException) -> str:
-        where = f"Key Vault {self._vault} (secret '{self._name}')"
-        grant = f"{self._who} needs the '{SECRETS_ROLE}' role on the vault"
-        status = exc.status_code if isinstance(exc, HttpResponseError) else None
-        if status == 403:
-            return (
-                f"{self._who} may not read {where} (HTTP 403 Forbidden): {grant}. "
-                "Set AZURE_CLIENT_ID if the app should use a different user-assigned identity."
-            )
-        if isinstance(exc, ClientAuthenticationError):
-            return (
-                f"Could not authenticate to {where} as {self._who}: {_first_line(exc)}. "
-                f"On Azure, assign the identity to the app and set AZURE_CLIENT_ID; {grant}."
-            )
-        if isinstance(exc, TimeoutError):
-            detail = f"no answer within {self._timeout:g} s"
-        else:
-            detail = f"HTTP {status}" if status else _first_line(exc)
+        return explain_vault_error(exc, self._vault, self._name, self._who, self._timeout)
+
+
+class VaultSecrets:
+    """Named Key Vault secrets other than the Voice Live key (an MCP server's header values, mcp.py), read
+    with the app's identity on first use and again after `max_age_s`, so a rotated token is picked up
+    without a restart. A read that fails raises CredentialError naming the vault, secret and role."""
+
+    def __init__(self, settings: Settings, identity: AsyncTokenCredential | None = None, max_age_s: float = 300.0,
+                 **client_options: Any):
+        assert settings.key_vault_endpoint
+        self._vault = settings.key_vault_endpoint
+        self._who = identity_name(settings.client_id)
+        self._identity = identity
+        self._client_id = settings.client_id
+        self._timeout = settings.connect_timeout_s
+        self._max_age = max_age_s
+        self._client_options = {"retry_total": 1, "connection_timeout": self._timeout, **client_options}
+        self._client: Any = None
+        self._values: dict[str, tuple[str, float]] = {}  # name -> (value, read at)
+        self._lock = asyncio.Lock()
+
+    async def get(self, name: str) -> str:
+        async with self._lock:
+            cached = self._values.get(name)
+            if cached is not None and time.monotonic() - cached[1] < self._max_age:
+                return cached[0]
+            value = await self._read(name)
+            self._values[name] = (value, time.monotonic())
+            return value
+
+    async def _read(self, name: str) -> str:
+        if self._client is None:
+            from azure.keyvault.secrets.aio import SecretClient
+
+            if self._identity is None:
+                self._identity = default_identity(self._client_id)
+            self._client = SecretClient(self._vault, self._identity, **self._client_options)
+        try:
+            async with asyncio.timeout(self._timeout):
+                secret = await self._client.get_secret(name)
+        except ResourceNotFoundError:
+            raise CredentialError(
+                f"Key Vault {self._vault} has no secret '{name}' (an MCP server header names it): "
+                f"create it with az keyvault secret set --vault-name <vault> --name {name} --value <value>."
+            ) from None
+        except (AzureError, TimeoutError) as exc:
+            raise CredentialError(explain_vault_error(exc, self._vault, name, self._who, self._timeout)) from exc
+        if not secret.value:
+            raise CredentialError(f"The Key Vault secret '{name}' in {self._vault} is empty.")
+        return secret.value
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        if self._identity is not None:
+            await self._identity.close()
+
+
+def explain_vault_error(exc: BaseException, vault: str, name: str, who: str, timeout: float) -> str:
+    where = f"Key Vault {vault} (secret '{name}')"
+    grant = f"{who} needs the '{SECRETS_ROLE}' role on the vault"
+    status = exc.status_code if isinstance(exc, HttpResponseError) else None
+    if status == 403:
         return (
-            f"Cannot reach {where}: {detail}. Check AZURE_KEY_VAULT_ENDPOINT and the network path to the vault; "
-            f"once reachable, {grant}."
+            f"{who} may not read {where} (HTTP 403 Forbidden): {grant}. "
+            "Set AZURE_CLIENT_ID if the app should use a different user-assigned identity."
         )
+    if isinstance(exc, ClientAuthenticationError):
+        return (
+            f"Could not authenticate to {where} as {who}: {_first_line(exc)}. "
+            f"On Azure, assign the identity to the app and set AZURE_CLIENT_ID; {grant}."
+        )
+    if isinstance(exc, TimeoutError):
+        detail = f"no answer within {timeout:g} s"
+    else:
+        detail = f"HTTP {status}" if status else _first_line(exc)
+    return (
+        f"Cannot reach {where}: {detail}. Check AZURE_KEY_VAULT_ENDPOINT and the network path to the vault; "
+        f"once reachable, {grant}."
+    )
 
 
 def _first_line(exc: BaseException) -> str:

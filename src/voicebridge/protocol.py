@@ -52,6 +52,7 @@ class ClientType(StrEnum):
     TEXT = "text"
     SESSION_STOP = "session.stop"
     SESSION_RESUME = "session.resume"
+    APPROVAL = "approval"  # the person's answer to an approval request
 
 
 class ServerType(StrEnum):
@@ -66,6 +67,21 @@ class ServerType(StrEnum):
     SESSION = "session"
     WARNING = "warning"
     WORD = "word"
+    APPROVAL = "approval"  # the assistant asks to use an MCP tool that needs the person's approval
+    APPROVAL_DONE = "approval.done"  # a request is settled (answered, timed out, interrupted, ended)
+
+
+class ApprovalEnd(StrEnum):
+    """Why an approval request is settled (`{"type":"approval.done"}`'s `reason`)."""
+
+    ANSWERED = "answered"
+    TIMEOUT = "timeout"  # no answer within VOICEBRIDGE_APPROVAL_SECONDS: denied, and the assistant is told
+    INTERRUPTED = "interrupted"  # the person spoke or typed instead: denied
+    ENDED = "ended"  # the session stopped or its upstream connection ended: the call cannot happen
+
+
+# An approval request's id as the tab sends it back: the service's item id.
+MAX_APPROVAL_ID_CHARS = 128
 
 
 class Role(StrEnum):
@@ -201,7 +217,13 @@ class Text:
     text: str  # a typed turn, trimmed
 
 
-ClientMessage = Start | Stop | Audio | Playback | Resume | Text
+@dataclass(frozen=True, slots=True)
+class Approval:
+    id: str  # the approval request's id
+    approve: bool
+
+
+ClientMessage = Start | Stop | Audio | Playback | Resume | Text | Approval
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
@@ -242,6 +264,8 @@ def parse(frame: str | bytes) -> ClientMessage:
         return _STOP
     if kind == ClientType.TEXT:
         return _text(message.get("text"))
+    if kind == ClientType.APPROVAL:
+        return _approval(message)
     if not isinstance(kind, str):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "A message must be a JSON object with a string \"type\".")
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:64]!r}.")
@@ -275,6 +299,15 @@ def _text(text: object) -> Text:
             ErrorCode.BAD_MESSAGE, f"A text message needs \"text\": 1 to {MAX_TEXT_CHARS} characters besides spaces."
         )
     return Text(trimmed)
+
+
+def _approval(message: dict) -> Approval:
+    approval_id, approve = message.get("id"), message.get("approve")
+    if not isinstance(approval_id, str) or not 0 < len(approval_id) <= MAX_APPROVAL_ID_CHARS:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "An approval message needs \"id\": the id of the approval request.")
+    if not isinstance(approve, bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "An approval message needs \"approve\": true or false.")
+    return Approval(approval_id, approve)
 
 
 def _start(history: object) -> Start:
@@ -371,9 +404,27 @@ def word(item_id: str, text: str, start_ms: int, end_ms: int) -> str:
     return _dumps({"type": ServerType.WORD, "item_id": item_id, "text": text, "start_ms": start_ms, "end_ms": end_ms})
 
 
-def tool(call_id: str, name: str, status: ToolStatus, label: str | None = None) -> str:
-    """A function call's progress; never its arguments or result (they may be personal)."""
+def tool(call_id: str, name: str, status: ToolStatus, label: str | None = None, server: str | None = None) -> str:
+    """A function call's (or, with `server`, an MCP tool call's) progress; never its arguments or result
+    (they may be personal)."""
     message = {"type": ServerType.TOOL, "call_id": call_id, "name": name, "status": status}
     if label:
         message["label"] = label
+    if server:
+        message["server"] = server
     return _dumps(message)
+
+
+def approval(approval_id: str, server: str, tool_name: str, seconds: int, arguments: str | None = None) -> str:
+    """The assistant asks to use `tool_name` on `server`; `arguments` only where the operator allows it."""
+    message = {
+        "type": ServerType.APPROVAL, "id": approval_id, "server": server, "tool": tool_name,
+        "summary": f"The assistant wants to use {tool_name} on {server}", "seconds": seconds,
+    }
+    if arguments is not None:
+        message["arguments"] = arguments
+    return _dumps(message)
+
+
+def approval_done(approval_id: str, approved: bool, reason: ApprovalEnd) -> str:
+    return _dumps({"type": ServerType.APPROVAL_DONE, "id": approval_id, "approved": approved, "reason": reason})

@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from . import capabilities
+from . import capabilities, mcp
 from .capabilities import OPENAI_VOICES, REALTIME_NATIVE_VOICES
+from .mcp import McpConfig, McpServer
 
 T = TypeVar("T")
 
@@ -58,6 +59,15 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass(frozen=True, slots=True)
+class AgentTarget:
+    """The Foundry agent that answers in agent mode (VOICE_LIVE_AGENT_NAME, _PROJECT, _VERSION)."""
+
+    name: str
+    project: str
+    version: str | None = None  # None: the agent's latest
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or invalid; the message is meant for the operator."""
 
@@ -92,6 +102,10 @@ class Settings:
     # Function tools: importable modules whose @tool functions the agent may call
     tools: tuple[str, ...] = ()
     tool_timeout_s: float = 10.0
+
+    # Agent mode (docs/agent.md; None: a model answers) and MCP tool servers (docs/mcp.md).
+    agent: AgentTarget | None = None
+    mcp_config: McpConfig = McpConfig()
 
     # Serving
     host: str = "127.0.0.1"
@@ -162,8 +176,12 @@ class Settings:
         return not self.endpoint
 
     @property
+    def agent_mode(self) -> bool:
+        return self.agent is not None
+
+    @property
     def family(self) -> capabilities.Family | None:
-        return capabilities.family_of(self.model)
+        return capabilities.family_of(self.model, agent=self.agent_mode)
 
     @property
     def transcription(self) -> str:
@@ -187,79 +205,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        env = _Env(environ)
-        d = cls()  # the defaults (a slotted dataclass has no class-level default attributes)
-        settings = cls(
-            endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
-            api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
-            model=env.text("VOICE_LIVE_MODEL") or d.model,
-            voice=(voice := env.choice_voice("VOICE_LIVE_VOICE"))[1],
-            voice_type=voice[0],
-            instructions=env.text("VOICE_LIVE_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
-            api_version=env.text("VOICE_LIVE_API_VERSION"),
-            transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or d.transcription_model,
-            vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.01, 0.99),
-            vad_prefix_padding_ms=env.number(
-                "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, d.vad_prefix_padding_ms, 0, 5000
-            ),
-            vad_silence_duration_ms=env.number(
-                "VOICE_LIVE_VAD_SILENCE_DURATION_MS", int, d.vad_silence_duration_ms, 50, 10000
-            ),
-            turn_detection=env.choice("VOICE_LIVE_TURN_DETECTION", TURN_DETECTION_TYPES, d.turn_detection),
-            end_of_utterance=env.choice("VOICE_LIVE_END_OF_UTTERANCE", END_OF_UTTERANCE_MODELS, d.end_of_utterance),
-            noise_reduction=env.choice("VOICE_LIVE_NOISE_REDUCTION", NOISE_REDUCTION_TYPES, d.noise_reduction),
-            echo_cancellation=env.flag("VOICE_LIVE_ECHO_CANCELLATION", d.echo_cancellation),
-            temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
-            tools=env.modules("VOICEBRIDGE_TOOLS"),
-            tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
-            host=env.text("VOICEBRIDGE_HOST") or d.host,
-            port=env.number("PORT", int, d.port, 0, 65535),
-            workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
-            max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
-            max_connections=env.number("VOICEBRIDGE_MAX_CONNECTIONS", int, d.max_connections, 16, 1_000_000),
-            tab_no_session_s=env.number("VOICEBRIDGE_TAB_IDLE_SECONDS", float, d.tab_no_session_s, 0.2, 3600.0),
-            tab_silence_s=env.number("VOICEBRIDGE_TAB_SILENCE_SECONDS", float, d.tab_silence_s, 0.3, 3600.0),
-            request_timeout_s=env.number("VOICEBRIDGE_REQUEST_SECONDS", float, d.request_timeout_s, 0.2, 300.0),
-            log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, d.log_level, upper=True),
-            allowed_origins=env.origins("VOICEBRIDGE_ALLOWED_ORIGINS"),
-            connect_timeout_s=env.number(
-                "VOICEBRIDGE_CONNECT_TIMEOUT_SECONDS", float, d.connect_timeout_s, 0.5, 120.0
-            ),
-            reconnect_window_s=env.number(
-                "VOICEBRIDGE_RECONNECT_SECONDS", float, d.reconnect_window_s, 0.0, 600.0
-            ),
-            drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, d.drain_timeout_s, 0.5, 230.0),
-            history_items=env.number("VOICEBRIDGE_HISTORY_ITEMS", int, d.history_items, 0, 500),
-            resume_window_s=env.number("VOICEBRIDGE_RESUME_SECONDS", float, d.resume_window_s, 0.0, 600.0),
-            trust_easy_auth=env.flag("VOICEBRIDGE_TRUST_EASY_AUTH", d.trust_easy_auth),
-            trust_forwarded=env.flag("VOICEBRIDGE_TRUST_FORWARDED", d.trust_forwarded),
-            max_sessions_per_user=env.number(
-                "VOICEBRIDGE_MAX_SESSIONS_PER_USER", int, d.max_sessions_per_user, 0, 100000
-            ),
-            max_sessions_per_address=env.number(
-                "VOICEBRIDGE_MAX_SESSIONS_PER_ADDRESS", int, d.max_sessions_per_address, 0, 100000
-            ),
-            max_session_s=env.number("VOICEBRIDGE_MAX_SESSION_SECONDS", float, d.max_session_s, 0.0, 604800.0),
-            idle_s=env.number("VOICEBRIDGE_IDLE_SECONDS", float, d.idle_s, 0.0, 604800.0),
-            max_audio_rate=env.number("VOICEBRIDGE_MAX_AUDIO_RATE", float, d.max_audio_rate, 0.0, 100000.0),
-            emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
-            key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
-            key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),
-            client_id=env.text("AZURE_CLIENT_ID"),
-            appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
-            telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, d.telemetry),
-            telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
-            image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
-            **_conversation_from_env(env, d),
-        )
-        check_capabilities(settings)
-        _check_conversation(settings)
-        if settings.emulator_port and settings.worker_count > 1:
-            raise SettingsError(
-                "VOICEBRIDGE_EMULATOR_PORT",
-                "a fixed emulator port needs VOICEBRIDGE_WORKERS=1 (each worker runs its own emulator)",
-            )
-        return settings
+        return _read(environ)
 
     @property
     def worker_count(self) -> int:
@@ -267,6 +213,87 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _read(environ: Mapping[str, str]) -> Settings:
+    """Settings.from_env: every variable read once, then the combinations checked."""
+    env = _Env(environ)
+    d = Settings()  # the defaults (a slotted dataclass has no class-level default attributes)
+    settings = Settings(
+        endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
+        api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
+        model=env.text("VOICE_LIVE_MODEL") or d.model,
+        voice=(voice := env.choice_voice("VOICE_LIVE_VOICE"))[1],
+        voice_type=voice[0],
+        instructions=env.text("VOICE_LIVE_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
+        api_version=env.text("VOICE_LIVE_API_VERSION"),
+        transcription_model=env.text("VOICE_LIVE_TRANSCRIPTION_MODEL") or d.transcription_model,
+        vad_threshold=env.number("VOICE_LIVE_VAD_THRESHOLD", float, d.vad_threshold, 0.01, 0.99),
+        vad_prefix_padding_ms=env.number(
+            "VOICE_LIVE_VAD_PREFIX_PADDING_MS", int, d.vad_prefix_padding_ms, 0, 5000
+        ),
+        vad_silence_duration_ms=env.number(
+            "VOICE_LIVE_VAD_SILENCE_DURATION_MS", int, d.vad_silence_duration_ms, 50, 10000
+        ),
+        turn_detection=env.choice("VOICE_LIVE_TURN_DETECTION", TURN_DETECTION_TYPES, d.turn_detection),
+        end_of_utterance=env.choice("VOICE_LIVE_END_OF_UTTERANCE", END_OF_UTTERANCE_MODELS, d.end_of_utterance),
+        noise_reduction=env.choice("VOICE_LIVE_NOISE_REDUCTION", NOISE_REDUCTION_TYPES, d.noise_reduction),
+        echo_cancellation=env.flag("VOICE_LIVE_ECHO_CANCELLATION", d.echo_cancellation),
+        temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
+        tools=env.modules("VOICEBRIDGE_TOOLS"),
+        tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
+        agent=_agent_target(env),
+        mcp_config=_mcp_config(env),
+        host=env.text("VOICEBRIDGE_HOST") or d.host,
+        port=env.number("PORT", int, d.port, 0, 65535),
+        workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
+        max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
+        max_connections=env.number("VOICEBRIDGE_MAX_CONNECTIONS", int, d.max_connections, 16, 1_000_000),
+        tab_no_session_s=env.number("VOICEBRIDGE_TAB_IDLE_SECONDS", float, d.tab_no_session_s, 0.2, 3600.0),
+        tab_silence_s=env.number("VOICEBRIDGE_TAB_SILENCE_SECONDS", float, d.tab_silence_s, 0.3, 3600.0),
+        request_timeout_s=env.number("VOICEBRIDGE_REQUEST_SECONDS", float, d.request_timeout_s, 0.2, 300.0),
+        log_level=env.choice("VOICEBRIDGE_LOG_LEVEL", LOG_LEVELS, d.log_level, upper=True),
+        allowed_origins=env.origins("VOICEBRIDGE_ALLOWED_ORIGINS"),
+        connect_timeout_s=env.number(
+            "VOICEBRIDGE_CONNECT_TIMEOUT_SECONDS", float, d.connect_timeout_s, 0.5, 120.0
+        ),
+        reconnect_window_s=env.number(
+            "VOICEBRIDGE_RECONNECT_SECONDS", float, d.reconnect_window_s, 0.0, 600.0
+        ),
+        drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, d.drain_timeout_s, 0.5, 230.0),
+        history_items=env.number("VOICEBRIDGE_HISTORY_ITEMS", int, d.history_items, 0, 500),
+        resume_window_s=env.number("VOICEBRIDGE_RESUME_SECONDS", float, d.resume_window_s, 0.0, 600.0),
+        trust_easy_auth=env.flag("VOICEBRIDGE_TRUST_EASY_AUTH", d.trust_easy_auth),
+        trust_forwarded=env.flag("VOICEBRIDGE_TRUST_FORWARDED", d.trust_forwarded),
+        max_sessions_per_user=env.number(
+            "VOICEBRIDGE_MAX_SESSIONS_PER_USER", int, d.max_sessions_per_user, 0, 100000
+        ),
+        max_sessions_per_address=env.number(
+            "VOICEBRIDGE_MAX_SESSIONS_PER_ADDRESS", int, d.max_sessions_per_address, 0, 100000
+        ),
+        max_session_s=env.number("VOICEBRIDGE_MAX_SESSION_SECONDS", float, d.max_session_s, 0.0, 604800.0),
+        idle_s=env.number("VOICEBRIDGE_IDLE_SECONDS", float, d.idle_s, 0.0, 604800.0),
+        max_audio_rate=env.number("VOICEBRIDGE_MAX_AUDIO_RATE", float, d.max_audio_rate, 0.0, 100000.0),
+        emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
+        key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
+        key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),
+        client_id=env.text("AZURE_CLIENT_ID"),
+        appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+        telemetry=env.choice("VOICEBRIDGE_TELEMETRY", TELEMETRY_MODES, d.telemetry),
+        telemetry_transcripts=env.flag("VOICEBRIDGE_TELEMETRY_TRANSCRIPTS", d.telemetry_transcripts),
+        image_tag=env.text("VOICEBRIDGE_IMAGE_TAG") or d.image_tag,
+        **_conversation_from_env(env, d),
+    )
+    _check_agent(settings, env)
+    check_capabilities(settings)
+    _check_conversation(settings)
+    _check_mcp(settings)
+    if settings.emulator_port and settings.worker_count > 1:
+        raise SettingsError(
+            "VOICEBRIDGE_EMULATOR_PORT",
+            "a fixed emulator port needs VOICEBRIDGE_WORKERS=1 (each worker runs its own emulator)",
+        )
+    return settings
 
 
 def _conversation_from_env(env: _Env, d: Settings) -> dict:
@@ -381,6 +408,69 @@ def end_of_utterance_model(settings: Settings) -> str:
     if _multilingual(settings) and settings.end_of_utterance == "semantic_detection_v1":
         return "semantic_detection_v1_multilingual"
     return settings.end_of_utterance
+# What agent mode refuses: the agent defines these in Foundry (docs/agent.md).
+_NOT_WITH_AGENT = (
+    ("VOICE_LIVE_INSTRUCTIONS", "the agent's instructions are defined in Foundry"),
+    ("VOICE_LIVE_MODEL", "the agent's model is defined in Foundry"),
+    ("VOICE_LIVE_TEMPERATURE", "the agent's model settings are defined in Foundry"),
+    ("VOICEBRIDGE_TOOLS", "the agent's tools are defined in Foundry"),
+    ("VOICEBRIDGE_MCP_SERVERS", "give the agent its MCP tools in Foundry"),
+)
+
+
+def _agent_target(env: _Env) -> AgentTarget | None:
+    name, project = env.text("VOICE_LIVE_AGENT_NAME"), env.text("VOICE_LIVE_AGENT_PROJECT")
+    version = env.text("VOICE_LIVE_AGENT_VERSION")
+    if name is None and project is None:
+        if version is not None:
+            raise SettingsError("VOICE_LIVE_AGENT_VERSION", "needs VOICE_LIVE_AGENT_NAME and VOICE_LIVE_AGENT_PROJECT")
+        return None
+    if name is None or project is None:
+        missing = "VOICE_LIVE_AGENT_NAME" if name is None else "VOICE_LIVE_AGENT_PROJECT"
+        raise SettingsError(missing, "agent mode needs both VOICE_LIVE_AGENT_NAME and VOICE_LIVE_AGENT_PROJECT")
+    return AgentTarget(name, project, version)
+
+
+def _mcp_config(env: _Env) -> McpConfig:
+    d = McpConfig()
+    return McpConfig(
+        servers=env.mcp_servers("VOICEBRIDGE_MCP_SERVERS"),
+        approval_s=env.number("VOICEBRIDGE_APPROVAL_SECONDS", float, d.approval_s, 1.0, 600.0),
+        show_arguments=env.flag("VOICEBRIDGE_APPROVAL_ARGUMENTS", d.show_arguments),
+    )
+
+
+def _check_agent(settings: Settings, env: _Env) -> None:
+    if settings.agent is None:
+        return
+    for variable, why in _NOT_WITH_AGENT:
+        if env.text(variable) is not None:
+            raise SettingsError(
+                variable, f"does not apply in agent mode (VOICE_LIVE_AGENT_NAME={settings.agent.name}): {why}; unset it"
+            )
+
+
+def _check_mcp(settings: Settings) -> None:
+    servers = settings.mcp_config.servers
+    if not servers:
+        return
+    family = settings.family
+    if family is not None and not family.mcp:  # the capability table (capabilities.py)
+        raise SettingsError(
+            "VOICEBRIDGE_MCP_SERVERS", f"{family.name} models ({settings.model}) cannot use MCP tools; choose a gpt-realtime or "
+            "gpt-4o/gpt-4.1/gpt-5 model with VOICE_LIVE_MODEL, or unset VOICEBRIDGE_MCP_SERVERS"
+        )
+    for server in servers:
+        if server.loopback and not settings.use_emulator and not mcp.is_loopback(urlparse(settings.endpoint or "").hostname or ""):
+            raise SettingsError(
+                "VOICEBRIDGE_MCP_SERVERS", f"server {server.label!r} is on a loopback address ({server.url}): Voice Live "
+                "calls MCP servers from Azure, so only an emulator on this machine can reach it; use a public https URL"
+            )
+        if server.header_secrets and not settings.key_vault_endpoint:
+            raise SettingsError(
+                "VOICEBRIDGE_MCP_SERVERS", f"server {server.label!r} takes its header values from Key Vault secrets: "
+                "set AZURE_KEY_VAULT_ENDPOINT (azd sets it when it deploys the vault)"
+            )
 
 
 class _Env:
@@ -423,6 +513,15 @@ class _Env:
             if not _MODULE.match(item):
                 raise SettingsError(name, f"must be comma-separated importable module names, got {item!r}")
         return names
+
+    def mcp_servers(self, name: str) -> tuple[McpServer, ...]:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        try:
+            return mcp.load(raw)
+        except mcp.McpConfigError as exc:
+            raise SettingsError(name, str(exc)) from None
 
     def number(self, name: str, kind: Callable[[str], T], default: T, low: T, high: T) -> T:
         raw = self.text(name)

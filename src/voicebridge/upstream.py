@@ -40,7 +40,8 @@ from azure.ai.voicelive.models import (
 from azure.core.exceptions import ClientAuthenticationError
 
 from . import capabilities
-from .credentials import CredentialError, CredentialProvider
+from .credentials import CredentialError, CredentialProvider, VaultSecrets
+from .mcp import McpServer
 from .protocol import ErrorCode
 from .settings import (
     Settings,
@@ -99,13 +100,15 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
         optional["input_audio_echo_cancellation"] = AudioEchoCancellation()
     if settings.temperature is not None:
         optional["temperature"] = settings.temperature
+    if not settings.agent_mode:
+        # An agent's instructions are its own: the service refuses a session.update that carries any.
+        optional["instructions"] = settings.instructions
     if tools:
         optional["tools"] = [FunctionTool(name=t["name"], description=t["description"], parameters=t["parameters"])
                              for t in tools]
         optional["tool_choice"] = "auto"
     return RequestSession(
         modalities=[Modality.TEXT, Modality.AUDIO],
-        instructions=settings.instructions,
         voice=voice,
         input_audio_format=InputAudioFormat.PCM16,
         output_audio_format=OutputAudioFormat.PCM16,
@@ -210,6 +213,43 @@ def _speech_output(settings: Settings) -> dict:
             triggers=[InterimResponseTrigger.TOOL], texts=[settings.tool_filler]
         )
     return options
+class McpDeclarations:
+    """The `mcp` tool entries of each connection's session.update (mcp.py): a server's header values are
+    Key Vault secrets, read when a session connects (cached for a while by VaultSecrets), so a rotated
+    token reaches the next session and a value never sits in the settings."""
+
+    def __init__(self, servers: tuple[McpServer, ...], secrets: VaultSecrets | None):
+        self.servers = servers
+        self._secrets = secrets
+
+    async def entries(self) -> list[dict]:
+        entries = []
+        for server in self.servers:
+            headers = {}
+            for header, secret in server.header_secrets:
+                assert self._secrets is not None  # settings refuse header secrets without a vault
+                try:
+                    headers[header] = await self._secrets.get(secret)
+                except CredentialError as exc:
+                    raise UpstreamError(
+                        ErrorCode.UPSTREAM_AUTH, f"MCP server '{server.label}': {exc}"
+                    ) from exc
+            entries.append(server.definition(headers))
+        return entries
+
+    async def close(self) -> None:
+        if self._secrets is not None:
+            await self._secrets.close()
+
+
+def with_tools(session: RequestSession, entries: list[dict]) -> RequestSession | dict:
+    """`session` with `entries` added to its tools (MCP servers next to the @tool functions)."""
+    if not entries:
+        return session
+    config = session.as_dict()
+    config["tools"] = [*config.get("tools", []), *entries]
+    config.setdefault("tool_choice", "auto")
+    return config
 
 
 def _http_status(exc: BaseException) -> int | None:
@@ -249,9 +289,19 @@ class Connector:
             await _abandon(opening)
             raise
 
-    async def open(self) -> VoiceLiveConnection:
+    async def open(self, conversation_id: str | None = None) -> VoiceLiveConnection:
+        """A new connection; in agent mode, continuing the agent conversation `conversation_id` if given."""
         settings = self._settings
-        extra = {"api_version": settings.api_version} if settings.api_version else {}
+        extra: dict = {"api_version": settings.api_version} if settings.api_version else {}
+        if settings.agent is not None:
+            # The agent brings its own model; the SDK sends agent-name, agent-project-name, ... in the query.
+            extra.update(agent_name=settings.agent.name, project_name=settings.agent.project)
+            if settings.agent.version:
+                extra["agent_version"] = settings.agent.version
+            if conversation_id:
+                extra["conversation_id"] = conversation_id
+        else:
+            extra["model"] = settings.model
         for attempt in (1, 2):
             try:
                 credential = await self._provider.get()
@@ -262,7 +312,6 @@ class Connector:
                     return await self._connect(
                         credential=credential,
                         endpoint=self.endpoint,
-                        model=settings.model,
                         connection_options={"close_timeout": 1.5},
                         **extra,
                     )
@@ -294,7 +343,8 @@ class Connector:
                     raise UpstreamError(
                         ErrorCode.UPSTREAM_AUTH,
                         f"Voice Live rejected the app's credentials (HTTP {status}, {self._provider.source}). "
-                        "Check the API key or the identity's Cognitive Services User / Azure AI User roles.",
+                        "Check the API key or the identity's Cognitive Services User / Azure AI User roles"
+                        + (" (agent mode: Azure AI User on the agent's project)." if settings.agent_mode else "."),
                     ) from exc
                 message = (f"Could not connect to Voice Live at {self._host} (HTTP {status})." if status
                            else describe_failure(exc, self._host))

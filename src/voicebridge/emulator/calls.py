@@ -16,6 +16,7 @@ import threading
 
 from aiohttp import web
 
+from .mcp import McpScript
 from .records import EmulatorConfig, SessionRecord, normalize_calls
 
 
@@ -23,6 +24,11 @@ class CallScript:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # queued from any thread (tests, the control endpoint)
         self._queued: list[tuple[str | None, tuple[dict, ...]]] = []  # (session id or None, calls)
+        self.mcp = McpScript()  # the MCP calls it is told to make, likewise (mcp.py)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/emulator/function-call", self.http_queue)
+        app.router.add_post("/emulator/mcp-call", self.mcp.http_queue)
 
     def queue(self, calls: list[dict], session_id: str | None = None) -> None:
         normalized = normalize_calls(calls)

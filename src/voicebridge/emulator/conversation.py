@@ -56,11 +56,13 @@ class Conversation:
             rec.truncations.append(truncation)
         self._emit("conversation.item.truncated", **truncation)
 
-    def on_create(self, event: dict) -> None:
+    def on_create(self, event: dict) -> dict:
         item = require(event, "item", dict)
-        if item.get("type") not in ("message", "function_call", "function_call_output"):
+        if item.get("type") not in ("message", "function_call", "function_call_output", "mcp_approval_response"):
             raise RequestError("Invalid 'item.type': supported values are message, function_call, "
-                               "function_call_output.", "invalid_value", "item.type")
+                               "function_call_output, mcp_approval_response.", "invalid_value", "item.type")
+        if item["type"] == "mcp_approval_response":
+            self._check_approval(item)
         if item.get("type") == "message" and item.get("role") not in ("user", "assistant", "system"):
             raise RequestError("Invalid 'item.role': supported values are user, assistant, system.",
                                "invalid_value", "item.role")
@@ -85,6 +87,21 @@ class Conversation:
                 rec.items_received.append(item)
         self._note_input(item)
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
+        return item
+
+    def _check_approval(self, item: dict) -> None:
+        """An answer to an approval request: it must name one, once, and say yes or no."""
+        request_id = require(item, "approval_request_id", str)
+        if not isinstance(item.get("approve"), bool):
+            raise RequestError("Invalid 'item.approve': expected a boolean.", "invalid_type", "item.approve")
+        request = self.items.get(request_id, {}).get("item", {})
+        if request.get("type") != "mcp_approval_request":
+            raise RequestError(f"No MCP approval request with id '{request_id}' found.", "invalid_value",
+                               "item.approval_request_id")
+        if any(e["item"].get("type") == "mcp_approval_response" and e["item"].get("approval_request_id") == request_id
+               for e in self.items.values()):
+            raise RequestError(f"The MCP approval request '{request_id}' was already answered.", "invalid_value",
+                               "item.approval_request_id")
 
     def heard(self, pcm: bytes) -> None:
         """A committed utterance: the next response echoes it."""

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 
 def new_id(prefix: str) -> str:
@@ -111,6 +111,7 @@ class SessionRecord:
     truncations: list[dict] = field(default_factory=list)
     responses: list[dict] = field(default_factory=list)
     items_received: list[dict] = field(default_factory=list)  # conversation.item.create items, as stored
+    mcp: dict[str, list[dict]] = field(default_factory=dict)  # per MCP server label: listings and calls made
     model: str | None = None
     credential: str = ""  # "api-key" or "bearer": which kind the client authenticated with
     events_dropped: int = 0  # client events not recorded because record_max_events was reached
@@ -201,6 +202,10 @@ class EmulatorHost(Protocol):
 
     @property
     def registry(self) -> Registry: ...
+
+    @property
+    def calls(self) -> Any:
+        """What the emulator is told its responses to user input call (calls.CallScript, its `mcp`)."""
 
     def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
         """The calls the next response to user input makes instead of speaking, if any."""

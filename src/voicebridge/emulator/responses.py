@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..protocol import BYTES_PER_MS, SAMPLE_RATE
+from ..protocol import BYTES_PER_MS
 from ..tasks import TaskOwner
 from .conversation import Conversation
+from .functioncalls import FunctionCallResponses
+from .mcp import McpServers
+from .mcpresponses import McpResponses
 from .records import EmulatorHost, SessionRecord, new_id
-from .spoken import WordStamps, pre_generated_text, speak_interim
+from .spoken import WordStamps, pre_generated_text
+from .tones import text_tone as _text_tone
+from .tones import tone as _tone
 from .usage import Usage
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
-SAMPLES_PER_MS = SAMPLE_RATE // 1000
 # Typed turns and tool results have no audio to echo: the reply is a tone this long per word, within bounds.
-TEXT_REPLY_MS_PER_WORD, TEXT_REPLY_MS = 150, (600, 3000)
 
 Emit = Callable[..., None]
 
@@ -37,11 +38,12 @@ class Response:
     cancelling: bool = False
     context: tuple[int, int] = (0, 0)  # (text, audio) tokens of the conversation this response re-read
     audio_bytes: int = 0
+    finisher: Callable[..., None] | None = None  # how a cancellation ends it (an MCP call's is not a message)
 
 
-class Responder:
+class Responder(FunctionCallResponses, McpResponses):
     def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, conversation: Conversation,
-                 tasks: TaskOwner):
+                 tasks: TaskOwner, mcp: McpServers | None = None):
         self._emit = self.emit = emit
         self._host = host
         self._record = record
@@ -51,6 +53,7 @@ class Responder:
         self.active: Response | None = None
         self._usage = Usage()
         self._start_after = False  # a turn ended while the active response was still being cancelled
+        self._init_mcp(mcp, Response)
 
     def start_when_free(self) -> None:
         """The VAD committed a turn: reply now, or once the response being cancelled is done."""
@@ -65,6 +68,8 @@ class Responder:
         or `said` (a pre-generated message), which answers nothing."""
         kind, subject, user_turn = self._conversation.next_reply(said)
         if user_turn:
+            if self._mcp_turn(subject if kind == "text" else None):
+                return
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
                 self._call_functions(calls)
@@ -79,16 +84,17 @@ class Responder:
             transcript = f"Echoing {seconds:.1f} s of audio back to you: your speech and the pauses around it."
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
-        text_only = "audio" not in (self._record.config.get("modalities") or ("text", "audio"))
         outcome = self._host.config.reply_outcome
         context = self._usage.context(self._record.config.get("instructions"), self._items)
+        # Text only: a session without the audio modality, or the text_only reply outcome.
+        text_only = outcome == "text_only" or "audio" not in (self._record.config.get("modalities") or ("text", "audio"))
         response_id, item_id = new_id("resp"), new_id("item")
         record = {"id": response_id, "item_id": item_id, "status": "in_progress", "audio_bytes_sent": 0,
                   "cancel_reason": None, "outcome": outcome}
         with self._host.registry.changing(self._record) as rec:
             rec.responses.append(record)
-        part = "text" if text_only or outcome == "text_only" else "audio"
-        response = self.active = Response(response_id, item_id, record, transcript, part=part, context=context)
+        response = self.active = Response(response_id, item_id, record, transcript,
+                                          part="text" if text_only else "audio", context=context)
         # The preamble goes out synchronously so a cancellation arriving at once still follows it; the order
         # is the API reference's: the item is added to the response, then created in the conversation.
         self._emit("response.created", response={"object": "realtime.response", "id": response_id,
@@ -104,13 +110,10 @@ class Responder:
         self._items[item_id] = {"item": item, "audio_bytes": 0}
         self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
-        empty = {"type": "text", "text": ""} if part == "text" else {"type": "audio", "transcript": ""}
+        empty = {"type": "text", "text": ""} if text_only else {"type": "audio", "transcript": ""}
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
                    content_index=0, part=empty)
         if text_only:
-            self._write(response)
-        elif outcome == "text_only":
-            # An audio session answered in text only (as replayed history can make the model do).
             response.task = self._tasks.spawn(_stream_text(self, self._host, response), f"response-{response_id}")
         elif outcome == "content_filter":
             # Output stopped by the content filter (Voice Live cannot switch it off): no audio, incomplete.
@@ -124,17 +127,6 @@ class Responder:
             {"type": "text", "text": said} if response.part == "text" else {"type": "audio", "transcript": said}]
         return {"id": response.item_id, "object": "realtime.item", "type": "message", "status": status,
                 "role": "assistant", "content": content}
-
-    def _write(self, response: Response) -> None:
-        """A text-only reply: the text in word-sized deltas, no audio; it completes at once."""
-        ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
-        words = response.transcript.split(" ")
-        for fragment in [w + " " for w in words[:-1]] + words[-1:]:
-            response.sent_text.append(fragment)
-            self._emit("response.text.delta", delta=fragment, **ids)
-        self._emit("response.text.done", text=response.transcript, **ids)
-        self._emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
-        self.finish(response, "completed", None)
 
     async def _stream(self, response: Response, pcm: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -181,7 +173,7 @@ class Responder:
                                               "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):
             response.record.update(status=status, cancel_reason=reason, usage=usage)
-        if self._start_after:
+        if not self._run_approved() and self._start_after:
             self._start_after = False
             self.start()
 
@@ -199,7 +191,7 @@ class Responder:
 
     def _cancelled(self, response: Response, reason: str) -> None:
         if self.active is response:
-            self.finish(response, "cancelled", reason)
+            (response.finisher or self.finish)(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
         if self.active is not None:
@@ -207,44 +199,6 @@ class Responder:
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "
                 "response is finished before creating a new one.", "conversation_already_has_active_response")
         self.start(pre_generated_text(event.get("response")))
-
-    def _call_functions(self, calls: list[dict]) -> None:
-        """A response whose output is function calls, in the service's event order; it completes at once
-        (the arguments are known), and the client answers with function_call_output items + response.create."""
-        context = self._usage.context(self._record.config.get("instructions"), self._items)
-        response_id = new_id("resp")
-        record = {"id": response_id, "item_id": None, "status": "in_progress", "audio_bytes_sent": 0,
-                  "cancel_reason": None, "function_calls": [c["name"] for c in calls]}
-        with self._host.registry.changing(self._record) as rec:
-            rec.responses.append(record)
-        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
-                                                 "status": "in_progress", "status_details": None, "output": []})
-        output = []
-        for index, call in enumerate(calls):
-            item_id, call_id = new_id("item"), new_id("call")
-            item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
-                    "name": call["name"], "call_id": call_id, "arguments": ""}
-            ids = {"response_id": response_id, "item_id": item_id, "output_index": index, "call_id": call_id}
-            previous = self._conversation.last_id()
-            self._items[item_id] = {"item": item, "audio_bytes": 0}
-            self._emit("response.output_item.added", response_id=response_id, output_index=index, item=item)
-            # Before the argument deltas, as the service does: clients (the SDK's samples among them) act on it.
-            self._emit("conversation.item.created", previous_item_id=previous, item=item)
-            arguments = call["arguments"]
-            for offset in range(0, len(arguments), 16):  # streamed in pieces, as the model writes them
-                self._emit("response.function_call_arguments.delta", delta=arguments[offset:offset + 16], **ids)
-            self._emit("response.function_call_arguments.done", name=call["name"], arguments=arguments, **ids)
-            item = {**item, "status": "completed", "arguments": arguments}
-            self._items[item_id] = {"item": item, "audio_bytes": 0}
-            self._emit("response.output_item.done", response_id=response_id, output_index=index, item=item)
-            output.append(item)
-        output += speak_interim(self._emit, self._items, self._record.config, response_id, len(output), _text_tone)
-        usage = self._usage.report(context, 0, "".join(c["arguments"] for c in calls))
-        self._emit("response.done", response={"object": "realtime.response", "id": response_id,
-                                              "status": "completed", "status_details": None, "output": output,
-                                              "usage": usage})
-        with self._host.registry.changing(self._record):
-            record.update(status="completed", usage=usage)
 
     def on_cancel(self, event: dict) -> None:
         # Like the service: a response_id names the response to cancel, which may have ended already.
@@ -275,15 +229,3 @@ async def _stream_text(responder: Responder, host: EmulatorHost, response: Respo
     responder.emit("response.text.done", text=response.transcript, **ids)
     responder.emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
     responder.finish(response, "completed", None)
-
-
-def _text_tone(text: str) -> bytes:
-    low, high = TEXT_REPLY_MS
-    return _tone(max(low, min(high, TEXT_REPLY_MS_PER_WORD * len(text.split()))))
-
-
-def _tone(ms: int = 600, hz: int = 440, dbfs: float = -20.0) -> bytes:
-    amplitude = 32767 * 10 ** (dbfs / 20)
-    count = ms * SAMPLES_PER_MS
-    return struct.pack(f"<{count}h", *(int(amplitude * math.sin(2 * math.pi * hz * n / SAMPLE_RATE))
-                                        for n in range(count)))

@@ -54,7 +54,7 @@ class Emulator:
         app.router.add_post("/emulator/faults", self._http_faults)
         app.router.add_post("/emulator/inject", self._http_inject)
         app.router.add_post("/emulator/drop", self._http_drop)
-        app.router.add_post("/emulator/function-call", self.calls.http_queue)
+        self.calls.add_routes(app)  # POST /emulator/function-call, /emulator/mcp-call
         return app
 
     async def _bind(self, host: str, port: int) -> str:
@@ -183,7 +183,7 @@ class Emulator:
         session_id = new_id("sess")
         model = request.query.get("model")
         expires_at = math.ceil(time.time() + config.session_max_s)  # unix seconds, as the service's
-        record = SessionRecord(id=session_id, config=default_session(session_id, model, agent, expires_at),
+        record = SessionRecord(id=session_id, config=default_session(session_id, model, expires_at, agent),
                                model=model, credential=credential[0], expires_at=expires_at)
         self.registry.add(record)
         session = self._live[session_id] = EmulatedSession(self, ws, request.transport, record)

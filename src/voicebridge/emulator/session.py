@@ -25,6 +25,7 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .input_audio import InputAudio
+from .mcp import McpServers
 from .records import EmulatorHost, SessionRecord
 from .responses import Responder
 from .spoken import check_interim, check_timestamps
@@ -46,8 +47,8 @@ DEFAULT_TURN_DETECTION = {
 }
 
 
-def default_session(session_id: str, model: str | None, agent: dict | None = None,
-                    expires_at: int | None = None) -> dict:
+def default_session(session_id: str, model: str | None, expires_at: int | None = None,
+                    agent: dict | None = None) -> dict:
     """What the service reports in session.created before any session.update (in agent mode, with the agent)."""
     session = {
         "object": "realtime.session",
@@ -91,7 +92,8 @@ class EmulatedSession:
         self.family = capabilities.family_of(model, agent="agent" in record.config)
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
-        self.responses = Responder(self.emit, host, record, self.conversation, self.tasks)
+        self.mcp = McpServers(self.emit, host, record, self.tasks, self.conversation.items, self.conversation.last_id)
+        self.responses = Responder(self.emit, host, record, self.conversation, self.tasks, mcp=self.mcp)
         self.input = InputAudio(self.emit, record, self.conversation, self.responses, host=host)
         self.handlers = {
             "session.update": self.on_session_update,
@@ -100,7 +102,7 @@ class EmulatedSession:
             "input_audio_buffer.clear": self.input.on_clear,
             "response.create": self.responses.on_create,
             "response.cancel": self.responses.on_cancel,
-            "conversation.item.create": self.conversation.on_create,
+            "conversation.item.create": self.on_item_create,
             "conversation.item.truncate": self.conversation.on_truncate,
             "conversation.item.delete": self.conversation.on_delete,
             "conversation.item.retrieve": self.conversation.on_retrieve,
@@ -258,3 +260,10 @@ class EmulatedSession:
         if "turn_detection" in update:
             self.input.configure_vad(update["turn_detection"])
         self.emit("session.updated", session=self.record.config)
+        if "tools" in update:
+            self.mcp.configured(update["tools"])
+
+    def on_item_create(self, event: dict) -> None:
+        item = self.conversation.on_create(event)
+        if item.get("type") == "mcp_approval_response":
+            self.responses.approval_answered(item)

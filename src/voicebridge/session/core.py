@@ -17,7 +17,7 @@ import secrets
 from .. import protocol
 from ..identity import UserKey
 from ..logs import event
-from ..protocol import Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
+from ..protocol import Approval, Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
 from ..tasks import TaskOwner
 from .host import SessionHost
 from .run import Run
@@ -47,7 +47,7 @@ class BridgeSession:
             return Run(
                 self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
                 self._ready, options.toolbox, options.limits, self.user.hashed, initiative=options.initiative,
-                model=options.model,
+                model=options.model, approval_s=options.approval_s, approval_arguments=options.approval_arguments,
             )
 
         self.supervisor = Supervisor(
@@ -97,6 +97,8 @@ class BridgeSession:
             self._resume(message.token)
         elif isinstance(message, Text):
             self._text(message)
+        elif isinstance(message, Approval):
+            self._approval(message)
 
     def channel_closed(self, channel: TabChannel) -> None:
         if channel is not self.tab.channel:
@@ -150,6 +152,7 @@ class BridgeSession:
         event("tab.resumed", self.id)
         self._ready()
         self.tab.send(protocol.state(self.run.status.state))
+        self.run.approvals.show_again()
 
     def _run_ended(self) -> None:
         """A run is over: there is no upstream left to resume; a session without a tab is gone for good."""
@@ -168,6 +171,12 @@ class BridgeSession:
             run.text(message)
         else:  # unlike audio, a typed turn is deliberate: every lost one is answered
             run.status.error(ErrorCode.NOT_STARTED, "The session is not ready for typed text yet; wait for it to be ready.")
+
+    def _approval(self, message: Approval) -> None:
+        if not self.run.approvals.answer(message.id, message.approve):
+            self.tab.send(protocol.error(
+                ErrorCode.BAD_MESSAGE, f"No approval request {message.id[:64]!r} is waiting (it may have timed out)."
+            ))
 
     def _audio(self, message: Audio) -> None:
         run = self.run

@@ -17,6 +17,7 @@ from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
 from .bargein import BargeIn
 from .connection import UpstreamLink
+from .mcpevents import SideEvents
 from .replies import failed_reply, report_failed
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
@@ -49,7 +50,7 @@ class UpstreamEvents:
         stats: dict[str, int],
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
-        on_rejected: Callable[[], None] = lambda: None,
+        on_rejected: Callable[[], None] = lambda: None, side: SideEvents | None = None,
     ):
         self._id = self.session_id = session_id
         self._status = status
@@ -65,21 +66,21 @@ class UpstreamEvents:
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
         self._on_rejected = on_rejected  # the service refused the configuration: the run ends
+        self._side = side or SideEvents()  # after this module's handlers: the agent conversation, MCP calls
 
     def dispatch(self, raw: bytes) -> None:
         try:
             event = json.loads(raw)
-            handler = _HANDLERS.get(event.get("type"))
+            handler = _HANDLERS.get(event.get("type"), _skip)
         except (ValueError, AttributeError):
             log.warning("event=upstream.unparseable session=%s bytes=%d", self._id, len(raw))
             return
         replay = self._upstream.replay
         if replay.pending and replay.acknowledged(event) and not replay.pending and self._upstream.configured:
             self.become_ready()
-        if handler is None:
-            return
         try:
             handler(self, event)
+            self._side.handle(event)
         except Exception:  # an event shaped in a way nobody expected: skip it, keep the conversation
             log.exception("event=upstream.unexpected session=%s type=%s", self._id, event.get("type"))
 
@@ -173,7 +174,7 @@ class UpstreamEvents:
             report_failed(failure, self._id, self._status, self._telemetry)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)
         self._turns.response_done(response_id)
-        if self._tools.asked(response_id):
+        if self._tools.asked(response_id) or self._side.continues(response_id):
             # The reply comes in the response that follows the tools' outputs: the turn goes on.
             self._tools.response_done(response_id, interrupted=status == "cancelled" or dropped)
             if current:
@@ -234,6 +235,10 @@ class UpstreamEvents:
             self._on_rejected()
             return
         self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", **extra)
+
+
+def _skip(events: UpstreamEvents, event: dict) -> None:
+    return None  # an event this module does not follow (SideEvents may)
 
 
 def _session_created(events: UpstreamEvents, event: dict) -> None:

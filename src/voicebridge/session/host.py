@@ -27,6 +27,10 @@ class SessionOptions:
     model: str = ""  # VOICE_LIVE_MODEL: the token counts are reported per model
     # A connection nearer than this to its expires_at is replaced between turns (issue 19, rollover.py).
     rollover_margin_s: float = 300.0
+    # MCP servers' session.update entries, resolved per connection (header values are Key Vault secrets)
+    mcp_entries: Callable[[], Awaitable[list[dict]]] | None = None
+    approval_s: float = 30.0  # how long an MCP approval request waits for the page's answer
+    approval_arguments: bool = False  # the page may show the arguments of the call it is asked about
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,8 @@ class NoResumes:
 
 @dataclass(frozen=True, slots=True)
 class SessionHost:
-    open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
+    # A new upstream connection; in agent mode, continuing the agent conversation named, if any.
+    open_upstream: Callable[[str | None], Awaitable[VoiceLiveConnection]]
     admit: Callable[[Any], Refusal | None]  # this session may open one more upstream now? None: yes
     forget: Callable[[Any], None]  # the session is gone for good (its tab, and any parked upstream)
     options: SessionOptions

@@ -17,12 +17,14 @@ from ..protocol import Audio, Playback, State, Text, Turn
 from ..tasks import TaskOwner
 from ..telemetry import SessionTelemetry
 from ..tools import Toolbox
-from . import rollover
+from . import mcpevents, rollover
+from .approvals import Approvals
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .initiative import Initiative, InitiativeOptions
 from .limits import Limits, RunLimits
+from .mcpcalls import McpCalls
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
@@ -48,6 +50,8 @@ class Run:
         initiative: InitiativeOptions | None = None,
         *,
         model: str = "",
+        approval_s: float = 30.0,
+        approval_arguments: bool = False,
     ):
         self._tab = tab
         self._stats = stats
@@ -73,10 +77,17 @@ class Run:
             state=lambda: self.status.state,
             tools_running=lambda: self.tools.running,
         )
+        user_speaking = lambda: self.status.state is State.LISTENING  # noqa: E731
+        self.approvals = Approvals(session_id, self.upstream, tab, approval_s, approval_arguments, user_speaking)
+        self.mcp = McpCalls(session_id, self.upstream, tab, user_speaking)
+        # Agent mode: the agent conversation this run continues on every new connection (None: not yet known).
+        self.conversation_id: str | None = None
+        self.continued = False  # this connection continues the agent conversation: nothing to replay
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
             self.telemetry, stats, on_ready=lambda: self._ready(on_ready), on_speech=self._activity,
             on_rejected=self._rejected,
+            side=mcpevents.side_events(self.approvals, self.mcp, self._conversation),
         )
         self.uplink = Uplink()
 
@@ -95,6 +106,7 @@ class Run:
     def text(self, message: Text) -> None:
         """A typed turn: like speech, it interrupts a reply that is playing; then the model answers it."""
         self._activity()
+        self.approvals.interrupted()  # typing instead of answering denies what waits, as speaking does
         self.events.interrupt(time.monotonic())
         active = self.turns.active_response
         if active is not None and not self.turns.dropped(active):
@@ -128,13 +140,16 @@ class Run:
         self.limits.activity()
         self.initiative.activity()
 
-    def connected(self, conn: VoiceLiveConnection, rolled: bool = False) -> None:
+    def connected(self, conn: VoiceLiveConnection, rolled: bool = False, continued: bool = False) -> None:
         """A new upstream connection: what the previous one said about turns and items is void (after a
-        rollover, the microphone audio queued meanwhile goes to the new one)."""
+        rollover, the microphone audio queued meanwhile goes to the new one; a connection that `continued`
+        the agent conversation needs no replay, the service keeps it)."""
         self.initiative.new_connection()
+        self.continued = continued
         self.turns.reset()
         self.transcripts.new_connection()
         self.tools.reset()
+        self.mcp.reset()
         if not rolled:
             self.uplink.clear()
         self.rolling = False
@@ -171,10 +186,15 @@ class Run:
 
     async def replay(self, conn: VoiceLiveConnection) -> int:
         """The conversation so far into a freshly configured connection, before the tab hears ready."""
+        if self.continued:
+            return 0  # the agent conversation is the service's: it remembers what was said
         entries = self.transcripts.replayable()
         if entries:
             await self.upstream.replay.send(conn, entries, self.upstream.gate.sent)
         return len(entries)
+
+    def _conversation(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._tab.send(protocol.transcript(role, item_id, text, final, **extra))

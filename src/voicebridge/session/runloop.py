@@ -17,7 +17,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from ..logs import event
 from ..protocol import ErrorCode, State
 from ..tasks import TaskOwner
-from ..upstream import UpstreamError
+from ..upstream import UpstreamError, with_tools
 from .connection import quiet_close
 from .host import SessionHost
 from .rollover import Rollover
@@ -41,6 +41,7 @@ class RunLoop:
         self._host = host
         self._wanted = wanted  # the run is still wanted (running, or parked waiting for its tab)
         self._stop = stop
+        self._session: object = host.options.session_config  # the session.update of the current connection
 
     async def connect_loop(self, run: Run) -> str:
         """Connect, relay, and restore a lost upstream within the reconnect window; returns why the run ended."""
@@ -51,13 +52,16 @@ class RunLoop:
         while True:
             reconnect = deadline is not None
             if handed is not None:
-                conn, handed = handed, None
+                conn, handed = handed, None  # a rollover opened it, continuing the agent conversation if any
+                continued = run.conversation_id is not None
                 run.upstream.connecting(reconnect=True)
             else:
                 run.status.show(run.status.machine.connecting(reconnect))
                 run.upstream.connecting(reconnect)
+                continues = run.conversation_id
                 try:
-                    conn = await self._host.open_upstream()
+                    self._session = await self._session_config()  # before a paid connection opens
+                    conn = await self._host.open_upstream(continues)
                 except UpstreamError as exc:
                     conn = None
                     run.telemetry.failure(exc.code)
@@ -65,8 +69,9 @@ class RunLoop:
                         run.status.fail(exc.code, exc.message)
                         return exc.code
                     event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
+                continued = continues is not None
             if conn is not None:
-                was_ready, handed = await self._relay(run, conn)
+                was_ready, handed = await self._relay(run, conn, continued)
                 if run.rejected:
                     return ErrorCode.UPSTREAM_REJECTED  # the same configuration would be refused again
                 if not self._wanted():
@@ -94,21 +99,32 @@ class RunLoop:
             attempt += 1
             await asyncio.sleep(min(delay, remaining))
 
-    async def _relay(self, run: Run, conn: VoiceLiveConnection) -> tuple[bool, VoiceLiveConnection | None]:
+    async def _session_config(self) -> object:
+        """This connection's session.update: the process's, with the MCP servers' entries (resolved now:
+        their header values are Key Vault secrets)."""
+        options = self._host.options
+        if options.mcp_entries is None:
+            return options.session_config
+        return with_tools(options.session_config, await options.mcp_entries())  # type: ignore[arg-type]
+
+    async def _relay(self, run: Run, conn: VoiceLiveConnection,
+                     continued: bool = False) -> tuple[bool, VoiceLiveConnection | None]:
         """Relay until the upstream ends. Returns whether the session got ready on this connection, and the
         connection a rollover moved to (None: the connection was lost or the run ended)."""
         rolled = run.upstream.conn is None and run.rolling
-        run.connected(conn, rolled)
+        run.connected(conn, rolled, continued)
         sender = None
         watchdog = asyncio.get_running_loop().call_later(
             self._host.options.connect_timeout_s, self._ready_timeout, run, conn
         )
         options = self._host.options
-        rollover = Rollover(self._id, self._tasks, self._host.open_upstream, run.quiet, options.rollover_margin_s)
+        # The next connection continues the agent conversation (agent mode); its configuration is this one's.
+        rollover = Rollover(self._id, self._tasks, lambda: self._host.open_upstream(run.conversation_id), run.quiet,
+                            options.rollover_margin_s)
         try:
             # Named, so that the service's refusal of it (message, param) fails the start at once.
             update_id = run.upstream.gate.sent({}, "session_update")["event_id"]
-            await conn.session.update(session=options.session_config, event_id=update_id)
+            await conn.session.update(session=self._session, event_id=update_id)  # type: ignore[arg-type]
             # Sent in the same breath as the configuration, so the service applies both before any audio.
             if replayed := await run.replay(conn):
                 event("upstream.replayed", self._id, items=replayed)  # a count only: transcripts stay out of logs
@@ -130,6 +146,7 @@ class RunLoop:
             if rollover.swapped:
                 run.rolling = True  # audio from now on waits for the next connection
             run.upstream.detach()
+            run.approvals.ended()  # nobody can answer this connection's requests any more
             try:
                 if sender is not None:
                     await self._tasks.cancel(sender, SENDER_STOP_S)

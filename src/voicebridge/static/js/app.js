@@ -1,5 +1,6 @@
 // The page: one voice session over /ws, driven by the Start/Stop buttons.
 // Audio never touches the main thread sample by sample: the worklets exchange base64 with it.
+import { Approvals } from "./approval.js";
 import { AudioEngine, AudioUnsupported } from "./audio.js";
 import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
 import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerType, State } from "./contract.js";
@@ -23,6 +24,8 @@ const constraints = { echoCancellation: on("ec"), noiseSuppression: on("ns"), au
 
 const view = new View();
 const spoken = new SpokenWords(); // the word being played, highlighted (Azure voices' word timings)
+// MCP tool calls that need the person's approval (approval.js); answered on the current run's socket.
+const approvals = new Approvals((message) => run?.send(message) ?? false);
 // What was said survives reloads, deploys and lost sockets (issue 12); only Stop forgets it.
 const conversation = new Conversation(window.sessionStorage);
 const REMEMBERED = "Reconnected — the assistant remembers the conversation";
@@ -80,6 +83,7 @@ class Run {
 
   end() {
     this.alive = false;
+    approvals.clear();
     clearInterval(this.reportTimer);
     clearTimeout(this.retryTimer);
   }
@@ -238,6 +242,10 @@ class Run {
         return view.tool(message);
       case ServerType.WORD:
         return spoken.word(message);
+      case ServerType.APPROVAL:
+        return approvals.request(message);
+      case ServerType.APPROVAL_DONE:
+        return approvals.settled(message);
       case ServerType.SESSION:
         this.token = message.resume;
         return;
@@ -261,6 +269,7 @@ class Run {
     if (code === ErrorCode.RESUME_EXPIRED) {
       // Another instance or worker, or too late: start afresh with the conversation on this socket.
       this.token = null;
+      approvals.clear(); // they belonged to the session that is gone
       return this.startWithHistory();
     }
     if (FATAL.has(code)) {

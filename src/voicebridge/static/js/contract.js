@@ -32,6 +32,7 @@ export const ClientType = Object.freeze({
   TEXT: "text",
   SESSION_STOP: "session.stop",
   SESSION_RESUME: "session.resume",
+  APPROVAL: "approval",
 });
 
 export const ServerType = Object.freeze({
@@ -44,12 +45,21 @@ export const ServerType = Object.freeze({
   SESSION: "session",
   WARNING: "warning",
   WORD: "word",
+  APPROVAL: "approval",
+  APPROVAL_DONE: "approval.done",
 });
 
 export const ToolStatus = Object.freeze({
   RUNNING: "running",
   DONE: "done",
   FAILED: "failed",
+});
+
+export const ApprovalEnd = Object.freeze({
+  ANSWERED: "answered",
+  TIMEOUT: "timeout",
+  INTERRUPTED: "interrupted",
+  ENDED: "ended",
 });
 
 export const Role = Object.freeze({

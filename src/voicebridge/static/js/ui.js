@@ -234,7 +234,7 @@ export class View {
   }
 
   // One function call of the agent: a line in the conversation that follows the call's status.
-  tool({ call_id: call, name, status, label }) {
+  tool({ call_id: call, name, status, label, server }) {
     const key = `tool:${call}`;
     let entry = this.entries.get(key);
     if (!entry) {
@@ -245,7 +245,7 @@ export class View {
       this.entries.set(key, entry);
       $("transcript-empty").hidden = true;
     }
-    const what = label || `Using ${name.replaceAll("_", " ")}`;
+    const what = label || `Using ${name.replaceAll("_", " ")}${server ? ` on ${server}` : ""}`;
     entry.dataset.status = status;
     entry.textContent = status === ToolStatus.RUNNING ? `${what}…` : status === ToolStatus.DONE ? `${what} — done` : `${what} — failed`;
     this.reveal();
