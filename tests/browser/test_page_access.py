@@ -9,7 +9,7 @@ import pytest
 from benchmarks.browser import RAW_MIC
 from test_page import TIMEOUT_MS, wait_state
 
-from conftest import PHONE, Wire, axe_violations
+from support.page import PHONE, Wire, axe_violations
 
 pytestmark = pytest.mark.browser
 # Long enough (20 words) that the emulator's reply lasts seconds: time to look at the page while it speaks.

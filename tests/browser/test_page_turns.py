@@ -15,8 +15,8 @@ from test_page import TIMEOUT_MS, new_sessions, start, wait_state
 from test_page_access import LONG
 from test_page_continuity import replayed, shown
 
-from conftest import Wire
 from support import apps
+from support.page import Wire
 
 pytestmark = pytest.mark.browser
 
