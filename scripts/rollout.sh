@@ -134,14 +134,15 @@ swap() {
     --slot "$SLOT" --target-slot production
 }
 
-# "<resource id><TAB><default host name>" of the site, or of a slot when one is named.
+# The site's (or a slot's) resource id and default host name, one per line: the real CLI prints a list with
+# --output tsv one element per line (knack's format_tsv), never tab-joined.
 site_of() {
   local slot_args=() placeholder="/subscriptions/<subscription>/resourceGroups/$RESOURCE_GROUP/providers/Microsoft.Web/sites/$APP"
   if [[ -n ${1:-} ]]; then
     slot_args=(--slot "$1")
     placeholder+="/slots/$1"
   fi
-  query "$placeholder"$'\t'"${APP}${1:+-$1}.azurewebsites.net" az webapp show --resource-group "$RESOURCE_GROUP" \
+  query "$placeholder"$'\n'"${APP}${1:+-$1}.azurewebsites.net" az webapp show --resource-group "$RESOURCE_GROUP" \
     --name "$APP" "${slot_args[@]}" --query "[id, defaultHostName]" --output tsv
 }
 
@@ -203,12 +204,15 @@ main() {
   STARTED=true
   trap report EXIT
 
-  local login_server slot_id slot_host prod_host
+  local login_server slot slot_id slot_host production prod_host
+  # Each query on its own line: a failing az stops the script here (set -e) instead of handing on nothing.
   login_server=$(query "<$REGISTRY.azurecr.io>" az acr show --name "$REGISTRY" --query loginServer --output tsv)
   IMAGE_REF="$login_server/$IMAGE:$TAG"
-  IFS=$'\t' read -r slot_id slot_host < <(site_of "$SLOT")
-  IFS=$'\t' read -r _ prod_host < <(site_of)
-  [[ -n $slot_id && -n $slot_host && -n $prod_host ]] || die "cannot read site '$APP' and its slot '$SLOT' in '$RESOURCE_GROUP'"
+  slot=$(site_of "$SLOT")
+  production=$(site_of)
+  slot_id=${slot%%$'\n'*} slot_host=${slot#*$'\n'} prod_host=${production#*$'\n'}
+  [[ -n $slot_id && $slot_host != "$slot" && -n $slot_host && $prod_host != "$production" && -n $prod_host ]] ||
+    die "cannot read site '$APP' and its slot '$SLOT' in '$RESOURCE_GROUP'"
   PROD_URL="https://$prod_host"
 
   if [[ $SKIP_BUILD == false ]]; then

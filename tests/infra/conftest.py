@@ -19,3 +19,24 @@ def bicep() -> dict[str, dict]:
 @pytest.fixture
 def cloud(tmp_path: Path) -> FakeCloud:
     return FakeCloud(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def fake_azure(tmp_path_factory):
+    """One fake Azure for the session and an az config signed in to it, copied into each test."""
+    from fakeazure import FakeAzure
+    from realcloud import sign_in
+
+    root = tmp_path_factory.mktemp("fake-azure")
+    with FakeAzure(root) as azure:
+        sign_in(root / "signed-in", azure)
+        yield azure, root / "signed-in"
+
+
+@pytest.fixture
+def real(fake_azure, tmp_path: Path):
+    from realcloud import RealCloud
+
+    azure, template = fake_azure
+    azure.reset()
+    return RealCloud(tmp_path, azure, template)
