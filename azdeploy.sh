@@ -143,12 +143,10 @@ existing_env() {
 }
 
 # azd runs this hook again inside `azd provision`; running it first stops before azd starts, with its message.
+# `azd hooks run` gives it the whole environment, as `azd provision` will (AZURE_SUBSCRIPTION_ID, the model,
+# the deploy slot a user chose), not a few variables from this shell.
 preprovision_checks() {
-  local client_id=""
-  [[ $AUTH != entra ]] || client_id=$(env_value_or VOICEBRIDGE_AUTH_CLIENT_ID "")
-  run env AZURE_LOCATION="$LOCATION" AZURE_ENV_NAME="$ENV_NAME" VOICEBRIDGE_AUTH="$AUTH" \
-    VOICEBRIDGE_AUTH_CLIENT_ID="$client_id" \
-    VOICE_LIVE_MODEL="${VOICE_LIVE_MODEL:-gpt-realtime}" bash scripts/azd-hooks/preprovision.sh
+  run azd hooks run preprovision --environment "$ENV_NAME"
 }
 
 # Provisioning fails transiently now and then (role assignment propagation, ARM throttling): retry it.

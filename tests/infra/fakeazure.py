@@ -176,7 +176,8 @@ class FakeAzure:
         # client id -> {"owned_by_only": bool}: what each signed-in principal may do in Graph
         # (the deploying person may register applications; the pipeline holds Application.ReadWrite.OwnedBy)
         self.principals: dict[str, dict] = {DEPLOYER: {"owned_by_only": False}, PIPELINE: {"owned_by_only": True}}
-        self.sp_lag: dict[str, int] = {}  # appId -> how many more sp creates fail with replication lag
+        # appId (or "*": any) -> how many more service principal creations meet replication lag
+        self.sp_lag: dict[str, int] = {}
 
     # ----- describing the world -----
 
@@ -619,8 +620,9 @@ def _graph(az: FakeAzure, r: Request):
         return 200, {"value": [sp for sp in az.service_principals if flt is None or _matches(sp, flt)]}, {}
     if path == "/v1.0/servicePrincipals" and method == "POST":
         app_id = (r.body or {}).get("appId")
-        if az.sp_lag.get(app_id, 0) > 0:
-            az.sp_lag[app_id] -= 1
+        lagging = app_id if az.sp_lag.get(app_id, 0) > 0 else "*" if az.sp_lag.get("*", 0) > 0 else None
+        if lagging:
+            az.sp_lag[lagging] -= 1
             raise _graph_error(400, "Request_BadRequest",
                                f"The appId '{app_id}' of the service principal does not reference a valid application object.")
         if not any(a["appId"] == app_id for a in az.applications):

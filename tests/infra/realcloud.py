@@ -78,6 +78,10 @@ class RealCloud:
     def env_values(self, name: str) -> dict:
         return json.loads(self.state.read_text())["envs"][name]
 
+    def provisioned(self) -> list[dict]:
+        """The environment's values at each `azd provision` (what main.parameters.json is filled from)."""
+        return json.loads(self.state.read_text()).get("provisioned", [])
+
     def run(self, *argv: str, timeout: int = 300, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
         if self.envs:
             previous = json.loads(self.state.read_text()) if self.state.exists() else {"envs": {}, "default": None}

@@ -94,6 +94,10 @@ def azd(argv: list[str]) -> int:
             state.save()
             print("ERROR: deployment failed: transient", file=sys.stderr)
             return 1
+        # What main.parameters.json would be filled from, and the outputs a deployment writes back.
+        state.data.setdefault("provisioned", []).append(dict(values))
+        values.update(state.behaviour.get("outputs", {}))
+        state.save()
         return 0
     return 0  # down, deploy: recorded
 

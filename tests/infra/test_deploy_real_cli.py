@@ -92,3 +92,170 @@ def test_option_1_rolls_out_after_provisioning(real):
     assert commands.index("azd provision") < commands.index("az acr build")
     released = real.env_values("lab")["SERVICE_WEB_IMAGE_NAME"]
     assert site.images["production"] == released and released.startswith(f"{REGISTRY}.azurecr.io/voicebridge:")
+
+
+# --- the preprovision hook ----------------------------------------------------------------------------
+
+HOOK = "scripts/azd-hooks/preprovision.sh"
+POSTPROVISION = "scripts/azd-hooks/postprovision.sh"
+
+
+def hook_env(real, site=None, **extra) -> dict:
+    """What azd hands a hook: the environment's values (seeded into the azd stand-in too, for `env set`)."""
+    values = lab_env(real, site) if site else {"AZURE_ENV_NAME": "lab", "AZURE_LOCATION": "swedencentral",
+                                               "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION}
+    values.update(extra)
+    real.envs["lab"] = dict(values)
+    return values
+
+
+def arm_subscriptions(real) -> set[str]:
+    return {r.path.split("/")[2].lower() for r in real.azure.arm() if r.path.lower().startswith("/subscriptions/")}
+
+
+def test_preprovision_works_in_the_environments_subscription_not_azs_current_one(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS, instances=2)
+    assert real.az("account", "set", "--subscription", OTHER_SUBSCRIPTION).returncode == 0
+    result = real.run(HOOK, **hook_env(real, site))
+    assert result.returncode == 0, result.stderr
+    assert arm_subscriptions(real) == {SUBSCRIPTION}
+    values = real.env_values("lab")
+    # The group exists in the environment's subscription, so what runs there is carried over.
+    assert (values["SERVICE_WEB_IMAGE_NAME"], values["SERVICE_WEB_STAGING_IMAGE_NAME"],
+            values["APP_SERVICE_INSTANCE_COUNT"]) == (LIVE, PREVIOUS, "2")
+
+
+def test_preprovision_registers_providers_in_the_environments_subscription(real):
+    real.azure.providers[(SUBSCRIPTION, "Microsoft.CognitiveServices")] = "NotRegistered"
+    assert real.az("account", "set", "--subscription", OTHER_SUBSCRIPTION).returncode == 0
+    result = real.run(HOOK, **hook_env(real))
+    assert result.returncode == 0, result.stderr
+    registers = [r.path for r in real.azure.arm() if r.method == "POST" and r.path.endswith("/register")]
+    assert registers == [f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.CognitiveServices/register"]
+    assert real.azure.providers[(SUBSCRIPTION, "Microsoft.CognitiveServices")] == "Registered"
+
+
+def test_re_provision_carries_the_live_images_over(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS, instances=3)
+    real.envs["lab"] = {**lab_env(real, site), "SERVICE_WEB_IMAGE_NAME": "stale"}
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+    assert result.returncode == 0, result.stderr
+    (values,) = real.provisioned()
+    assert (values["SERVICE_WEB_IMAGE_NAME"], values["SERVICE_WEB_STAGING_IMAGE_NAME"],
+            values["APP_SERVICE_INSTANCE_COUNT"]) == (LIVE, PREVIOUS, "3")
+    assert "azd provision" in real.commands()
+
+
+def test_a_throttled_read_stops_the_hook_instead_of_resetting_production(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS)
+    real.envs["lab"] = {**lab_env(real, site), "SERVICE_WEB_IMAGE_NAME": LIVE}
+    # More 429s than the CLI's own retries: az exits non-zero.
+    real.azure.fail("GET", r"/sites/app-1/config/web$", 429, times=50)
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+    assert result.returncode != 0
+    assert "could not read production's image" in result.stderr
+    assert "azd provision" not in real.commands()
+    assert real.env_values("lab")["SERVICE_WEB_IMAGE_NAME"] == LIVE
+
+
+def test_a_failing_group_check_stops_the_hook(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS)
+    real.azure.fail("HEAD", r"/resourcegroups/rg-lab$", 401, "ExpiredAuthenticationToken",
+                    "The access token expiry UTC time is earlier than current UTC time.")
+    result = real.run(HOOK, **hook_env(real, site, SERVICE_WEB_IMAGE_NAME=LIVE))
+    assert result.returncode != 0
+    assert "could not read whether resource group rg-lab exists" in result.stderr
+    assert real.env_values("lab")["SERVICE_WEB_IMAGE_NAME"] == LIVE
+
+
+def test_a_first_provision_starts_on_the_placeholder(real):
+    result = real.run(HOOK, **hook_env(real))
+    assert result.returncode == 0, result.stderr
+    values = real.env_values("lab")
+    assert (values["SERVICE_WEB_IMAGE_NAME"], values["SERVICE_WEB_STAGING_IMAGE_NAME"]) == ("", "")
+    assert values["AZD_DEPLOY_WEB_SLOT_NAME"] == "production"
+
+
+# --- sign-in: the app registration -----------------------------------------------------------------------
+
+def graph_writes(real) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in real.azure.graph() if r.method in ("POST", "PATCH", "DELETE")]
+
+
+def test_provisioning_lab_neither_reuses_nor_modifies_voicebridge_lab2(real):
+    colleague = "c0000000-0000-0000-0000-00000000000c"
+    lab2 = real.azure.add_application("voicebridge-lab2", owners=(colleague,),
+                                      redirect_uris=["https://lab2.example/.auth/login/aad/callback"])
+    site = lab(real)
+    result = real.run(HOOK, **hook_env(real, site, VOICEBRIDGE_AUTH="entra"))
+    assert result.returncode == 0, result.stderr
+    client_id = real.env_values("lab")["VOICEBRIDGE_AUTH_CLIENT_ID"]
+    assert client_id != lab2["appId"]
+    created = next(a for a in real.azure.applications if a["appId"] == client_id)
+    assert created["displayName"] == "voicebridge-lab"
+    result = real.run(POSTPROVISION, **{**real.env_values("lab")})
+    assert result.returncode == 0, result.stderr
+    assert not any(lab2["id"] in path for _, path in graph_writes(real))
+    assert lab2["web"]["redirectUris"] == ["https://lab2.example/.auth/login/aad/callback"]
+    assert sorted(created["web"]["redirectUris"]) == sorted(
+        f"{real.azure.site_url(site, slot)}/.auth/login/aad/callback" for slot in ("production", "staging"))
+
+
+def test_the_service_principal_is_created_despite_graph_replication_lag(real):
+    site = lab(real)
+    real.azure.sp_lag["*"] = 2  # the next two service-principal creations meet replication lag
+    result = real.run(HOOK, **hook_env(real, site, VOICEBRIDGE_AUTH="entra"))
+    assert result.returncode == 0, result.stderr
+    client_id = real.env_values("lab")["VOICEBRIDGE_AUTH_CLIENT_ID"]
+    assert [sp["appId"] for sp in real.azure.service_principals] == [client_id]
+    assert "Microsoft Graph replication" in result.stderr
+
+
+def person_made_registration(real, site):
+    """A registration a person created, already redirecting to both slots, and its service principal."""
+    callbacks = [f"{real.azure.site_url(site, slot)}/.auth/login/aad/callback" for slot in ("production", "staging")]
+    app = real.azure.add_application("voicebridge-lab", owners=("a person",),
+                                     redirect_uris=["https://voice.contoso.example/.auth/login/aad/callback", *callbacks])
+    real.azure.service_principals.append({"id": "sp-1", "appId": app["appId"], "servicePrincipalNames": [app["appId"]]})
+    return app
+
+
+def sign_in_as_pipeline(real) -> None:
+    from fakeazure import PIPELINE
+    from realcloud import sign_in
+
+    real.config = real.root / "pipeline config"
+    sign_in(real.config, real.azure, PIPELINE)
+
+
+def test_the_pipeline_principal_provisions_with_a_registration_it_does_not_own(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS)
+    app = person_made_registration(real, site)
+    sign_in_as_pipeline(real)
+    values = hook_env(real, site, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID=app["appId"])
+    assert real.run(HOOK, **values).returncode == 0
+    result = real.run(POSTPROVISION, **values)
+    assert result.returncode == 0, result.stderr
+    assert graph_writes(real) == []
+    assert "already redirects" in result.stderr
+
+
+def test_postprovision_keeps_redirect_uris_an_administrator_added(real):
+    site = lab(real)
+    app = real.azure.add_application("voicebridge-lab", redirect_uris=["https://voice.contoso.example/.auth/login/aad/callback"])
+    values = hook_env(real, site, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID=app["appId"])
+    result = real.run(POSTPROVISION, **values)
+    assert result.returncode == 0, result.stderr
+    assert app["web"]["redirectUris"][0] == "https://voice.contoso.example/.auth/login/aad/callback"
+    assert len(app["web"]["redirectUris"]) == 3 and app["web"]["implicitGrantSettings"]["enableIdTokenIssuance"]
+
+
+def test_a_pipeline_that_may_not_add_a_missing_callback_says_which_to_add(real):
+    site = lab(real)
+    app = real.azure.add_application("voicebridge-lab", owners=("a person",))
+    sign_in_as_pipeline(real)
+    values = hook_env(real, site, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID=app["appId"])
+    result = real.run(POSTPROVISION, **values)
+    assert result.returncode == 1
+    assert f"{real.azure.site_url(site, 'staging')}/.auth/login/aad/callback" in result.stderr
+    assert "Insufficient privileges" in result.stderr and "Application Developer" in result.stderr
