@@ -172,11 +172,8 @@ rollout() {
   if [[ -z ${VOICEBRIDGE_SMOKE_CMD:-} ]] && ! python3 -c 'import voicebridge.smoke' 2>/dev/null; then
     log "warning: voicebridge is not installed here (pip install .), so the gate checks /healthz only"
     args+=(--skip-smoke)
-  elif [[ ${AUTH:-$(env_value_or VOICEBRIDGE_AUTH none)} == entra ]]; then
-    # A script cannot sign in to Entra ID: /healthz (excluded from sign-in) is the gate.
-    log "sign-in is on (VOICEBRIDGE_AUTH=entra): the smoke session cannot sign in, so the gate checks /healthz only"
-    args+=(--skip-smoke)
   fi
+  # With sign-in on, rollout.sh finds App Service Authentication on the slot and gates on /healthz alone.
   outputs=$(mktemp)
   args+=(--output-file "$outputs")
   if ! scripts/rollout.sh "${args[@]}"; then

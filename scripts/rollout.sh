@@ -22,7 +22,8 @@ Usage: scripts/rollout.sh --resource-group RG --app APP --registry ACR_NAME [opt
                          free-trial subscriptions); docker: build here and push (needs Docker)
   --gate-timeout SECS    how long a slot may take to report the new tag on /healthz (default 300)
   --skip-build           roll out an image already in the registry (built by this script, so it knows its tag)
-  --skip-smoke           gate on /healthz only (when `python -m voicebridge smoke` is not installed)
+  --skip-smoke           gate on /healthz only (when `python -m voicebridge smoke` is not installed); also
+                         the case, found out by itself, when the slot requires sign-in (App Service Authentication)
   --output-file FILE     append image=, url=, result= lines (e.g. "$GITHUB_OUTPUT")
   --dry-run              print every command, run none
 
@@ -146,6 +147,17 @@ site_of() {
     --name "$APP" "${slot_args[@]}" --query "[id, defaultHostName]" --output tsv
 }
 
+# Whether the slot has App Service Authentication on with sign-in required (VOICEBRIDGE_AUTH=entra): then a
+# script cannot open a session (its WebSocket gets a 302 to the login page) and /healthz, excluded from
+# sign-in, is the whole gate. Asked of the site itself, so no variable has to say so.
+sign_in_required() {
+  local slot_id=$1 answer
+  answer=$(query "false" az rest --method get --url "$slot_id/config/authsettingsV2?api-version=$WEB_API_VERSION" \
+    --query "properties.platform.enabled == \`true\` && properties.globalValidation.requireAuthentication == \`true\`" \
+    --output tsv)
+  [[ ${answer,,} == true ]]
+}
+
 json_string() {
   local value=${1//\\/\\\\}
   printf '"%s"' "${value//\"/\\\"}"
@@ -214,6 +226,10 @@ main() {
   [[ -n $slot_id && $slot_host != "$slot" && -n $slot_host && $prod_host != "$production" && -n $prod_host ]] ||
     die "cannot read site '$APP' and its slot '$SLOT' in '$RESOURCE_GROUP'"
   PROD_URL="https://$prod_host"
+  if [[ $SKIP_SMOKE == false ]] && sign_in_required "$slot_id"; then
+    log "sign-in (App Service Authentication) is on: a script cannot sign in, so the gate checks /healthz only"
+    SKIP_SMOKE=true
+  fi
 
   if [[ $SKIP_BUILD == false ]]; then
     if [[ $BUILDER == docker ]]; then build_with_docker; elif ! build_in_acr; then

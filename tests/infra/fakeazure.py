@@ -538,8 +538,10 @@ def _site_arm(az: FakeAzure, r: Request, site: Site, slot: str | None, rest: str
         site.images[slot], site.images[target] = site.images[target], site.images[slot]
         return 200, None, {}
     if rest == "/config/authsettingsv2" and method == "GET":
-        return 200, {"properties": {"platform": {"enabled": site.easy_auth},
-                                    "globalValidation": {"unauthenticatedClientAction":
+        return 200, {"id": f"{_site_json(az, site, slot)['id']}/config/authsettingsV2", "name": "authsettingsV2",
+                     "properties": {"platform": {"enabled": site.easy_auth},
+                                    "globalValidation": {"requireAuthentication": site.easy_auth,
+                                                         "unauthenticatedClientAction":
                                                          "RedirectToLoginPage" if site.easy_auth else "AllowAnonymous",
                                                          "excludedPaths": ["/healthz"]}}}, {}
     raise _Reply(404, {"error": {"code": "NotFound", "message": f"no route {method} {r.path}"}})

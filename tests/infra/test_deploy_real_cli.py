@@ -259,3 +259,57 @@ def test_a_pipeline_that_may_not_add_a_missing_callback_says_which_to_add(real):
     assert result.returncode == 1
     assert f"{real.azure.site_url(site, 'staging')}/.auth/login/aad/callback" in result.stderr
     assert "Insufficient privileges" in result.stderr and "Application Developer" in result.stderr
+
+
+# --- .github/workflows/deploy.yml -----------------------------------------------------------------------
+
+def workflow_env(values: dict, outputs: dict, variables: dict) -> dict:
+    """A step's `env:` with the two kinds of expression deploy.yml uses filled in as GitHub would."""
+    import re
+
+    def fill(value):
+        value = str(value)
+        value = re.sub(r"\$\{\{\s*vars\.(\w+)\s*\}\}", lambda m: variables.get(m[1], ""), value)
+        value = re.sub(r"\$\{\{\s*steps\.(\w+)\.outputs\.(\w+)\s*\}\}", lambda m: outputs.get(m[2], ""), value)
+        # Any other expression: evaluated as GitHub would for the one form deploy.yml used before issue 20
+        # (`vars.X == 'v' && 'a' || ''`), else the test must learn it.
+        value = re.sub(r"\$\{\{\s*vars\.(\w+) == '([^']*)' && '([^']*)' \|\| '([^']*)'\s*\}\}",
+                       lambda m: m[3] if variables.get(m[1], "") == m[2] else m[4], value)
+        assert "${{" not in value, f"an expression this test does not evaluate: {value}"
+        return value
+
+    return {k: fill(v) for k, v in (values or {}).items()}
+
+
+def test_deploy_workflow_releases_with_sign_in_on_without_any_variable_saying_so(real):
+    """deploy.yml's own steps, run as the runner would. `azure/login` cannot run here: the test's az is
+    already signed in to the fake Azure, which is what that action leaves behind. Option B's setup sets no
+    VOICEBRIDGE_AUTH variable, so none is given."""
+    import yaml
+
+    from infra_helpers import REPO
+
+    site = lab(real, production=LIVE, staging=PREVIOUS, easy_auth=True)
+    job = yaml.safe_load((REPO / ".github/workflows/deploy.yml").read_text())["jobs"]["rollout"]
+    variables = {"AZURE_RESOURCE_GROUP": "rg-lab", "AZURE_WEBAPP_NAME": "app-1",
+                 "AZURE_CONTAINER_REGISTRY_NAME": REGISTRY}
+    github_output = real.root / "github-output"
+    outputs: dict[str, str] = {}
+    ran = []
+    for step in job["steps"]:
+        if "run" not in step or step["run"].startswith("python -m pip install"):
+            continue  # actions, and installing voicebridge for the smoke session (a stand-in here)
+        github_output.write_text("")
+        env = {**workflow_env(job.get("env"), outputs, variables), **workflow_env(step.get("env"), outputs, variables)}
+        script = real.root / f"step-{len(ran)}.sh"
+        script.write_text("set -eo pipefail\n" + step["run"] + "\n")
+        result = real.run(str(script), GITHUB_OUTPUT=str(github_output), **env)
+        assert result.returncode == 0, f"{step.get('name')}: {result.stderr}"
+        outputs.update(line.split("=", 1) for line in github_output.read_text().splitlines() if "=" in line)
+        ran.append(step.get("name"))
+    assert len(ran) == 2, ran
+    sha = outputs["sha"]
+    assert site.images["production"] == f"{REGISTRY}.azurecr.io/voicebridge:{sha}"
+    assert outputs["result"] == "released" and outputs["url"] == real.azure.site_url(site)
+    assert "smoke" not in real.commands()
+    assert index(real.azure.requests, lambda r: r.path == "/sites/app-1-staging/healthz") < index(real.azure.requests, is_swap)
