@@ -87,6 +87,9 @@ param voiceLiveTemperature string = ''
 @description('Comma-separated Python modules whose @tool functions the agent may call, e.g. voicebridge.tools.clock; empty: none')
 param voicebridgeTools string = ''
 
+@description('App settings the operator tunes from the azd environment: main.parameters.json maps each name (VOICE_LIVE_INSTRUCTIONS, VOICEBRIDGE_MAX_SESSIONS, ...) to `azd env set NAME value`; empty means the app\'s own default. docs/deploy.md "Make it yours" lists them')
+param appTuning object = {}
+
 @description('true: keep key auth on the AI account and put the key in Key Vault; false (default): Entra ID only')
 @allowed([
   'true'
@@ -276,6 +279,7 @@ module web 'modules/webapp.bicep' = {
     stagingImage: empty(webStagingImageName) ? productionImage : webStagingImageName
     appInsightsName: monitoring.outputs.appInsightsName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    tuning: appTuning
     appSettings: {
       AZURE_VOICE_LIVE_ENDPOINT: aiServices.outputs.endpoint
       VOICE_LIVE_MODEL: voiceLiveModel

@@ -207,13 +207,16 @@ def test_site_and_slot_share_the_hardened_container_config(bicep):
 
 def test_app_settings_give_the_bridge_everything_it_reads(bicep):
     given = set(bicep["main.bicep"]["modules"]["web"]["config"]["params"]["appSettings"])
-    added = set(variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]["arg_2"])
+    merged = variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]
+    # The operator's tuning first: what the template sets (endpoint, identity, sign-in trust) wins a clash.
+    assert (merged["arg_1"], merged["arg_2"]) == ("tuning", "appSettings")
+    added = set(merged["arg_3"])
     assert {"AZURE_VOICE_LIVE_ENDPOINT", "VOICE_LIVE_MODEL", "VOICE_LIVE_VOICE", "AZURE_CLIENT_ID",
             "AZURE_KEY_VAULT_ENDPOINT", "WEBSITES_PORT"} <= given
     assert {"APPLICATIONINSIGHTS_CONNECTION_STRING", "WEBSITE_SWAP_WARMUP_PING_PATH",
             "WEBSITE_SWAP_WARMUP_PING_STATUSES"} <= added
     assert "AZURE_VOICE_LIVE_API_KEY" not in given | added, "the key comes from Key Vault, never app settings"
-    shared = variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]["arg_2"]
+    shared = merged["arg_3"]
     assert shared["WEBSITE_SWAP_WARMUP_PING_PATH"] == "/healthz"
     # The connection string is read from the component, not passed through an output.
     assert ref(shared["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == "appInsights.properties.ConnectionString"
