@@ -26,13 +26,19 @@ Usage: bash azdeploy.sh [--full | --image-only | --status | --teardown] [options
                      see README "Sign-in and limits"). Kept in the azd environment (VOICEBRIDGE_AUTH);
                      default: what the environment has, else none
   --yes              do not ask for confirmation
-  --dry-run          print every command, run none
+  --dry-run          print every command, run none (the Azure CLI and azd need not be there): with --location, the
+                     commands of a first deployment; without, those of an existing environment
+
+Cost: one App Service P0v3 instance, about US$60/month, up to about US$180/month while autoscale runs
+3 instances (APP_SERVICE_MAX_INSTANCES), plus Container Registry Basic (~US$5) and Voice Live per use.
+Exposure: the site is open to anyone with the URL unless VOICEBRIDGE_AUTH=entra (--auth entra).
 
 Environment: VOICEBRIDGE_PROVISION_RETRIES (default 3), VOICEBRIDGE_RETRY_DELAY seconds (default 30).
 USAGE
 }
 
 MODE="" ENV_NAME=${AZURE_ENV_NAME:-voicebridge} LOCATION="" BUILDER=acr AUTH="" ASSUME_YES=false DRY_RUN=false
+NEW_ENV=false
 RETRIES=${VOICEBRIDGE_PROVISION_RETRIES:-3}
 RETRY_DELAY=${VOICEBRIDGE_RETRY_DELAY:-30}
 
@@ -105,14 +111,25 @@ env_value_or() { env_value "$1" 2>/dev/null || printf '%s\n' "$2"; }
 choose_auth() {
   if [[ -n $AUTH ]]; then
     run azd env set VOICEBRIDGE_AUTH "$AUTH" --environment "$ENV_NAME"
+  elif [[ $NEW_ENV == true ]]; then
+    AUTH=none
   else
     AUTH=$(env_value_or VOICEBRIDGE_AUTH none)
   fi
-  log "sign-in: $AUTH"
+  if [[ $AUTH == entra ]]; then
+    log "sign-in: entra (only users of your Microsoft Entra ID tenant get in)"
+  else
+    log "sign-in: $AUTH: the site is open to anyone with the URL (bounded by the per-address limits);" \
+      "--auth entra requires a Microsoft Entra ID sign-in"
+  fi
 }
 
 preflight_tools() {
   local tool
+  if [[ $DRY_RUN == true ]]; then
+    log "dry run: nothing runs, so neither the Azure CLI nor azd has to be installed or logged in"
+    return 0
+  fi
   for tool in az azd; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (Azure Cloud Shell has both)"
   done
@@ -120,10 +137,27 @@ preflight_tools() {
   query "" azd auth login --check-status >/dev/null || die "azd is not logged in: run azd auth login"
 }
 
+# Whether the azd environment exists. A dry run asks nothing, not even azd: with --location it previews a
+# first deployment, without one an existing environment.
+env_exists() {
+  if [[ $DRY_RUN == true ]]; then
+    [[ -z $LOCATION ]]
+    return
+  fi
+  azd env get-values --environment "$ENV_NAME" >/dev/null 2>&1
+}
+
+# A new environment needs a region: asked for in a terminal, else --location.
+ask_location() {
+  [[ -t 0 ]] || die "environment '$ENV_NAME' is new: pass --location REGION (e.g. eastus2 or swedencentral)"
+  read -r -p "Region for the new environment '$ENV_NAME' (it must offer gpt-realtime: eastus2, swedencentral, ...): " LOCATION
+  [[ $LOCATION =~ ^[a-z0-9]+$ ]] || die "'$LOCATION' is not an Azure region name (e.g. eastus2)"
+}
+
 # Select the environment, creating it only when it does not exist yet: the user's azd state is never reset.
 ensure_env() {
   local current subscription
-  if query "" azd env get-values --environment "$ENV_NAME" >/dev/null 2>&1; then
+  if env_exists; then
     run azd env select "$ENV_NAME"
     current=$(env_value AZURE_LOCATION)
     if [[ $DRY_RUN == false && -n $LOCATION && $LOCATION != "$current" ]]; then
@@ -131,7 +165,8 @@ ensure_env() {
     fi
     LOCATION=${LOCATION:-$current}
   else
-    [[ -n $LOCATION ]] || die "environment '$ENV_NAME' is new: pass --location REGION (e.g. eastus2 or swedencentral)"
+    NEW_ENV=true
+    [[ -n $LOCATION ]] || ask_location
     subscription=$(query "<subscription-id>" az account show --query id --output tsv)
     run azd env new "$ENV_NAME" --location "$LOCATION" --subscription "$subscription"
   fi
@@ -192,6 +227,8 @@ full_deploy() {
   preflight_tools
   ensure_env
   choose_auth
+  log "cost: about US\$60/month for one P0v3 instance, up to about US\$180/month while autoscale runs 3," \
+    "plus Container Registry Basic (~US\$5/month) and Voice Live per use (docs/deploy.md, 'Region, model and cost')"
   confirm "Provision '$ENV_NAME' in $LOCATION and deploy?"
   preprovision_checks
   provision

@@ -79,7 +79,7 @@ keep_what_runs() {
     app=$(read_or_stop "the sites in $group" az webapp list --resource-group "$group" "${SUB[@]}" \
       --query "[?tags.\"azd-service-name\"=='web'].name | [0]" --output tsv)
   elif [[ $exists != false ]]; then
-    fail "az group exists answered '$exists' for $group"
+    fail "the check whether resource group $group exists answered '$exists'"
   fi
   if [[ -z $app ]]; then
     log "no site deployed in $group yet: production and staging start on the placeholder image"

@@ -101,6 +101,8 @@ class Request:
             return "site"
         if self.path.startswith("/metadata/"):
             return "metadata"
+        if self.path.startswith("/_test/"):
+            return "test"
         if self.path.startswith(f"/{TENANT}/") or self.path.startswith("/common/"):
             return "aad"
         return "arm"
@@ -170,6 +172,9 @@ class FakeAzure:
         self.models: dict[str, list[str]] = {}  # location -> model names offered
         self.deleted_vaults: list[dict] = []
         self.deleted_ai_accounts: list[dict] = []
+        self.quota: dict[str, str] = {}  # subscription -> quotaId; default pay-as-you-go
+        # What the Bicep deployment creates, for the azd stand-in's `provision` (it POSTs /_test/provision).
+        self.on_provision = None
         # Graph
         self.applications: list[dict] = []
         self.service_principals: list[dict] = []
@@ -202,6 +207,23 @@ class FakeAzure:
                "_owners": list(owners)}
         self.applications.append(app)
         return app
+
+    def add_deleted_vault(self, name: str, env: str, location: str, subscription: str = SUBSCRIPTION) -> None:
+        """What `azd down --purge` leaves of a purge-protected vault."""
+        self.deleted_vaults.append({
+            "id": f"/subscriptions/{subscription}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}",
+            "name": name, "type": "Microsoft.KeyVault/deletedVaults",
+            "properties": {"vaultId": f"/subscriptions/{subscription}/resourceGroups/rg-{env}/providers/Microsoft.KeyVault/vaults/{name}",
+                           "location": location, "deletionDate": "2026-12-01T00:00:00Z",
+                           "scheduledPurgeDate": "2027-03-01T00:00:00Z", "tags": {"azd-env-name": env},
+                           "purgeProtectionEnabled": True}})
+
+    def add_deleted_ai_account(self, name: str, group: str, location: str, subscription: str = SUBSCRIPTION) -> None:
+        """What `azd down` without --purge leaves of the AI Services account (48 hours)."""
+        self.deleted_ai_accounts.append({
+            "id": f"/subscriptions/{subscription}/providers/Microsoft.CognitiveServices/locations/{location}/resourceGroups/{group}/deletedAccounts/{name}",
+            "name": name, "type": "Microsoft.CognitiveServices/deletedAccounts", "location": location,
+            "kind": "AIServices", "sku": {"name": "S0"}, "properties": {"deletionDate": "2026-12-06T00:00:00Z"}})
 
     def fail(self, method: str, path: str, status: int = 429, code: str = "TooManyRequests",
              message: str = "The request is being throttled.", times: int = 1_000_000) -> None:
@@ -327,6 +349,10 @@ def _route(az: FakeAzure, r: Request):
         return _graph(az, r)
     if api == "site":
         return _site_http(az, r)
+    if api == "test" and r.path == "/_test/provision":
+        if az.on_provision:
+            az.on_provision(r.body)
+        return 204, None, {}
     if r.path.startswith("/") and "api-version" not in r.query:
         raise _Reply(400, {"error": {"code": "MissingApiVersionParameter",
                                      "message": "The api-version query parameter (?api-version=) is required for all requests."}})
@@ -436,7 +462,8 @@ def _arm(az: FakeAzure, r: Request):
         _check_subscription(az, m["sub"])
         return 200, {"id": f"/subscriptions/{m['sub']}", "subscriptionId": m["sub"], "tenantId": TENANT,
                      "displayName": az.subscriptions[m["sub"]], "state": "Enabled",
-                     "subscriptionPolicies": {"quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"}}, {}
+                     "subscriptionPolicies": {"quotaId": az.quota.get(m["sub"], "PayAsYouGo_2014-09-01"),
+                                              "spendingLimit": "Off"}}, {}
     m = re.match(SUB, low)
     if not m:
         raise _Reply(404, {"error": {"code": "NotFound", "message": f"no route {method} {p}"}})
@@ -584,11 +611,15 @@ def _graph(az: FakeAzure, r: Request):
     if principal is None:
         raise _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
     denied = _graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    if principal.get("graph_refused"):  # e.g. a guest account, or a principal without any Graph permission
+        raise denied
     if path == "/v1.0/applications" and method == "GET":
         flt = r.query.get("$filter")
         items = [_public(a) for a in az.applications if flt is None or _matches(a, flt)]
         return 200, {"@odata.context": f"{az.url}{GRAPH}/v1.0/$metadata#applications", "value": items}, {}
     if path == "/v1.0/applications" and method == "POST":
+        if principal.get("may_register") is False:  # "Users can register applications" off, no role
+            raise denied
         body = dict(r.body or {})
         app = az.add_application(body.get("displayName", ""), owners=(caller,))
         web = body.get("web") or {}

@@ -82,18 +82,22 @@ class RealCloud:
         """The environment's values at each `azd provision` (what main.parameters.json is filled from)."""
         return json.loads(self.state.read_text()).get("provisioned", [])
 
+    def save(self) -> None:
+        """Hand the environments and behaviour the test arranged to the azd stand-in."""
+        previous = json.loads(self.state.read_text()) if self.state.exists() else {"envs": {}, "default": None}
+        previous["envs"].update(self.envs)
+        previous["behaviour"] = self.behaviour
+        self.state.write_text(json.dumps(previous))
+        self.envs = {}
+
     def run(self, *argv: str, timeout: int = 300, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        if self.envs:
-            previous = json.loads(self.state.read_text()) if self.state.exists() else {"envs": {}, "default": None}
-            previous["envs"].update(self.envs)
-            previous["behaviour"] = self.behaviour
-            self.state.write_text(json.dumps(previous))
-            self.envs = {}
+        self.save()
         environ = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZD_", "VOICEBRIDGE_", "GITHUB_"))},
             **self.azure.environment(self.config),
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
             "STANDIN_LOG": str(self.log),
+            "FAKE_AZURE_URL": self.azure.url,
             "AZD_STATE": str(self.state),
             "VOICEBRIDGE_SMOKE_CMD": str(self.bin / "smoke"),
             "VOICEBRIDGE_GATE_INTERVAL": "0",

@@ -96,6 +96,11 @@ def azd(argv: list[str]) -> int:
             return 1
         # What main.parameters.json would be filled from, and the outputs a deployment writes back.
         state.data.setdefault("provisioned", []).append(dict(values))
+        # The fake Azure creates what the test says the deployment creates.
+        context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+        request = urllib.request.Request(os.environ["FAKE_AZURE_URL"] + "/_test/provision", method="POST",
+                                         data=json.dumps(values).encode(), headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, context=context, timeout=30).close()
         values.update(state.behaviour.get("outputs", {}))
         state.save()
         return 0
