@@ -47,13 +47,14 @@ def _b64(data: dict) -> str:
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem, key.pem)."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake azure test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
@@ -377,7 +378,7 @@ def _aad(az: FakeAzure, r: Request):
             raise _Reply(401, {"error": "invalid_client",
                                "error_description": "AADSTS7000215: Invalid client secret provided."})
         scope = form.get("scope", "")
-        now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+        now = int(datetime.datetime.now(datetime.UTC).timestamp())
         token = ".".join([_b64({"typ": "JWT", "alg": "none"}),
                           _b64({"aud": scope.split(" ")[0].removesuffix(".default"), "appid": client,
                                 "oid": client, "tid": TENANT, "iat": now, "nbf": now, "exp": now + 3600,

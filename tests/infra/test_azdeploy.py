@@ -14,7 +14,18 @@ import time
 import pytest
 from fakeazure import SUBSCRIPTION
 from infra_helpers import REPO
-from test_deploy_real_cli import HOOK, LIVE, POSTPROVISION, PREVIOUS, REGISTRY, hook_env, index, is_swap, lab, lab_env
+from test_deploy_real_cli import (
+    HOOK,
+    LIVE,
+    POSTPROVISION,
+    PREVIOUS,
+    REGISTRY,
+    hook_env,
+    index,
+    is_swap,
+    lab,
+    lab_env,
+)
 
 
 def first_provision_creates_the_site(real) -> dict:

@@ -7,8 +7,6 @@ request. azd, docker, `az acr build`/`az acr login` and the smoke session are re
 
 from __future__ import annotations
 
-import json
-
 from fakeazure import OTHER_SUBSCRIPTION, SUBSCRIPTION
 
 REGISTRY = "crlab0001"
@@ -286,7 +284,6 @@ def test_deploy_workflow_releases_with_sign_in_on_without_any_variable_saying_so
     already signed in to the fake Azure, which is what that action leaves behind. Option B's setup sets no
     VOICEBRIDGE_AUTH variable, so none is given."""
     import yaml
-
     from infra_helpers import REPO
 
     site = lab(real, production=LIVE, staging=PREVIOUS, easy_auth=True)
