@@ -198,11 +198,12 @@ provision() {
 }
 
 rollout() {
-  local outputs line image="" group app registry args
+  local outputs line image="" group app registry args subscription
   group=$(env_value AZURE_RESOURCE_GROUP)
   app=$(env_value SERVICE_WEB_NAME)
   registry=$(env_value AZURE_CONTAINER_REGISTRY_NAME)
-  args=(--resource-group "$group" --app "$app" --registry "$registry" --builder "$BUILDER")
+  subscription=$(env_value AZURE_SUBSCRIPTION_ID)
+  args=(--resource-group "$group" --app "$app" --registry "$registry" --builder "$BUILDER" --subscription "$subscription")
   [[ $DRY_RUN == true ]] && args+=(--dry-run)
   if [[ -z ${VOICEBRIDGE_SMOKE_CMD:-} ]] && ! python3 -c 'import voicebridge.smoke' 2>/dev/null; then
     log "warning: voicebridge is not installed here (pip install .), so the gate checks /healthz only"
@@ -246,14 +247,15 @@ image_update() {
 status() {
   preflight_tools
   existing_env
-  local url group app
+  local url group app sub
   group=$(env_value AZURE_RESOURCE_GROUP)
   app=$(env_value SERVICE_WEB_NAME)
-  run az webapp show --resource-group "$group" --name "$app" --query "{state: state, host: defaultHostName}" --output table
-  log "production image: $(query '<image>' az webapp config show --resource-group "$group" --name "$app" \
+  sub=(--subscription "$(env_value AZURE_SUBSCRIPTION_ID)")
+  run az webapp show --resource-group "$group" --name "$app" "${sub[@]}" --query "{state: state, host: defaultHostName}" --output table
+  log "production image: $(query '<image>' az webapp config show --resource-group "$group" --name "$app" "${sub[@]}" \
     --query linuxFxVersion --output tsv)"
   log "staging image (swap-back): $(query '<image>' az webapp config show --resource-group "$group" --name "$app" \
-    --slot staging --query linuxFxVersion --output tsv)"
+    "${sub[@]}" --slot staging --query linuxFxVersion --output tsv)"
   url=$(env_value SERVICE_WEB_URI)
   log "$url/healthz answers $(query '{}' curl --silent --max-time 10 "$url/healthz" || true)"
 }

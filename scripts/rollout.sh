@@ -18,6 +18,8 @@ Usage: scripts/rollout.sh --resource-group RG --app APP --registry ACR_NAME [opt
   --tag TAG              image tag (default: short commit + UTC timestamp); baked into the image as
                          VOICEBRIDGE_IMAGE_TAG, which /healthz reports and the gate waits for
   --slot NAME            slot that receives the image first (default staging)
+  --subscription ID      subscription of the site and registry (default: the Azure CLI's current one; azdeploy.sh
+                         passes the azd environment's, which az's current subscription need not be)
   --builder acr|docker   acr (default): ACR Tasks builds in Azure, no local Docker needed (not allowed on
                          free-trial subscriptions); docker: build here and push (needs Docker)
   --gate-timeout SECS    how long a slot may take to report the new tag on /healthz (default 300)
@@ -38,7 +40,7 @@ USAGE
 # The Microsoft.Web API version of the slot config PATCH (the one the Bicep declares).
 readonly WEB_API_VERSION=2024-04-01
 
-RESOURCE_GROUP="" APP="" REGISTRY="" IMAGE="voicebridge" TAG="" SLOT="staging" BUILDER=acr
+RESOURCE_GROUP="" APP="" REGISTRY="" IMAGE="voicebridge" TAG="" SLOT="staging" BUILDER=acr SUB=()
 GATE_TIMEOUT=${VOICEBRIDGE_GATE_TIMEOUT:-300}
 SKIP_BUILD=false SKIP_SMOKE=false DRY_RUN=false OUTPUT_FILE=""
 POLL_INTERVAL=${VOICEBRIDGE_GATE_INTERVAL:-10}
@@ -54,7 +56,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/dryrun.sh"
 parse_args() {
   while (($#)); do
     case $1 in
-      --resource-group | --app | --registry | --image | --tag | --slot | --builder | --gate-timeout | --output-file)
+      --resource-group | --app | --registry | --image | --tag | --slot | --builder | --gate-timeout | --output-file | --subscription)
         (($# >= 2)) || die "$1 needs a value"
         case $1 in
           --resource-group) RESOURCE_GROUP=$2 ;;
@@ -66,6 +68,7 @@ parse_args() {
           --builder) BUILDER=$2 ;;
           --gate-timeout) GATE_TIMEOUT=$2 ;;
           --output-file) OUTPUT_FILE=$2 ;;
+          --subscription) SUB=(--subscription "$2") ;;
         esac
         shift 2
         ;;
@@ -131,7 +134,7 @@ gate() {
 }
 
 swap() {
-  run az webapp deployment slot swap --resource-group "$RESOURCE_GROUP" --name "$APP" \
+  run az webapp deployment slot swap --resource-group "$RESOURCE_GROUP" --name "$APP" "${SUB[@]}" \
     --slot "$SLOT" --target-slot production
 }
 
@@ -144,7 +147,7 @@ site_of() {
     placeholder+="/slots/$1"
   fi
   query "$placeholder"$'\n'"${APP}${1:+-$1}.azurewebsites.net" az webapp show --resource-group "$RESOURCE_GROUP" \
-    --name "$APP" "${slot_args[@]}" --query "[id, defaultHostName]" --output tsv
+    --name "$APP" "${slot_args[@]}" "${SUB[@]}" --query "[id, defaultHostName]" --output tsv
 }
 
 # Whether the slot has App Service Authentication on with sign-in required (VOICEBRIDGE_AUTH=entra): then a
@@ -173,11 +176,11 @@ point_slot_at_image() {
 build_in_acr() {
   local log_file status=0
   if [[ $DRY_RUN == true ]]; then
-    show az acr build --registry "$REGISTRY" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" .
+    show az acr build --registry "$REGISTRY" "${SUB[@]}" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" .
     return 0
   fi
   log_file=$(mktemp)
-  az acr build --registry "$REGISTRY" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" . 2>&1 |
+  az acr build --registry "$REGISTRY" "${SUB[@]}" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" . 2>&1 |
     tee "$log_file" >&2 || status=$?
   if ((status != 0)) && grep -q TasksOperationsNotAllowed "$log_file"; then
     log "error: this subscription may not run ACR Tasks (TasksOperationsNotAllowed: free-trial and some"
@@ -191,7 +194,7 @@ build_in_acr() {
 
 build_with_docker() {
   run docker build --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" --tag "$IMAGE_REF" .
-  run az acr login --name "$REGISTRY"
+  run az acr login --name "$REGISTRY" "${SUB[@]}"
   run docker push "$IMAGE_REF"
 }
 
@@ -218,7 +221,7 @@ main() {
 
   local login_server slot slot_id slot_host production prod_host
   # Each query on its own line: a failing az stops the script here (set -e) instead of handing on nothing.
-  login_server=$(query "<$REGISTRY.azurecr.io>" az acr show --name "$REGISTRY" --query loginServer --output tsv)
+  login_server=$(query "<$REGISTRY.azurecr.io>" az acr show --name "$REGISTRY" "${SUB[@]}" --query loginServer --output tsv)
   IMAGE_REF="$login_server/$IMAGE:$TAG"
   slot=$(site_of "$SLOT")
   production=$(site_of)

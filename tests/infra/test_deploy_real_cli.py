@@ -62,7 +62,7 @@ def test_option_2_stages_gates_and_swaps_with_the_real_cli(real):
     # Production is not written before the swap; afterwards it runs the new image, staging the old one.
     assert [r.path for r in requests[:swap] if writes_production(r)] == []
     assert site.images == {"production": released, "staging": LIVE}
-    assert ["acr", "build", "--registry", REGISTRY, "--image", f"voicebridge:{tag}",
+    assert ["acr", "build", "--registry", REGISTRY, "--subscription", SUBSCRIPTION, "--image", f"voicebridge:{tag}",
             "--build-arg", f"VOICEBRIDGE_IMAGE_TAG={tag}", "."] in [c["argv"] for c in real.calls() if c["prog"] == "az"]
     assert "released" in result.stdout and real.azure.site_url(site) in result.stdout
 
@@ -310,3 +310,14 @@ def test_deploy_workflow_releases_with_sign_in_on_without_any_variable_saying_so
     assert outputs["result"] == "released" and outputs["url"] == real.azure.site_url(site)
     assert "smoke" not in real.commands()
     assert index(real.azure.requests, lambda r: r.path == "/sites/app-1-staging/healthz") < index(real.azure.requests, is_swap)
+
+
+def test_option_2_releases_in_the_environments_subscription_not_azs_current_one(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS)
+    assert real.az("account", "set", "--subscription", OTHER_SUBSCRIPTION).returncode == 0
+    result = real.run("azdeploy.sh", "--image-only", "--env", "lab")
+    assert result.returncode == 0, result.stderr
+    assert arm_subscriptions(real) == {SUBSCRIPTION}
+    assert site.images["production"] == real.env_values("lab")["SERVICE_WEB_IMAGE_NAME"]
+    build = next(c["argv"] for c in real.calls() if c["argv"][:2] == ["acr", "build"])
+    assert build[build.index("--subscription") + 1] == SUBSCRIPTION
