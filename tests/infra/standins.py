@@ -7,7 +7,10 @@ it would let a browser in: 200 yes, a 302 to the sign-in page no). Every other `
 azd is modelled on azd 1.31's own rules: `env get-value` of an unknown key fails ("key 'X' not found in the
 environment values"), `env get-values` prints dotenv lines, `env new` records AZURE_ENV_NAME, AZURE_LOCATION and
 AZURE_SUBSCRIPTION_ID, and `hooks run NAME` runs azure.yaml's hook with bash (azd's executor for `shell: sh`)
-and the environment's values added to the process environment, as azd does for every hook.
+and the environment's values added to the process environment, as azd does for every hook. `provision` records
+the values main.parameters.json would be filled from, lets the fake Azure create what the deployment would
+(POST /_test/provision) and writes the outputs back; it does not run the hooks itself (the tests run them, or
+azdeploy.sh does through `azd hooks run`).
 
 Invoked as `standins.py PROGRAM ARGS...`; each call appends {"prog", "argv"} to $STANDIN_LOG. The azd state
 (environments and their values) lives in $AZD_STATE (JSON), which the tests read and seed.
