@@ -9,8 +9,8 @@ environment values"), `env get-values` prints dotenv lines, `env new` records AZ
 AZURE_SUBSCRIPTION_ID, and `hooks run NAME` runs azure.yaml's hook with bash (azd's executor for `shell: sh`)
 and the environment's values added to the process environment, as azd does for every hook. `provision` records
 the values main.parameters.json would be filled from, lets the fake Azure create what the deployment would
-(POST /_test/provision) and writes the outputs back; it does not run the hooks itself (the tests run them, or
-azdeploy.sh does through `azd hooks run`).
+(POST /_test/provision), writes the outputs back, and runs the preprovision and postprovision hooks around
+that, as azd does (a failing preprovision hook stops it; a deployment failure comes after the hook).
 
 Invoked as `standins.py PROGRAM ARGS...`; each call appends {"prog", "argv"} to $STANDIN_LOG. The azd state
 (environments and their values) lives in $AZD_STATE (JSON), which the tests read and seed.
@@ -91,23 +91,33 @@ def azd(argv: list[str]) -> int:
     if argv[:2] == ["hooks", "run"]:
         return run_hook(argv[2], values)
     if argv[:1] == ["provision"]:
-        failures = state.behaviour.get("provision_failures", 0)
-        if failures:
-            state.behaviour["provision_failures"] = failures - 1
-            state.save()
-            print("ERROR: deployment failed: transient", file=sys.stderr)
-            return 1
-        # What main.parameters.json would be filled from, and the outputs a deployment writes back.
-        state.data.setdefault("provisioned", []).append(dict(values))
-        # The fake Azure creates what the test says the deployment creates.
-        context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
-        request = urllib.request.Request(os.environ["FAKE_AZURE_URL"] + "/_test/provision", method="POST",
-                                         data=json.dumps(values).encode(), headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(request, context=context, timeout=30).close()
-        values.update(state.behaviour.get("outputs", {}))
-        state.save()
-        return 0
+        return provision(argv)
     return 0  # down, deploy: recorded
+
+
+def provision(argv: list[str]) -> int:
+    """azd provision: the preprovision hook, then the deployment (which may fail), then postprovision."""
+    status = run_hook("preprovision", _State().env(argv)[1])
+    if status:
+        return status
+    state = _State()  # the hook changed the environment; azd reloads it before deploying
+    name, values = state.env(argv)
+    failures = state.behaviour.get("provision_failures", 0)
+    if failures:
+        state.behaviour["provision_failures"] = failures - 1
+        state.save()
+        print("ERROR: deployment failed: transient", file=sys.stderr)
+        return 1
+    # What main.parameters.json would be filled from, and the outputs a deployment writes back.
+    state.data.setdefault("provisioned", []).append(dict(values))
+    # The fake Azure creates what the test says the deployment creates.
+    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    request = urllib.request.Request(os.environ["FAKE_AZURE_URL"] + "/_test/provision", method="POST",
+                                     data=json.dumps(values).encode(), headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, context=context, timeout=30).close()
+    values.update(state.behaviour.get("outputs", {}))
+    state.save()
+    return run_hook("postprovision", values)
 
 
 def run_hook(name: str, values: dict) -> int:

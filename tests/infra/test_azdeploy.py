@@ -340,7 +340,11 @@ def test_option_1_with_auth_entra_records_it_registers_the_app_and_gates_on_heal
     assert commands.index("azd env set VOICEBRIDGE_AUTH entra") < commands.index("azd hooks run preprovision")
     (provisioned,) = real.provisioned()
     assert provisioned["VOICEBRIDGE_AUTH"] == "entra"
-    assert provisioned["VOICEBRIDGE_AUTH_CLIENT_ID"] == real.azure.applications[0]["appId"]
+    (app,) = real.azure.applications
+    assert provisioned["VOICEBRIDGE_AUTH_CLIENT_ID"] == app["appId"]
+    # azd's postprovision hook gave the registration both slots' callbacks.
+    assert sorted(app["web"]["redirectUris"]) == sorted(
+        f"{real.azure.site_url(site, slot)}/.auth/login/aad/callback" for slot in ("production", "staging"))
     # The site requires sign-in: the gate is /healthz (excluded from sign-in), no smoke session.
     assert "smoke" not in commands and index(real.azure.requests, is_swap) >= 0
     assert "a script cannot sign in" in result.stderr and site.images["production"] != LIVE
