@@ -26,13 +26,19 @@ Usage: bash azdeploy.sh [--full | --image-only | --status | --teardown] [options
                      see README "Sign-in and limits"). Kept in the azd environment (VOICEBRIDGE_AUTH);
                      default: what the environment has, else none
   --yes              do not ask for confirmation
-  --dry-run          print every command, run none
+  --dry-run          print every command, run none (the Azure CLI and azd need not be there): with --location, the
+                     commands of a first deployment; without, those of an existing environment
+
+Cost: one App Service P0v3 instance, about US$60/month, up to about US$180/month while autoscale runs
+3 instances (APP_SERVICE_MAX_INSTANCES), plus Container Registry Basic (~US$5) and Voice Live per use.
+Exposure: the site is open to anyone with the URL unless VOICEBRIDGE_AUTH=entra (--auth entra).
 
 Environment: VOICEBRIDGE_PROVISION_RETRIES (default 3), VOICEBRIDGE_RETRY_DELAY seconds (default 30).
 USAGE
 }
 
 MODE="" ENV_NAME=${AZURE_ENV_NAME:-voicebridge} LOCATION="" BUILDER=acr AUTH="" ASSUME_YES=false DRY_RUN=false
+NEW_ENV=false
 RETRIES=${VOICEBRIDGE_PROVISION_RETRIES:-3}
 RETRY_DELAY=${VOICEBRIDGE_RETRY_DELAY:-30}
 
@@ -105,14 +111,25 @@ env_value_or() { env_value "$1" 2>/dev/null || printf '%s\n' "$2"; }
 choose_auth() {
   if [[ -n $AUTH ]]; then
     run azd env set VOICEBRIDGE_AUTH "$AUTH" --environment "$ENV_NAME"
+  elif [[ $NEW_ENV == true ]]; then
+    AUTH=none
   else
     AUTH=$(env_value_or VOICEBRIDGE_AUTH none)
   fi
-  log "sign-in: $AUTH"
+  if [[ $AUTH == entra ]]; then
+    log "sign-in: entra (only users of your Microsoft Entra ID tenant get in)"
+  else
+    log "sign-in: $AUTH: the site is open to anyone with the URL (bounded by the per-address limits);" \
+      "--auth entra requires a Microsoft Entra ID sign-in"
+  fi
 }
 
 preflight_tools() {
   local tool
+  if [[ $DRY_RUN == true ]]; then
+    log "dry run: nothing runs, so neither the Azure CLI nor azd has to be installed or logged in"
+    return 0
+  fi
   for tool in az azd; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (Azure Cloud Shell has both)"
   done
@@ -120,10 +137,27 @@ preflight_tools() {
   query "" azd auth login --check-status >/dev/null || die "azd is not logged in: run azd auth login"
 }
 
+# Whether the azd environment exists. A dry run asks nothing, not even azd: with --location it previews a
+# first deployment, without one an existing environment.
+env_exists() {
+  if [[ $DRY_RUN == true ]]; then
+    [[ -z $LOCATION ]]
+    return
+  fi
+  azd env get-values --environment "$ENV_NAME" >/dev/null 2>&1
+}
+
+# A new environment needs a region: asked for in a terminal, else --location.
+ask_location() {
+  [[ -t 0 ]] || die "environment '$ENV_NAME' is new: pass --location REGION (e.g. eastus2 or swedencentral)"
+  read -r -p "Region for the new environment '$ENV_NAME' (it must offer gpt-realtime: eastus2, swedencentral, ...): " LOCATION
+  [[ $LOCATION =~ ^[a-z0-9]+$ ]] || die "'$LOCATION' is not an Azure region name (e.g. eastus2)"
+}
+
 # Select the environment, creating it only when it does not exist yet: the user's azd state is never reset.
 ensure_env() {
   local current subscription
-  if query "" azd env get-values --environment "$ENV_NAME" >/dev/null 2>&1; then
+  if env_exists; then
     run azd env select "$ENV_NAME"
     current=$(env_value AZURE_LOCATION)
     if [[ $DRY_RUN == false && -n $LOCATION && $LOCATION != "$current" ]]; then
@@ -131,7 +165,8 @@ ensure_env() {
     fi
     LOCATION=${LOCATION:-$current}
   else
-    [[ -n $LOCATION ]] || die "environment '$ENV_NAME' is new: pass --location REGION (e.g. eastus2 or swedencentral)"
+    NEW_ENV=true
+    [[ -n $LOCATION ]] || ask_location
     subscription=$(query "<subscription-id>" az account show --query id --output tsv)
     run azd env new "$ENV_NAME" --location "$LOCATION" --subscription "$subscription"
   fi
@@ -143,12 +178,10 @@ existing_env() {
 }
 
 # azd runs this hook again inside `azd provision`; running it first stops before azd starts, with its message.
+# `azd hooks run` gives it the whole environment, as `azd provision` will (AZURE_SUBSCRIPTION_ID, the model,
+# the deploy slot a user chose), not a few variables from this shell.
 preprovision_checks() {
-  local client_id=""
-  [[ $AUTH != entra ]] || client_id=$(env_value_or VOICEBRIDGE_AUTH_CLIENT_ID "")
-  run env AZURE_LOCATION="$LOCATION" AZURE_ENV_NAME="$ENV_NAME" VOICEBRIDGE_AUTH="$AUTH" \
-    VOICEBRIDGE_AUTH_CLIENT_ID="$client_id" \
-    VOICE_LIVE_MODEL="${VOICE_LIVE_MODEL:-gpt-realtime}" bash scripts/azd-hooks/preprovision.sh
+  run azd hooks run preprovision --environment "$ENV_NAME"
 }
 
 # Provisioning fails transiently now and then (role assignment propagation, ARM throttling): retry it.
@@ -165,20 +198,18 @@ provision() {
 }
 
 rollout() {
-  local outputs line image="" group app registry args
+  local outputs line image="" group app registry args subscription
   group=$(env_value AZURE_RESOURCE_GROUP)
   app=$(env_value SERVICE_WEB_NAME)
   registry=$(env_value AZURE_CONTAINER_REGISTRY_NAME)
-  args=(--resource-group "$group" --app "$app" --registry "$registry" --builder "$BUILDER")
+  subscription=$(env_value AZURE_SUBSCRIPTION_ID)
+  args=(--resource-group "$group" --app "$app" --registry "$registry" --builder "$BUILDER" --subscription "$subscription")
   [[ $DRY_RUN == true ]] && args+=(--dry-run)
   if [[ -z ${VOICEBRIDGE_SMOKE_CMD:-} ]] && ! python3 -c 'import voicebridge.smoke' 2>/dev/null; then
     log "warning: voicebridge is not installed here (pip install .), so the gate checks /healthz only"
     args+=(--skip-smoke)
-  elif [[ ${AUTH:-$(env_value_or VOICEBRIDGE_AUTH none)} == entra ]]; then
-    # A script cannot sign in to Entra ID: /healthz (excluded from sign-in) is the gate.
-    log "sign-in is on (VOICEBRIDGE_AUTH=entra): the smoke session cannot sign in, so the gate checks /healthz only"
-    args+=(--skip-smoke)
   fi
+  # With sign-in on, rollout.sh finds App Service Authentication on the slot and gates on /healthz alone.
   outputs=$(mktemp)
   args+=(--output-file "$outputs")
   if ! scripts/rollout.sh "${args[@]}"; then
@@ -197,6 +228,8 @@ full_deploy() {
   preflight_tools
   ensure_env
   choose_auth
+  log "cost: about US\$60/month for one P0v3 instance, up to about US\$180/month while autoscale runs 3," \
+    "plus Container Registry Basic (~US\$5/month) and Voice Live per use (docs/deploy.md, 'Region, model and cost')"
   confirm "Provision '$ENV_NAME' in $LOCATION and deploy?"
   preprovision_checks
   provision
@@ -214,14 +247,15 @@ image_update() {
 status() {
   preflight_tools
   existing_env
-  local url group app
+  local url group app sub
   group=$(env_value AZURE_RESOURCE_GROUP)
   app=$(env_value SERVICE_WEB_NAME)
-  run az webapp show --resource-group "$group" --name "$app" --query "{state: state, host: defaultHostName}" --output table
-  log "production image: $(query '<image>' az webapp config show --resource-group "$group" --name "$app" \
+  sub=(--subscription "$(env_value AZURE_SUBSCRIPTION_ID)")
+  run az webapp show --resource-group "$group" --name "$app" "${sub[@]}" --query "{state: state, host: defaultHostName}" --output table
+  log "production image: $(query '<image>' az webapp config show --resource-group "$group" --name "$app" "${sub[@]}" \
     --query linuxFxVersion --output tsv)"
   log "staging image (swap-back): $(query '<image>' az webapp config show --resource-group "$group" --name "$app" \
-    --slot staging --query linuxFxVersion --output tsv)"
+    "${sub[@]}" --slot staging --query linuxFxVersion --output tsv)"
   url=$(env_value SERVICE_WEB_URI)
   log "$url/healthz answers $(query '{}' curl --silent --max-time 10 "$url/healthz" || true)"
 }

@@ -104,6 +104,8 @@ param voiceLiveAgentResourceGroup string = ''
 
 @description('MCP tool servers (docs/mcp.md): the VOICEBRIDGE_MCP_SERVERS JSON list; header values are names of secrets in the vault this template deploys')
 param voicebridgeMcpServers string = ''
+@description('App settings the operator tunes from the azd environment: main.parameters.json maps each name (VOICE_LIVE_INSTRUCTIONS, VOICEBRIDGE_MAX_SESSIONS, ...) to `azd env set NAME value`; empty means the app\'s own default. docs/deploy.md "Make it yours" lists them')
+param appTuning object = {}
 
 @description('true: keep key auth on the AI account and put the key in Key Vault; false (default): Entra ID only')
 @allowed([
@@ -308,6 +310,7 @@ module web 'modules/webapp.bicep' = {
     stagingImage: empty(webStagingImageName) ? productionImage : webStagingImageName
     appInsightsName: monitoring.outputs.appInsightsName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    tuning: appTuning
     appSettings: {
       AZURE_VOICE_LIVE_ENDPOINT: agentElsewhere ? agentAccess.outputs.endpoint : aiServices.outputs.endpoint
       // An agent brings its own model: the app refuses VOICE_LIVE_MODEL in agent mode.

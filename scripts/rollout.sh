@@ -18,11 +18,14 @@ Usage: scripts/rollout.sh --resource-group RG --app APP --registry ACR_NAME [opt
   --tag TAG              image tag (default: short commit + UTC timestamp); baked into the image as
                          VOICEBRIDGE_IMAGE_TAG, which /healthz reports and the gate waits for
   --slot NAME            slot that receives the image first (default staging)
+  --subscription ID      subscription of the site and registry (default: the Azure CLI's current one; azdeploy.sh
+                         passes the azd environment's, which az's current subscription need not be)
   --builder acr|docker   acr (default): ACR Tasks builds in Azure, no local Docker needed (not allowed on
                          free-trial subscriptions); docker: build here and push (needs Docker)
   --gate-timeout SECS    how long a slot may take to report the new tag on /healthz (default 300)
   --skip-build           roll out an image already in the registry (built by this script, so it knows its tag)
-  --skip-smoke           gate on /healthz only (when `python -m voicebridge smoke` is not installed)
+  --skip-smoke           gate on /healthz only (when `python -m voicebridge smoke` is not installed); also
+                         the case, found out by itself, when the slot requires sign-in (App Service Authentication)
   --output-file FILE     append image=, url=, result= lines (e.g. "$GITHUB_OUTPUT")
   --dry-run              print every command, run none
 
@@ -37,7 +40,7 @@ USAGE
 # The Microsoft.Web API version of the slot config PATCH (the one the Bicep declares).
 readonly WEB_API_VERSION=2024-04-01
 
-RESOURCE_GROUP="" APP="" REGISTRY="" IMAGE="voicebridge" TAG="" SLOT="staging" BUILDER=acr
+RESOURCE_GROUP="" APP="" REGISTRY="" IMAGE="voicebridge" TAG="" SLOT="staging" BUILDER=acr SUB=()
 GATE_TIMEOUT=${VOICEBRIDGE_GATE_TIMEOUT:-300}
 SKIP_BUILD=false SKIP_SMOKE=false DRY_RUN=false OUTPUT_FILE=""
 POLL_INTERVAL=${VOICEBRIDGE_GATE_INTERVAL:-10}
@@ -53,7 +56,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/dryrun.sh"
 parse_args() {
   while (($#)); do
     case $1 in
-      --resource-group | --app | --registry | --image | --tag | --slot | --builder | --gate-timeout | --output-file)
+      --resource-group | --app | --registry | --image | --tag | --slot | --builder | --gate-timeout | --output-file | --subscription)
         (($# >= 2)) || die "$1 needs a value"
         case $1 in
           --resource-group) RESOURCE_GROUP=$2 ;;
@@ -65,6 +68,7 @@ parse_args() {
           --builder) BUILDER=$2 ;;
           --gate-timeout) GATE_TIMEOUT=$2 ;;
           --output-file) OUTPUT_FILE=$2 ;;
+          --subscription) SUB=(--subscription "$2") ;;
         esac
         shift 2
         ;;
@@ -130,19 +134,31 @@ gate() {
 }
 
 swap() {
-  run az webapp deployment slot swap --resource-group "$RESOURCE_GROUP" --name "$APP" \
+  run az webapp deployment slot swap --resource-group "$RESOURCE_GROUP" --name "$APP" "${SUB[@]}" \
     --slot "$SLOT" --target-slot production
 }
 
-# "<resource id><TAB><default host name>" of the site, or of a slot when one is named.
+# The site's (or a slot's) resource id and default host name, one per line: the real CLI prints a list with
+# --output tsv one element per line (knack's format_tsv), never tab-joined.
 site_of() {
   local slot_args=() placeholder="/subscriptions/<subscription>/resourceGroups/$RESOURCE_GROUP/providers/Microsoft.Web/sites/$APP"
   if [[ -n ${1:-} ]]; then
     slot_args=(--slot "$1")
     placeholder+="/slots/$1"
   fi
-  query "$placeholder"$'\t'"${APP}${1:+-$1}.azurewebsites.net" az webapp show --resource-group "$RESOURCE_GROUP" \
-    --name "$APP" "${slot_args[@]}" --query "[id, defaultHostName]" --output tsv
+  query "$placeholder"$'\n'"${APP}${1:+-$1}.azurewebsites.net" az webapp show --resource-group "$RESOURCE_GROUP" \
+    --name "$APP" "${slot_args[@]}" "${SUB[@]}" --query "[id, defaultHostName]" --output tsv
+}
+
+# Whether the slot has App Service Authentication on with sign-in required (VOICEBRIDGE_AUTH=entra): then a
+# script cannot open a session (its WebSocket gets a 302 to the login page) and /healthz, excluded from
+# sign-in, is the whole gate. Asked of the site itself, so no variable has to say so.
+sign_in_required() {
+  local slot_id=$1 answer
+  answer=$(query "false" az rest --method get --url "$slot_id/config/authsettingsV2?api-version=$WEB_API_VERSION" \
+    --query "properties.platform.enabled == \`true\` && properties.globalValidation.requireAuthentication == \`true\`" \
+    --output tsv)
+  [[ ${answer,,} == true ]]
 }
 
 json_string() {
@@ -160,11 +176,11 @@ point_slot_at_image() {
 build_in_acr() {
   local log_file status=0
   if [[ $DRY_RUN == true ]]; then
-    show az acr build --registry "$REGISTRY" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" .
+    show az acr build --registry "$REGISTRY" "${SUB[@]}" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" .
     return 0
   fi
   log_file=$(mktemp)
-  az acr build --registry "$REGISTRY" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" . 2>&1 |
+  az acr build --registry "$REGISTRY" "${SUB[@]}" --image "$IMAGE:$TAG" --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" . 2>&1 |
     tee "$log_file" >&2 || status=$?
   if ((status != 0)) && grep -q TasksOperationsNotAllowed "$log_file"; then
     log "error: this subscription may not run ACR Tasks (TasksOperationsNotAllowed: free-trial and some"
@@ -178,7 +194,7 @@ build_in_acr() {
 
 build_with_docker() {
   run docker build --build-arg "VOICEBRIDGE_IMAGE_TAG=$TAG" --tag "$IMAGE_REF" .
-  run az acr login --name "$REGISTRY"
+  run az acr login --name "$REGISTRY" "${SUB[@]}"
   run docker push "$IMAGE_REF"
 }
 
@@ -203,13 +219,20 @@ main() {
   STARTED=true
   trap report EXIT
 
-  local login_server slot_id slot_host prod_host
-  login_server=$(query "<$REGISTRY.azurecr.io>" az acr show --name "$REGISTRY" --query loginServer --output tsv)
+  local login_server slot slot_id slot_host production prod_host
+  # Each query on its own line: a failing az stops the script here (set -e) instead of handing on nothing.
+  login_server=$(query "<$REGISTRY.azurecr.io>" az acr show --name "$REGISTRY" "${SUB[@]}" --query loginServer --output tsv)
   IMAGE_REF="$login_server/$IMAGE:$TAG"
-  IFS=$'\t' read -r slot_id slot_host < <(site_of "$SLOT")
-  IFS=$'\t' read -r _ prod_host < <(site_of)
-  [[ -n $slot_id && -n $slot_host && -n $prod_host ]] || die "cannot read site '$APP' and its slot '$SLOT' in '$RESOURCE_GROUP'"
+  slot=$(site_of "$SLOT")
+  production=$(site_of)
+  slot_id=${slot%%$'\n'*} slot_host=${slot#*$'\n'} prod_host=${production#*$'\n'}
+  [[ -n $slot_id && $slot_host != "$slot" && -n $slot_host && $prod_host != "$production" && -n $prod_host ]] ||
+    die "cannot read site '$APP' and its slot '$SLOT' in '$RESOURCE_GROUP'"
   PROD_URL="https://$prod_host"
+  if [[ $SKIP_SMOKE == false ]] && sign_in_required "$slot_id"; then
+    log "sign-in (App Service Authentication) is on: a script cannot sign in, so the gate checks /healthz only"
+    SKIP_SMOKE=true
+  fi
 
   if [[ $SKIP_BUILD == false ]]; then
     if [[ $BUILDER == docker ]]; then build_with_docker; elif ! build_in_acr; then

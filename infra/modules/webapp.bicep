@@ -27,6 +27,9 @@ param logAnalyticsWorkspaceId string
 @description('App settings shared by production and staging (name -> value)')
 param appSettings object
 
+@description('App settings the operator tunes (name -> value, empty: the app default); appSettings wins on a clash')
+param tuning object = {}
+
 @description('Slot a release goes to first')
 param stagingSlotName string = 'staging'
 
@@ -38,7 +41,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 // /healthz on the new instances before production traffic moves. One object written as the `appsettings`
 // config of each slot below: the connection string is known only at deploy time, and Bicep rejects a
 // `for` loop over such a value (BCP178), so the settings are never turned into a name/value list here.
-var sharedSettings = union(appSettings, {
+var sharedSettings = union(tuning, appSettings, {
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   WEBSITES_ENABLE_APP_SERVICE_STORAGE: 'false'
   WEBSITE_SWAP_WARMUP_PING_PATH: '/healthz'

@@ -13,8 +13,11 @@
 #   6. with VOICEBRIDGE_AUTH=entra, the Microsoft Entra ID app registration users sign in to exists: the one
 #      named in VOICEBRIDGE_AUTH_CLIENT_ID, else the one named voicebridge-<env>, else a new one; its id goes
 #      to VOICEBRIDGE_AUTH_CLIENT_ID (the postprovision hook adds the site's sign-in redirect URIs).
-# Reads AZURE_ENV_NAME and AZURE_LOCATION (azd passes its environment to hooks), VOICEBRIDGE_AUTH and
-# VOICEBRIDGE_AUTH_CLIENT_ID.
+# Reads AZURE_ENV_NAME, AZURE_LOCATION and AZURE_SUBSCRIPTION_ID (azd passes its environment to hooks; azdeploy.sh
+# runs this through `azd hooks run preprovision`), VOICEBRIDGE_AUTH and VOICEBRIDGE_AUTH_CLIENT_ID.
+# Every ARM call names AZURE_SUBSCRIPTION_ID: azure-cli ignores that variable and would otherwise work in whatever
+# subscription it has as current. A read that fails stops the hook: carrying on would hand the template empty
+# images, i.e. put production back on the placeholder.
 set -euo pipefail
 
 readonly PROVIDERS=(Microsoft.Web Microsoft.ContainerRegistry Microsoft.KeyVault Microsoft.CognitiveServices
@@ -27,18 +30,34 @@ log() { printf '[preprovision] %s\n' "$*" >&2; }
 fail() { log "error: $*"; exit 1; }
 
 ENV_ARGS=()
+SUB=()
+# Seconds between attempts at a Graph call that meets replication lag (tests set 0).
+RETRY_DELAY=${VOICEBRIDGE_RETRY_DELAY:-10}
 
 env_set() { azd env set "$1" "$2" "${ENV_ARGS[@]}" >/dev/null; }
 
-az_ready() { command -v az >/dev/null 2>&1 && az account show --output none 2>/dev/null; }
+az_ready() { command -v az >/dev/null 2>&1 && az account show "${SUB[@]}" --output none 2>/dev/null; }
+
+cannot_read() {
+  fail "could not read $1 (the Azure CLI's error is above). Stopping before provisioning: going on would" \
+    "reset what runs. Run this again; if it keeps failing, check 'az account show' and your role on the subscription"
+}
+
+# A read whose failure must stop the hook (throttling, an expired token, a missing permission): its output, or exit.
+read_or_stop() {
+  local what=$1 out
+  shift
+  out=$("$@") || cannot_read "$what"
+  printf '%s' "$out"
+}
 
 register_providers() {
   local namespace state
   for namespace in "${PROVIDERS[@]}"; do
-    state=$(az provider show --namespace "$namespace" --query registrationState --output tsv 2>/dev/null || echo Unknown)
+    state=$(az provider show --namespace "$namespace" "${SUB[@]}" --query registrationState --output tsv 2>/dev/null || echo Unknown)
     [[ $state == Registered ]] && continue
     log "resource provider $namespace is $state in this subscription: registering it (a minute or two)"
-    if ! az provider register --namespace "$namespace" --wait; then
+    if ! az provider register --namespace "$namespace" "${SUB[@]}" --wait; then
       fail "could not register $namespace. Registering needs the Contributor or Owner role on the subscription:" \
         "ask an owner to run 'az provider register --namespace $namespace', then run this again"
     fi
@@ -52,11 +71,15 @@ strip_docker() {
 }
 
 # Hand the live images and instance count to the template, or clear them when nothing is deployed yet
-# (e.g. after azd down, when the recorded image's registry is gone).
+# (e.g. after azd down, when the recorded image's registry is gone). Only a definite answer clears them.
 keep_what_runs() {
-  local group="rg-$AZURE_ENV_NAME" app="" production="" staging="" instances=""
-  if [[ $(az group exists --name "$group" --output tsv) == true ]]; then
-    app=$(az webapp list --resource-group "$group" --query "[?tags.\"azd-service-name\"=='web'].name | [0]" --output tsv)
+  local group=${AZURE_RESOURCE_GROUP:-rg-$AZURE_ENV_NAME} exists app="" fx production="" staging="" instances="" status=0
+  exists=$(read_or_stop "whether resource group $group exists" az group exists --name "$group" "${SUB[@]}" --output tsv)
+  if [[ $exists == true ]]; then
+    app=$(read_or_stop "the sites in $group" az webapp list --resource-group "$group" "${SUB[@]}" \
+      --query "[?tags.\"azd-service-name\"=='web'].name | [0]" --output tsv)
+  elif [[ $exists != false ]]; then
+    fail "the check whether resource group $group exists answered '$exists'"
   fi
   if [[ -z $app ]]; then
     log "no site deployed in $group yet: production and staging start on the placeholder image"
@@ -65,11 +88,21 @@ keep_what_runs() {
     env_set APP_SERVICE_INSTANCE_COUNT 1
     return 0
   fi
-  production=$(strip_docker "$(az webapp config show --resource-group "$group" --name "$app" \
-    --query linuxFxVersion --output tsv)")
-  staging=$(strip_docker "$(az webapp config show --resource-group "$group" --name "$app" --slot staging \
-    --query linuxFxVersion --output tsv 2>/dev/null || true)")
-  instances=$(az appservice plan list --resource-group "$group" --query "[0].sku.capacity" --output tsv)
+  fx=$(read_or_stop "production's image" az webapp config show --resource-group "$group" --name "$app" "${SUB[@]}" \
+    --query linuxFxVersion --output tsv)
+  production=$(strip_docker "$fx")
+  [[ -n $production ]] || fail "production of $app reports no container image ('$fx'): not provisioning over it"
+  # A site from before the staging slot existed has none: az exits 3 (not found). Any other failure stops.
+  fx=$(az webapp config show --resource-group "$group" --name "$app" --slot staging "${SUB[@]}" \
+    --query linuxFxVersion --output tsv) || status=$?
+  if ((status == 3)); then
+    fx=""
+  elif ((status != 0)); then
+    cannot_read "the staging slot's image"
+  fi
+  staging=$(strip_docker "$fx")
+  instances=$(read_or_stop "the plan's instance count" az appservice plan list --resource-group "$group" "${SUB[@]}" \
+    --query "[0].sku.capacity" --output tsv)
   log "keeping what runs in $app: production ${production:-$PLACEHOLDER_NOTE}, staging ${staging:-$PLACEHOLDER_NOTE}," \
     "${instances:-1} instance(s)"
   env_set SERVICE_WEB_IMAGE_NAME "$production"
@@ -81,7 +114,7 @@ keep_what_runs() {
 # name stays taken: creating the vault again would fail. Recover it instead (createMode: recover).
 recover_deleted_vault() {
   local deleted
-  deleted=$(az keyvault list-deleted --resource-type vault \
+  deleted=$(az keyvault list-deleted --resource-type vault "${SUB[@]}" \
     --query "[?properties.tags.\"azd-env-name\"=='$AZURE_ENV_NAME' && properties.location=='$AZURE_LOCATION'].name | [0]" \
     --output tsv)
   if [[ -n $deleted ]]; then
@@ -97,7 +130,7 @@ recover_deleted_vault() {
 # creating it again fails (FlagMustBeSetForRestore). Restore it instead.
 restore_deleted_ai_account() {
   local deleted
-  deleted=$(az cognitiveservices account list-deleted \
+  deleted=$(az cognitiveservices account list-deleted "${SUB[@]}" \
     --query "[?contains(id, '/resourceGroups/rg-$AZURE_ENV_NAME/') && location=='$AZURE_LOCATION'].name | [0]" \
     --output tsv)
   if [[ -n $deleted ]]; then
@@ -110,7 +143,7 @@ restore_deleted_ai_account() {
 
 check_model_region() {
   local location=$1 model=$2 offered
-  offered=$(az cognitiveservices model list --location "$location" --query "length([?model.name=='$model'])" --output tsv)
+  offered=$(az cognitiveservices model list --location "$location" "${SUB[@]}" --query "length([?model.name=='$model'])" --output tsv)
   if [[ ${offered:-0} == 0 ]]; then
     log "region '$location' does not offer the model '$model' to Azure AI Services."
     log "pick a region that does, e.g.: $KNOWN_REGIONS"
@@ -139,8 +172,28 @@ no_entra_permission() {
     "Or deploy without sign-in: azd env set VOICEBRIDGE_AUTH none"
 }
 
+# Graph may not show a just-created application to servicePrincipals for a few seconds (replication): retry
+# that; only a refusal (403, "Insufficient privileges") is a missing permission.
+create_service_principal() {
+  local id=$1 attempt errors
+  errors=$(mktemp)
+  for ((attempt = 1; ; attempt++)); do
+    if az ad sp create --id "$id" --output none 2>"$errors"; then
+      rm -f "$errors"
+      return 0
+    fi
+    if grep -qi -e "insufficient privileges" -e "Authorization_RequestDenied" "$errors" || ((attempt >= 5)); then
+      cat "$errors" >&2
+      rm -f "$errors"
+      no_entra_permission "create the service principal of $id"
+    fi
+    log "the service principal of $id cannot be created yet (Microsoft Graph replication); retrying in ${RETRY_DELAY}s"
+    sleep "$RETRY_DELAY"
+  done
+}
+
 app_registration() {
-  local mode=${VOICEBRIDGE_AUTH:-none} name="voicebridge-$AZURE_ENV_NAME" id=${VOICEBRIDGE_AUTH_CLIENT_ID:-}
+  local mode=${VOICEBRIDGE_AUTH:-none} name="voicebridge-$AZURE_ENV_NAME" id=${VOICEBRIDGE_AUTH_CLIENT_ID:-} found
   case $mode in
     none) return 0 ;;
     entra) ;;
@@ -151,8 +204,14 @@ app_registration() {
       no_entra_permission "read the app registration $id (VOICEBRIDGE_AUTH_CLIENT_ID)"
     log "sign-in: using app registration $id"
   else
-    id=$(az ad app list --display-name "$name" --query "[0].appId" --output tsv) ||
+    # --display-name is Graph's startswith(): voicebridge-lab would also find voicebridge-lab2. Keep exact names.
+    found=$(az ad app list --display-name "$name" --query "[?displayName=='$name'].appId" --output tsv) ||
       no_entra_permission "list app registrations"
+    if [[ $found == *$'\n'* ]]; then
+      fail "more than one app registration is named $name ($(tr '\n' ' ' <<<"$found")): choose one with" \
+        "azd env set VOICEBRIDGE_AUTH_CLIENT_ID <application id>"
+    fi
+    id=$found
     if [[ -n $id ]]; then
       log "sign-in: reusing app registration $name ($id)"
     else
@@ -165,7 +224,7 @@ app_registration() {
   fi
   # Users of the tenant sign in to the registration's service principal (enterprise application).
   if ! az ad sp show --id "$id" --query id --output tsv >/dev/null 2>&1; then
-    az ad sp create --id "$id" --output none || no_entra_permission "create the service principal of $id"
+    create_service_principal "$id"
   fi
   env_set VOICEBRIDGE_AUTH_CLIENT_ID "$id"
 }
@@ -174,12 +233,16 @@ main() {
   local location=${AZURE_LOCATION:-} model=${VOICE_LIVE_MODEL:-gpt-realtime}
   [[ -n $location ]] || fail "AZURE_LOCATION is not set: azd env set AZURE_LOCATION <region>"
   [[ -n ${AZURE_ENV_NAME:-} ]] || fail "AZURE_ENV_NAME is not set: run through azd, or azd env select <name> first"
+  [[ -n ${AZURE_SUBSCRIPTION_ID:-} ]] ||
+    fail "AZURE_SUBSCRIPTION_ID is not set: run through azd (azd provision, or azd hooks run preprovision)," \
+      "or azd env set AZURE_SUBSCRIPTION_ID <subscription id>"
+  SUB=(--subscription "$AZURE_SUBSCRIPTION_ID")
   [[ $model =~ ^[A-Za-z0-9._-]+$ ]] || fail "VOICE_LIVE_MODEL '$model' is not a model name (letters, digits, dots, dashes)"
   ENV_ARGS=(--environment "$AZURE_ENV_NAME")
   if ! az_ready; then
     # Without az nothing live can be read: provisioning now could reset production's image and scale.
-    fail "the Azure CLI is missing or not logged in; it is needed to read what runs before re-provisioning." \
-      "Run 'az login' (Cloud Shell: already done) and try again"
+    fail "the Azure CLI is missing, not logged in, or cannot see subscription $AZURE_SUBSCRIPTION_ID; it is needed to" \
+      "read what runs before re-provisioning. Run 'az login' (Cloud Shell: already done) and try again"
   fi
   register_providers
   keep_what_runs

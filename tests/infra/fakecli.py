@@ -88,7 +88,8 @@ def az(argv: list[str], scenario: dict) -> int:
         site_id = f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Web/sites/{name}"
         host = f"{name}-{slot}.azurewebsites.net" if slot else f"{name}.azurewebsites.net"
         site_id = f"{site_id}/slots/{slot}" if slot else site_id
-        print({"defaultHostName": host, "id": site_id}.get(option(argv, "--query"), f"{site_id}\t{host}"))
+        # --query "[id, defaultHostName]" --output tsv: knack prints a list one element per line.
+        print({"defaultHostName": host, "id": site_id}.get(option(argv, "--query"), f"{site_id}\n{host}"))
         return 0
     if argv[:3] == ["webapp", "config", "show"]:
         print("DOCKER|" + images(scenario)["staging" if option(argv, "--slot") else "production"])

@@ -1,5 +1,6 @@
-"""Shared helpers for the deployment tests: repository paths, the linters next to the interpreter, and a PATH
-of stand-in az/azd/curl/smoke executables (Azure is unreachable here).
+"""Shared helpers for the deployment tests: repository paths, the linters next to the interpreter, and FakeCloud,
+a PATH of recording stand-in az/azd/curl/smoke executables (fakecli.py). The flows run on the real azure-cli
+(realcloud.py); FakeCloud is left to test_azure_cli_arguments.py's argv scenarios and the pre-issue-9 replay.
 
 A uniquely named module rather than conftest.py, so `from ... import` cannot pick up another test
 directory's conftest."""

@@ -1,392 +1,356 @@
-"""azdeploy.sh driven end to end with stand-in az, azd, curl and smoke executables first on PATH.
-
-Azure is unreachable from here and neither CLI can be installed offline, so the stand-ins
-(tests/infra/fakecli.py) are the one place a stand-in is right: they record every argv and answer like the
-real CLIs. azdeploy.sh, the preprovision hook and scripts/rollout.sh run for real under bash.
-"""
+"""azdeploy.sh, its hooks and the predeploy check, driven end to end with the real azure-cli against the fake
+Azure (tests/infra/fakeazure.py). azd and docker are the recording stand-ins of standins.py (neither can run
+here); every `az` call but `acr build`/`acr login` is the real CLI. The scenarios issue 20 names are in
+test_deploy_real_cli.py; these are the rest of the menu's behaviour."""
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+
 import pytest
+from fakeazure import SUBSCRIPTION
 from infra_helpers import REPO
-
-PROVIDERS = 7
-ENV_VALUES = {
-    "AZURE_LOCATION": "swedencentral",
-    "AZURE_RESOURCE_GROUP": "rg-lab",
-    "SERVICE_WEB_NAME": "app-1",
-    "AZURE_CONTAINER_REGISTRY_NAME": "cr1",
-    "SERVICE_WEB_URI": "https://app-1.azurewebsites.net",
-}
-OUTPUTS = ["azd env get-value AZURE_RESOURCE_GROUP", "azd env get-value SERVICE_WEB_NAME",
-           "azd env get-value AZURE_CONTAINER_REGISTRY_NAME"]
-ROLLOUT = ["az acr show", "az webapp show", "az webapp show", "az acr build", "az rest", "curl", "smoke",
-           "az webapp deployment slot swap", "curl", "smoke"]
-RECORD_AND_REPORT = ["azd env set SERVICE_WEB_IMAGE_NAME", "azd env get-value SERVICE_WEB_URI"]
-LOGIN_CHECKS = ["az account show", "azd auth login"]
-# The sign-in mode the environment holds (VOICEBRIDGE_AUTH; none when unset), read once per run.
-AUTH_MODE = ["azd env get-value VOICEBRIDGE_AUTH"]
-# scripts/azd-hooks/preprovision.sh on a subscription with nothing deployed yet.
-HOOK_FIRST_TIME = [
-    "az account show",
-    *["az provider show"] * PROVIDERS,
-    "az group exists",
-    "azd env set SERVICE_WEB_IMAGE_NAME",
-    "azd env set SERVICE_WEB_STAGING_IMAGE_NAME",
-    "azd env set APP_SERVICE_INSTANCE_COUNT",
-    "az keyvault list-deleted",
-    "azd env set KEY_VAULT_CREATE_MODE",
-    "az cognitiveservices account list-deleted",
-    "azd env set AI_SERVICES_RESTORE",
-    "az cognitiveservices model list",
-    "azd env set AZD_DEPLOY_WEB_SLOT_NAME",
-]
-HOOK = ("scripts/azd-hooks/preprovision.sh",)
-HOOK_ENV = {"AZURE_ENV_NAME": "lab", "AZURE_LOCATION": "swedencentral"}
+from test_deploy_real_cli import (
+    HOOK,
+    LIVE,
+    POSTPROVISION,
+    PREVIOUS,
+    REGISTRY,
+    hook_env,
+    index,
+    is_swap,
+    lab,
+    lab_env,
+)
 
 
-def strip_image(commands: list[str]) -> list[str]:
-    # Values set in the azd environment (a tag carries a timestamp) are checked separately: the sequence is
-    # under test here.
-    return [" ".join(c.split(" ")[:4]) if c.startswith("azd env set ") else c for c in commands]
+def first_provision_creates_the_site(real) -> dict:
+    """The deployment of a new environment: the site (both slots on the placeholder) and the registry appear
+    only when `azd provision` runs, which writes the outputs back to the environment."""
+    created = {}
+
+    def provision(_values) -> None:
+        created["site"] = real.azure.add_site("rg-lab", "app-1")
+        real.azure.add_registry("rg-lab", REGISTRY)
+
+    real.azure.on_provision = provision
+    placeholder = type("S", (), {"name": "app-1"})()
+    real.behaviour["outputs"] = {k: v for k, v in lab_env(real, placeholder).items() if not k.startswith("AZURE_ENV")}
+    return created
 
 
-def env_sets(cloud) -> dict[str, str]:
-    return {c["argv"][2]: c["argv"][3] for c in cloud.calls() if c["prog"] == "azd" and c["argv"][:2] == ["env", "set"]}
-
-
-def test_option_1_full_deploy_on_a_new_environment(cloud):
-    cloud.scenario = {"env_exists": False, "env": ENV_VALUES}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--location", "swedencentral", "--yes")
+def test_option_1_on_a_new_environment_creates_it_in_azs_subscription_and_releases(real):
+    created = first_provision_creates_the_site(real)
+    real.envs["other"] = {"AZURE_ENV_NAME": "other"}  # the stand-in's state exists; `lab` does not
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--location", "swedencentral", "--yes")
     assert result.returncode == 0, result.stderr
-    assert strip_image(cloud.commands()) == [
-        *LOGIN_CHECKS,
-        "azd env get-values",
-        "az account show",  # subscription id for the new environment
-        "azd env new lab",
-        *AUTH_MODE,
-        *HOOK_FIRST_TIME,
-        "azd provision",
-        *OUTPUTS,
-        *ROLLOUT,
-        *RECORD_AND_REPORT,
-    ]
-    new_env = next(c["argv"] for c in cloud.calls() if c["argv"][:2] == ["env", "new"])
-    assert new_env == ["env", "new", "lab", "--location", "swedencentral", "--subscription",
-                       "00000000-0000-0000-0000-000000000001"]
-    images = [c["argv"][3] for c in cloud.calls() if c["argv"][:3] == ["env", "set", "SERVICE_WEB_IMAGE_NAME"]]
-    # Cleared by the hook (nothing deployed yet), then the released image is recorded.
-    assert images[0] == "" and images[-1].startswith("cr1.azurecr.io/voicebridge:")
-    assert "https://app-1.azurewebsites.net" in result.stderr
+    new = next(c["argv"] for c in real.calls() if c["argv"][:2] == ["env", "new"])
+    assert new == ["env", "new", "lab", "--location", "swedencentral", "--subscription", SUBSCRIPTION]
+    commands = real.commands()
+    assert commands.index("azd hooks run preprovision") < commands.index("azd provision") < commands.index("az acr build")
+    (provisioned,) = real.provisioned()
+    assert provisioned["SERVICE_WEB_IMAGE_NAME"] == "" and provisioned["AZD_DEPLOY_WEB_SLOT_NAME"] == "production"
+    assert created["site"].images["production"] == real.env_values("lab")["SERVICE_WEB_IMAGE_NAME"]
+    assert "open to anyone with the URL" in result.stderr and "US$180" in result.stderr
 
 
-def test_option_1_on_an_existing_environment_selects_it_and_registers_missing_providers(cloud):
-    cloud.scenario = {"env": ENV_VALUES, "providers": {"Microsoft.CognitiveServices": "NotRegistered"}}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+def test_the_menu_asks_for_the_region_of_a_new_environment(real):
+    first_provision_creates_the_site(real)
+    real.envs["other"] = {"AZURE_ENV_NAME": "other"}
+    real.save()
+    primary, secondary = pty.openpty()
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZD_", "VOICEBRIDGE_"))},
+               **real.azure.environment(real.config), "PATH": f"{real.bin}{os.pathsep}{os.environ['PATH']}",
+               "STANDIN_LOG": str(real.log), "FAKE_AZURE_URL": real.azure.url, "AZD_STATE": str(real.state), "VOICEBRIDGE_SMOKE_CMD": str(real.bin / "smoke"),
+               "VOICEBRIDGE_GATE_INTERVAL": "0", "VOICEBRIDGE_GATE_TIMEOUT": "0", "AZURE_ENV_NAME": "lab"}
+    process = subprocess.Popen(["bash", "azdeploy.sh"], cwd=REPO, env=environ, stdin=secondary,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(secondary)
+    try:
+        # The terminal buffers the answers line by line; each prompt's `read` takes the next one.
+        os.write(primary, b"1\nswedencentral\ny\n")
+        _, stderr = process.communicate(timeout=240)
+    finally:
+        os.close(primary)
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "Region for the new environment 'lab'" in stderr
+    new = next(c["argv"] for c in real.calls() if c["argv"][:2] == ["env", "new"])
+    assert new[:4] == ["env", "new", "lab", "--location"] and new[4] == "swedencentral"
+
+
+def test_dry_run_needs_neither_az_nor_azd_and_previews_a_first_deployment(real, tmp_path):
+    bare = tmp_path / "bare bin"  # bash, the coreutils the scripts use, git and python: no az, azd or curl
+    bare.mkdir()
+    for tool in ("bash", "env", "dirname", "date", "git", "mktemp", "rm", "sed", "python3", "tr", "cat"):
+        found = subprocess.run(["bash", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        if found:
+            (bare / tool).symlink_to(found)
+    result = subprocess.run(["bash", "azdeploy.sh", "--full", "--env", "fresh", "--location", "eastus2", "--dry-run"],
+                            cwd=REPO, env={"PATH": str(bare), "HOME": str(tmp_path)}, capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
-    commands = cloud.commands()
-    assert "azd env new" not in " ".join(commands)
-    assert commands.index("azd env select lab") < commands.index("azd provision")
-    register = [c["argv"] for c in cloud.calls() if c["argv"][:2] == ["provider", "register"]]
-    assert register == [["provider", "register", "--namespace", "Microsoft.CognitiveServices", "--wait"]]
-    assert "Microsoft.CognitiveServices is NotRegistered" in result.stderr
+    for command in ("azd env new fresh --location eastus2", "azd hooks run preprovision --environment fresh",
+                    "azd provision --no-prompt --environment fresh", "az acr build", "az rest --method patch",
+                    "az webapp deployment slot swap"):
+        assert command in result.stderr
+    assert "open to anyone with the URL" in result.stderr
 
 
-def test_option_1_re_provisions_with_what_runs_now(cloud):
-    # A release by the deploy workflow: the azd environment still records an older image.
-    cloud.scenario = {"env": {**ENV_VALUES, "SERVICE_WEB_IMAGE_NAME": "cr1.azurecr.io/voicebridge:stale"},
-                      "site_exists": True, "instances": 3,
-                      "live_image": "cr1.azurecr.io/voicebridge:live", "staging_image": "cr1.azurecr.io/voicebridge:prev"}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+def test_dry_run_of_an_existing_environment_runs_nothing(real):
+    lab(real)
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--dry-run")
     assert result.returncode == 0, result.stderr
-    commands = cloud.commands()
-    provision = commands.index("azd provision")
-    sets = [c["argv"][2:4] for c in cloud.calls()[:provision] if c["argv"][:2] == ["env", "set"]]
-    assert ["SERVICE_WEB_IMAGE_NAME", "cr1.azurecr.io/voicebridge:live"] in sets
-    assert ["SERVICE_WEB_STAGING_IMAGE_NAME", "cr1.azurecr.io/voicebridge:prev"] in sets
-    assert ["APP_SERVICE_INSTANCE_COUNT", "3"] in sets
+    assert real.calls() == [] and real.azure.requests == []
+    assert "azd env select lab" in result.stderr and "azd env new" not in result.stderr
 
 
-def test_option_2_image_only_update(cloud):
-    cloud.scenario = {"env": ENV_VALUES}
-    result = cloud.run("azdeploy.sh", "--image-only", "--env", "lab")
+def test_provision_is_retried_after_a_transient_failure(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS)
+    real.envs["lab"] = lab_env(real, site)
+    real.behaviour["provision_failures"] = 1
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
     assert result.returncode == 0, result.stderr
-    assert strip_image(cloud.commands()) == [*LOGIN_CHECKS, "azd env get-values", *OUTPUTS, *AUTH_MODE, *ROLLOUT,
-                                             *RECORD_AND_REPORT]
+    assert real.commands().count("azd provision") == 2 and "retrying" in result.stderr
 
 
-def test_provision_is_retried_after_a_transient_failure(cloud):
-    cloud.scenario = {"env": ENV_VALUES, "provision_failures": 1}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
-    assert result.returncode == 0, result.stderr
-    assert cloud.commands().count("azd provision") == 2
-    assert "retrying" in result.stderr
-
-
-def test_failing_health_gate_stops_before_the_swap(cloud):
-    cloud.scenario = {"env": ENV_VALUES, "health": {"app-1-staging.azurewebsites.net": 503}}
-    result = cloud.run("azdeploy.sh", "--image-only", "--env", "lab")
+def test_region_without_the_model_stops_before_provisioning(real):
+    lab(real)
+    real.azure.models["swedencentral"] = ["gpt-4o"]
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
     assert result.returncode != 0
-    commands = cloud.commands()
-    assert "az webapp deployment slot swap" not in commands
-    # The site keeps its image, so the environment must not record the failed one for re-provisioning.
-    assert not any(c.startswith("azd env set SERVICE_WEB_IMAGE_NAME") for c in commands)
-    assert "did not complete" in result.stderr
-
-
-def test_region_without_the_model_stops_before_provisioning(cloud):
-    cloud.scenario = {"env": ENV_VALUES, "model_offered": "0"}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
-    assert result.returncode != 0
-    assert "azd provision" not in cloud.commands()
+    assert "azd provision" not in real.commands()
     assert "does not offer the model 'gpt-realtime'" in result.stderr and "eastus2" in result.stderr
 
 
-def test_dry_run_prints_every_command_and_runs_none(cloud):
-    cloud.scenario = {"env": ENV_VALUES}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--location", "eastus2", "--dry-run")
+def test_the_model_checked_is_the_environments_not_the_shells(real):
+    site = lab(real)
+    real.envs["lab"] = lab_env(real, site, VOICE_LIVE_MODEL="gpt-realtime-mini")
+    real.azure.models["swedencentral"] = ["gpt-realtime"]
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes", VOICE_LIVE_MODEL="gpt-realtime")
+    assert result.returncode != 0
+    assert "does not offer the model 'gpt-realtime-mini'" in result.stderr
+
+
+def test_a_deploy_slot_the_user_chose_is_left_alone(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS)
+    real.envs["lab"] = lab_env(real, site, AZD_DEPLOY_WEB_SLOT_NAME="staging")
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
     assert result.returncode == 0, result.stderr
-    assert cloud.calls() == []
-    for command in ("azd provision --no-prompt --environment lab", "preprovision.sh", "az acr build",
-                    "az rest --method patch", "az webapp deployment slot swap"):
-        assert command in result.stderr
+    assert real.env_values("lab")["AZD_DEPLOY_WEB_SLOT_NAME"] == "staging"
 
 
-def test_values_with_spaces_and_quotes_reach_the_cli_unchanged(cloud):
+def test_values_with_spaces_and_quotes_reach_the_cli_unchanged(real):
     env_name = """lab 'one' "two\""""
     group = "rg with spaces; $(touch pwned) `and` quotes'"
-    cloud.scenario = {"env": {**ENV_VALUES, "AZURE_RESOURCE_GROUP": group}}
-    result = cloud.run("azdeploy.sh", "--image-only", "--env", env_name)
+    site = real.azure.add_site(group, "app-1", production=LIVE, staging=PREVIOUS)
+    real.azure.add_registry(group, REGISTRY)
+    real.envs[env_name] = {**lab_env(real, site), "AZURE_ENV_NAME": env_name, "AZURE_RESOURCE_GROUP": group}
+    result = real.run("azdeploy.sh", "--image-only", "--env", env_name)
     assert result.returncode == 0, result.stderr
-    calls = cloud.calls()
-    azd_env_args = [c["argv"][c["argv"].index("--environment") + 1] for c in calls if "--environment" in c["argv"]]
-    assert azd_env_args and set(azd_env_args) == {env_name}
-    webapp = [c["argv"] for c in calls if c["argv"][:1] == ["webapp"]]
-    assert webapp and all(argv[argv.index("--resource-group") + 1] == group for argv in webapp)
+    envs = {c["argv"][c["argv"].index("--environment") + 1] for c in real.calls() if "--environment" in c["argv"]}
+    assert envs == {env_name}
+    assert any(group in r.path for r in real.azure.arm()) and site.images["production"] != LIVE
     assert not (REPO / "pwned").exists()
 
 
-def test_image_only_needs_an_existing_environment(cloud):
-    cloud.scenario = {"env_exists": False}
-    result = cloud.run("azdeploy.sh", "--image-only", "--env", "nowhere")
-    assert result.returncode != 0
-    assert "run a full deploy (option 1) first" in result.stderr
-    assert "az acr build" not in cloud.commands()
+def test_image_only_needs_an_existing_environment(real):
+    real.envs["other"] = {"AZURE_ENV_NAME": "other"}
+    result = real.run("azdeploy.sh", "--image-only", "--env", "nowhere")
+    assert result.returncode != 0 and "run a full deploy (option 1) first" in result.stderr
+    assert real.azure.requests == []
 
 
-def test_without_a_terminal_or_a_mode_it_asks_for_flags(cloud):
-    result = cloud.run("azdeploy.sh")
-    assert result.returncode != 0
-    assert "--full" in result.stderr and "--image-only" in result.stderr
-    assert cloud.calls() == []
+def test_without_a_terminal_or_a_mode_it_asks_for_flags(real):
+    result = real.run("azdeploy.sh")
+    assert result.returncode != 0 and "--full" in result.stderr and "--image-only" in result.stderr
+    assert real.calls() == []
 
 
-def test_teardown_purges_but_keeps_azd_state(cloud):
-    cloud.scenario = {"env": ENV_VALUES}
-    result = cloud.run("azdeploy.sh", "--teardown", "--env", "lab", "--yes")
+def test_status_shows_both_images_and_healthz(real):
+    lab(real, production=LIVE, staging=PREVIOUS)
+    result = real.run("azdeploy.sh", "--status", "--env", "lab")
     assert result.returncode == 0, result.stderr
-    assert [c["argv"] for c in cloud.calls() if c["argv"][:1] == ["down"]] == [
-        ["down", "--purge", "--force", "--environment", "lab"]
-    ]
-    assert not any(c["argv"][:2] in (["env", "remove"], ["env", "delete"]) for c in cloud.calls())
+    assert f"production image: DOCKER|{LIVE}" in result.stderr and f"DOCKER|{PREVIOUS}" in result.stderr
+    assert '"image_tag": "live"' in result.stderr
+
+
+def test_teardown_purges_but_keeps_azd_state(real):
+    lab(real)
+    result = real.run("azdeploy.sh", "--teardown", "--env", "lab", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert [c["argv"] for c in real.calls() if c["argv"][:1] == ["down"]] == [["down", "--purge", "--force", "--environment", "lab"]]
     assert "option 1" in result.stderr and "soft-deleted" in result.stderr
 
 
-def test_option_4_then_option_1_recovers_the_purge_protected_vault(cloud):
-    cloud.scenario = {"env": {**ENV_VALUES, "SERVICE_WEB_IMAGE_NAME": "cr1.azurecr.io/voicebridge:gone"}}
-    assert cloud.run("azdeploy.sh", "--teardown", "--env", "lab", "--yes").returncode == 0
-    # What azd down --purge leaves: no resource group, the vault soft-deleted and still holding its name.
-    cloud.scenario = {**cloud.scenario, "deleted_vaults": ["kv-abc123"], "site_exists": False}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
+def test_after_teardown_option_1_recovers_the_vault_and_starts_on_the_placeholder(real):
+    # What azd down --purge leaves: no resource group, the vault soft-deleted and holding its name.
+    real.envs["lab"] = {**hook_env(real), "SERVICE_WEB_IMAGE_NAME": f"{REGISTRY}.azurecr.io/voicebridge:gone"}
+    real.azure.add_deleted_vault("kv-abc123", "lab", "swedencentral")
+    real.azure.add_deleted_vault("kv-other", "lab", "eastus2")
+    result = real.run(HOOK, **real.envs["lab"])
     assert result.returncode == 0, result.stderr
-    sets = env_sets(cloud)
-    assert sets["KEY_VAULT_CREATE_MODE"] == "recover"
-    # The recorded image lived in the deleted registry: the new site starts on the placeholder.
-    assert [c["argv"][3] for c in cloud.calls() if c["argv"][:3] == ["env", "set", "SERVICE_WEB_IMAGE_NAME"]][0] == ""
+    values = real.env_values("lab")
+    assert values["KEY_VAULT_CREATE_MODE"] == "recover" and values["SERVICE_WEB_IMAGE_NAME"] == ""
     assert "kv-abc123" in result.stderr and "recovers it" in result.stderr
-    assert "azd provision" in cloud.commands()
 
 
-def test_hook_sets_default_create_mode_when_no_vault_is_soft_deleted(cloud):
-    result = cloud.run(*HOOK, **HOOK_ENV)
+def test_hook_restores_an_ai_account_azd_down_left_soft_deleted(real):
+    real.azure.add_deleted_ai_account("cog-abc123", "rg-lab", "swedencentral")
+    real.azure.add_deleted_ai_account("cog-elsewhere", "rg-other", "swedencentral")
+    result = real.run(HOOK, **hook_env(real))
     assert result.returncode == 0, result.stderr
-    assert strip_image(cloud.commands()) == HOOK_FIRST_TIME
-    assert env_sets(cloud) == {"SERVICE_WEB_IMAGE_NAME": "", "SERVICE_WEB_STAGING_IMAGE_NAME": "",
-                               "APP_SERVICE_INSTANCE_COUNT": "1", "KEY_VAULT_CREATE_MODE": "default",
-                               "AI_SERVICES_RESTORE": "false", "AZD_DEPLOY_WEB_SLOT_NAME": "production"}
-
-
-def test_hook_restores_an_ai_account_azd_down_left_soft_deleted(cloud):
-    cloud.scenario = {"deleted_ai_accounts": ["cog-abc123"]}
-    result = cloud.run(*HOOK, **HOOK_ENV)
-    assert result.returncode == 0, result.stderr
-    assert env_sets(cloud)["AI_SERVICES_RESTORE"] == "true"
+    values = real.env_values("lab")
+    assert values["AI_SERVICES_RESTORE"] == "true" and values["KEY_VAULT_CREATE_MODE"] == "default"
     assert "cog-abc123" in result.stderr
-    query = next(c["argv"] for c in cloud.calls() if c["argv"][:3] == ["cognitiveservices", "account", "list-deleted"])
-    assert "/resourceGroups/rg-lab/" in query[query.index("--query") + 1]
 
 
-def test_hook_leaves_a_chosen_deploy_slot_alone(cloud):
-    result = cloud.run(*HOOK, **HOOK_ENV, AZD_DEPLOY_WEB_SLOT_NAME="staging")
-    assert result.returncode == 0, result.stderr
-    assert "AZD_DEPLOY_WEB_SLOT_NAME" not in env_sets(cloud)
-
-
-def test_hook_stops_with_a_message_when_a_provider_cannot_be_registered(cloud):
-    cloud.scenario = {"providers": {"Microsoft.Web": "NotRegistered"}, "register_fails": True}
-    result = cloud.run(*HOOK, **HOOK_ENV)
+def test_hook_stops_with_a_message_when_a_provider_cannot_be_registered(real):
+    real.azure.providers[(SUBSCRIPTION, "Microsoft.Web")] = "NotRegistered"
+    real.azure.fail("POST", r"/providers/Microsoft.Web/register$", 403, "AuthorizationFailed",
+                    "The client does not have authorization to perform action "
+                    "'Microsoft.Resources/subscriptions/providers/register/action'")
+    result = real.run(HOOK, **hook_env(real))
     assert result.returncode == 1
-    assert "could not register Microsoft.Web" in result.stderr and "az provider register --namespace Microsoft.Web" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "could not register Microsoft.Web" in result.stderr
+    assert "az provider register --namespace Microsoft.Web" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_hook_without_an_azure_cli_login_stops_before_anything_is_reset(cloud):
-    cloud.scenario = {"az_logged_in": False}
-    result = cloud.run(*HOOK, **HOOK_ENV)
-    assert result.returncode == 1
-    assert "az login" in result.stderr
-    assert env_sets(cloud) == {}
+def test_hook_without_an_azure_cli_login_stops_before_anything_is_reset(real):
+    real.config = real.root / "never signed in"
+    real.config.mkdir()
+    result = real.run(HOOK, **hook_env(real, SERVICE_WEB_IMAGE_NAME=LIVE))
+    assert result.returncode == 1 and "az login" in result.stderr
+    assert real.env_values("lab")["SERVICE_WEB_IMAGE_NAME"] == LIVE
 
 
-def test_predeploy_hook_on_a_free_trial_says_what_works_instead(cloud):
-    cloud.scenario = {"quota_id": "FreeTrial_2014-09-01"}
-    result = cloud.run("scripts/azd-hooks/predeploy.sh", AZURE_SUBSCRIPTION_ID="sub-1")
+def test_hook_needs_the_environments_subscription(real):
+    values = hook_env(real)
+    del values["AZURE_SUBSCRIPTION_ID"]
+    result = real.run(HOOK, **values)
+    assert result.returncode == 1 and "AZURE_SUBSCRIPTION_ID is not set" in result.stderr
+    assert real.azure.arm() == []
+
+
+def test_predeploy_hook_on_a_free_trial_says_what_works_instead(real):
+    real.azure.quota[SUBSCRIPTION] = "FreeTrial_2014-09-01"
+    result = real.run("scripts/azd-hooks/predeploy.sh", AZURE_SUBSCRIPTION_ID=SUBSCRIPTION)
     assert result.returncode == 1
     assert "TasksOperationsNotAllowed" in result.stderr and "--builder docker" in result.stderr
     assert "deploy workflow" in result.stderr
-    rest = next(c["argv"] for c in cloud.calls() if c["argv"][:1] == ["rest"])
-    assert rest[rest.index("--url") + 1] == "/subscriptions/sub-1?api-version=2022-12-01"
 
 
-def test_predeploy_hook_passes_on_a_pay_as_you_go_subscription(cloud):
-    result = cloud.run("scripts/azd-hooks/predeploy.sh", AZURE_SUBSCRIPTION_ID="sub-1")
+def test_predeploy_hook_passes_on_a_pay_as_you_go_subscription(real):
+    result = real.run("scripts/azd-hooks/predeploy.sh", AZURE_SUBSCRIPTION_ID=SUBSCRIPTION)
     assert result.returncode == 0, result.stderr
 
 
-def test_option_2_can_build_with_docker(cloud):
-    cloud.scenario = {"env": ENV_VALUES}
-    result = cloud.run("azdeploy.sh", "--image-only", "--env", "lab", "--builder", "docker")
+def test_option_2_can_build_with_docker(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS)
+    result = real.run("azdeploy.sh", "--image-only", "--env", "lab", "--builder", "docker")
     assert result.returncode == 0, result.stderr
-    assert "az acr build" not in cloud.commands()
-    assert any(c["prog"] == "docker" and c["argv"][0] == "push" for c in cloud.calls())
+    commands = [f"{c['prog']} {c['argv'][0]}" for c in real.calls()]
+    assert "az acr build" not in real.commands()
+    assert commands.index("docker build") < commands.index("az acr") < commands.index("docker push")
+    assert site.images["production"] == real.env_values("lab")["SERVICE_WEB_IMAGE_NAME"]
 
 
-# --- sign-in (issue 13): the app registration, its redirect URIs, azdeploy.sh --auth ----------------------
+# --- sign-in (issue 13) -----------------------------------------------------------------------------------
 
-ENTRA_HOOK_ENV = {**HOOK_ENV, "VOICEBRIDGE_AUTH": "entra"}
-POSTPROVISION = ("scripts/azd-hooks/postprovision.sh",)
-OUTPUT_ENV = {"SERVICE_WEB_URI": "https://app-1.azurewebsites.net",
-              "SERVICE_WEB_STAGING_URI": "https://app-1-staging.azurewebsites.net"}
-
-
-def ad_calls(cloud) -> list[list[str]]:
-    return [c["argv"] for c in cloud.calls() if c["prog"] == "az" and c["argv"][:1] == ["ad"]]
-
-
-def test_without_sign_in_the_hook_asks_microsoft_graph_nothing(cloud):
-    result = cloud.run(*HOOK, **HOOK_ENV, VOICEBRIDGE_AUTH="none")
+def test_without_sign_in_the_hook_asks_microsoft_graph_nothing(real):
+    result = real.run(HOOK, **hook_env(real, VOICEBRIDGE_AUTH="none"))
     assert result.returncode == 0, result.stderr
-    assert ad_calls(cloud) == [] and "VOICEBRIDGE_AUTH_CLIENT_ID" not in env_sets(cloud)
+    assert real.azure.graph() == [] and "VOICEBRIDGE_AUTH_CLIENT_ID" not in real.env_values("lab")
 
 
-def test_hook_creates_the_app_registration_once_single_tenant_and_without_a_secret(cloud):
-    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV)
+def test_hook_creates_the_app_registration_single_tenant_without_a_secret(real):
+    result = real.run(HOOK, **hook_env(real, VOICEBRIDGE_AUTH="entra"))
     assert result.returncode == 0, result.stderr
-    calls = ad_calls(cloud)
-    assert calls[0][:2] == ["ad", "app"] and calls[0][2] == "list" and "voicebridge-lab" in calls[0]
-    (create,) = [c for c in calls if c[:3] == ["ad", "app", "create"]]
-    assert create[create.index("--display-name") + 1] == "voicebridge-lab"
-    assert create[create.index("--sign-in-audience") + 1] == "AzureADMyOrg"
-    assert create[create.index("--enable-id-token-issuance") + 1] == "true"
-    assert not any("credential" in " ".join(c) or "secret" in " ".join(c) for c in calls), "no secret is made"
-    assert ["ad", "sp", "create", "--id", "11111111-2222-3333-4444-555555555555", "--output", "none"] in calls
-    assert env_sets(cloud)["VOICEBRIDGE_AUTH_CLIENT_ID"] == "11111111-2222-3333-4444-555555555555"
+    (app,) = real.azure.applications
+    create = next(r for r in real.azure.graph() if r.method == "POST" and r.path.endswith("/applications"))
+    assert create.body["displayName"] == "voicebridge-lab" and create.body["signInAudience"] == "AzureADMyOrg"
+    assert create.body["web"]["implicitGrantSettings"]["enableIdTokenIssuance"] is True
+    assert not create.body.get("passwordCredentials") and not create.body.get("keyCredentials")
+    assert [sp["appId"] for sp in real.azure.service_principals] == [app["appId"]]
+    assert real.env_values("lab")["VOICEBRIDGE_AUTH_CLIENT_ID"] == app["appId"]
     assert "created app registration voicebridge-lab" in result.stderr
 
 
-def test_hook_reuses_the_registration_of_this_environment(cloud):
-    cloud.scenario = {"apps": {"voicebridge-lab": "aaaa-1"}, "sp_exists": True}
-    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV)
+def test_hook_reuses_the_registration_of_this_environment(real):
+    app = real.azure.add_application("voicebridge-lab")
+    real.azure.service_principals.append({"id": "sp-1", "appId": app["appId"], "servicePrincipalNames": [app["appId"]]})
+    result = real.run(HOOK, **hook_env(real, VOICEBRIDGE_AUTH="entra"))
     assert result.returncode == 0, result.stderr
-    assert not any(c[:3] in (["ad", "app", "create"], ["ad", "sp", "create"]) for c in ad_calls(cloud))
-    assert env_sets(cloud)["VOICEBRIDGE_AUTH_CLIENT_ID"] == "aaaa-1" and "reusing" in result.stderr
+    assert [r for r in real.azure.graph() if r.method != "GET"] == []
+    assert real.env_values("lab")["VOICEBRIDGE_AUTH_CLIENT_ID"] == app["appId"] and "reusing" in result.stderr
 
 
-def test_hook_uses_a_registration_an_administrator_made(cloud):
-    cloud.scenario = {"apps": {"made by an admin": "bbbb-2"}, "sp_exists": True}
-    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV, VOICEBRIDGE_AUTH_CLIENT_ID="bbbb-2")
+def test_two_registrations_with_this_environments_name_are_not_guessed_between(real):
+    real.azure.add_application("voicebridge-lab")
+    real.azure.add_application("voicebridge-lab")
+    result = real.run(HOOK, **hook_env(real, VOICEBRIDGE_AUTH="entra"))
+    assert result.returncode == 1 and "more than one app registration is named voicebridge-lab" in result.stderr
+    assert "VOICEBRIDGE_AUTH_CLIENT_ID" not in real.env_values("lab")
+
+
+def test_hook_uses_a_registration_an_administrator_made(real):
+    app = real.azure.add_application("made by an admin")
+    real.azure.service_principals.append({"id": "sp-1", "appId": app["appId"], "servicePrincipalNames": [app["appId"]]})
+    result = real.run(HOOK, **hook_env(real, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID=app["appId"]))
     assert result.returncode == 0, result.stderr
-    assert ad_calls(cloud) == [["ad", "app", "show", "--id", "bbbb-2", "--query", "appId", "--output", "tsv"],
-                               ["ad", "sp", "show", "--id", "bbbb-2", "--query", "id", "--output", "tsv"]]
-    assert env_sets(cloud)["VOICEBRIDGE_AUTH_CLIENT_ID"] == "bbbb-2"
+    assert [r for r in real.azure.graph() if r.method != "GET"] == []
+    assert real.env_values("lab")["VOICEBRIDGE_AUTH_CLIENT_ID"] == app["appId"]
 
 
-@pytest.mark.parametrize("scenario, step", [
-    ({"entra_refused": True}, "list app registrations"),
-    ({"app_refused_verb": "create"}, "create the app registration voicebridge-lab"),
+@pytest.mark.parametrize("refusal, step", [
+    ({"graph_refused": True}, "list app registrations"),
+    ({"may_register": False}, "create the app registration voicebridge-lab"),
 ])
-def test_hook_without_the_right_to_register_applications_says_what_is_needed(cloud, scenario, step):
-    cloud.scenario = scenario
-    result = cloud.run(*HOOK, **ENTRA_HOOK_ENV)
+def test_hook_without_the_right_to_register_applications_says_what_is_needed(real, refusal, step):
+    from fakeazure import DEPLOYER
+
+    real.azure.principals[DEPLOYER].update(refusal)
+    result = real.run(HOOK, **hook_env(real, VOICEBRIDGE_AUTH="entra"))
     assert result.returncode == 1
     assert f"could not {step} in Microsoft Entra ID" in result.stderr
     assert "Application Developer" in result.stderr and "Application.ReadWrite.OwnedBy" in result.stderr
     assert "azd env set VOICEBRIDGE_AUTH_CLIENT_ID" in result.stderr and "azd env set VOICEBRIDGE_AUTH none" in result.stderr
-    assert "VOICEBRIDGE_AUTH_CLIENT_ID" not in env_sets(cloud)
-    assert "Traceback" not in result.stderr
+    assert "VOICEBRIDGE_AUTH_CLIENT_ID" not in real.env_values("lab") and "Traceback" not in result.stderr
 
 
-def test_hook_refuses_an_unknown_sign_in_mode(cloud):
-    result = cloud.run(*HOOK, **HOOK_ENV, VOICEBRIDGE_AUTH="google")
+def test_hook_refuses_an_unknown_sign_in_mode(real):
+    result = real.run(HOOK, **hook_env(real, VOICEBRIDGE_AUTH="google"))
     assert result.returncode == 1 and "use none (no sign-in) or entra" in result.stderr
 
 
-def test_postprovision_gives_the_registration_both_slots_callbacks(cloud):
-    result = cloud.run(*POSTPROVISION, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID="aaaa-1", **OUTPUT_ENV)
+def test_postprovision_without_sign_in_does_nothing(real):
+    site = lab(real)
+    result = real.run(POSTPROVISION, **hook_env(real, site))
+    assert result.returncode == 0 and real.azure.requests == []
+
+
+def test_option_1_with_auth_entra_records_it_registers_the_app_and_gates_on_healthz(real):
+    site = lab(real, production=LIVE, staging=PREVIOUS, easy_auth=True)
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "entra")
     assert result.returncode == 0, result.stderr
-    assert ad_calls(cloud) == [["ad", "app", "update", "--id", "aaaa-1", "--web-redirect-uris",
-                                "https://app-1.azurewebsites.net/.auth/login/aad/callback",
-                                "https://app-1-staging.azurewebsites.net/.auth/login/aad/callback",
-                                "--enable-id-token-issuance", "true"]]
+    commands = real.commands()
+    assert commands.index("azd env set VOICEBRIDGE_AUTH entra") < commands.index("azd hooks run preprovision")
+    (provisioned,) = real.provisioned()
+    assert provisioned["VOICEBRIDGE_AUTH"] == "entra"
+    (app,) = real.azure.applications
+    assert provisioned["VOICEBRIDGE_AUTH_CLIENT_ID"] == app["appId"]
+    # azd's postprovision hook gave the registration both slots' callbacks.
+    assert sorted(app["web"]["redirectUris"]) == sorted(
+        f"{real.azure.site_url(site, slot)}/.auth/login/aad/callback" for slot in ("production", "staging"))
+    # The site requires sign-in: the gate is /healthz (excluded from sign-in), no smoke session.
+    assert "smoke" not in commands and index(real.azure.requests, is_swap) >= 0
+    assert "a script cannot sign in" in result.stderr and site.images["production"] != LIVE
 
 
-def test_postprovision_without_sign_in_does_nothing(cloud):
-    result = cloud.run(*POSTPROVISION, **OUTPUT_ENV)
-    assert result.returncode == 0 and cloud.calls() == []
-
-
-def test_postprovision_that_may_not_update_the_registration_names_the_uris_to_add(cloud):
-    cloud.scenario = {"app_refused_verb": "update"}
-    result = cloud.run(*POSTPROVISION, VOICEBRIDGE_AUTH="entra", VOICEBRIDGE_AUTH_CLIENT_ID="aaaa-1", **OUTPUT_ENV)
-    assert result.returncode == 1
-    assert "https://app-1-staging.azurewebsites.net/.auth/login/aad/callback" in result.stderr
-    assert "Application Developer" in result.stderr
-
-
-def test_option_1_with_auth_entra_records_it_registers_the_app_and_gates_on_healthz(cloud):
-    cloud.scenario = {"env": ENV_VALUES}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "entra")
-    assert result.returncode == 0, result.stderr
-    commands = cloud.commands()
-    assert commands.index("azd env set VOICEBRIDGE_AUTH entra") < commands.index("azd provision")
-    # The hook ran before azd with the mode chosen here (azd would pass it from the environment).
-    assert "az ad app create" in commands and commands.index("az ad app create") < commands.index("azd provision")
-    # A script cannot sign in: the gate is /healthz (excluded from sign-in), no smoke session.
-    assert "smoke" not in commands and "az webapp deployment slot swap" in commands
-    assert "the smoke session cannot sign in" in result.stderr
-
-
-def test_option_1_keeps_the_mode_the_environment_has(cloud):
-    cloud.scenario = {"env": {**ENV_VALUES, "VOICEBRIDGE_AUTH": "entra", "VOICEBRIDGE_AUTH_CLIENT_ID": "aaaa-1"},
-                      "apps": {"voicebridge-lab": "aaaa-1"}, "sp_exists": True}
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes")
-    assert result.returncode == 0, result.stderr
-    assert not any(c.startswith("azd env set VOICEBRIDGE_AUTH ") for c in cloud.commands())
-    assert ["ad", "app", "show", "--id", "aaaa-1", "--query", "appId", "--output", "tsv"] in ad_calls(cloud)
-    assert "smoke" not in cloud.commands()
-
-
-def test_option_1_refuses_an_unknown_auth_mode_before_touching_anything(cloud):
-    result = cloud.run("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "basic")
+def test_option_1_refuses_an_unknown_auth_mode_before_touching_anything(real):
+    result = real.run("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "basic")
     assert result.returncode != 0 and "--auth is none or entra" in result.stderr
-    assert cloud.calls() == []
+    assert real.calls() == [] and real.azure.requests == []

@@ -1,6 +1,9 @@
 """Every `az` command and flag the deployment scripts and workflows call exists in the real azure-cli.
 
-The stand-in az (fakecli.py) answers whatever it is asked, so on its own it would let a renamed flag through.
+Most flows run the real CLI against the fake Azure (test_deploy_real_cli.py), where a renamed flag fails by
+itself; these checks also reach call sites no flow reaches and the docs' commands. The scenarios below still
+use the recording stand-in az (fakecli.py): they only collect each argv for the parser, and fakecli can
+answer every call site (a refused registration, a free trial) in one quick pass.
 Here the real azure-cli (PyPI, pinned in tests/infra/azure-cli.txt, installed by `make test` into
 .venv/azure-cli because it pins azure-keyvault-secrets 4.7 while the app needs 4.9+) is asked, command by
 command, `az <command> --help` with telemetry off and a throw-away config directory; its answer is the
@@ -31,7 +34,7 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 ENV_VALUES = {"AZURE_LOCATION": "swedencentral", "AZURE_RESOURCE_GROUP": "rg-lab", "SERVICE_WEB_NAME": "app-1",
               "AZURE_CONTAINER_REGISTRY_NAME": "cr1", "SERVICE_WEB_URI": "https://app-1.azurewebsites.net"}
 ROLLOUT = ("scripts/rollout.sh", "--resource-group", "rg-lab", "--app", "app-1", "--registry", "cr1", "--tag", "t1")
-HOOK_ENV = {"AZURE_ENV_NAME": "lab", "AZURE_LOCATION": "swedencentral"}
+HOOK_ENV = {"AZURE_ENV_NAME": "lab", "AZURE_LOCATION": "swedencentral", "AZURE_SUBSCRIPTION_ID": "sub-1"}
 # (argv, environment, scenario) together reaching every az call site in the scripts.
 SCENARIOS = [
     (ROLLOUT, {}, {}),
@@ -45,6 +48,8 @@ SCENARIOS = [
     (("azdeploy.sh", "--status", "--env", "lab"), {}, {"env": ENV_VALUES}),
     (("azdeploy.sh", "--teardown", "--env", "lab", "--yes"), {}, {"env": ENV_VALUES}),
     (("scripts/azd-hooks/preprovision.sh",), HOOK_ENV, {"site_exists": True}),
+    (("scripts/azd-hooks/preprovision.sh",), HOOK_ENV,
+     {"site_exists": True, "deleted_vaults": ["kv-1"], "providers": {"Microsoft.Web": "NotRegistered"}}),
     (("scripts/azd-hooks/predeploy.sh",), {}, {}),
     # Sign-in (issue 13): a new app registration and its service principal, one named by the environment,
     # the redirect URIs after provisioning, and azdeploy.sh --auth entra.
@@ -53,7 +58,8 @@ SCENARIOS = [
      {"apps": {"x": "a-1"}}),
     (("scripts/azd-hooks/postprovision.sh",), {"VOICEBRIDGE_AUTH": "entra", "VOICEBRIDGE_AUTH_CLIENT_ID": "a-1",
                                                "SERVICE_WEB_URI": "https://app-1.azurewebsites.net",
-                                               "SERVICE_WEB_STAGING_URI": "https://app-1-staging.azurewebsites.net"}, {}),
+                                               "SERVICE_WEB_STAGING_URI": "https://app-1-staging.azurewebsites.net"},
+     {"apps": {"x": "a-1"}}),
     (("azdeploy.sh", "--full", "--env", "lab", "--yes", "--auth", "entra"), {}, {"env": ENV_VALUES}),
 ]
 

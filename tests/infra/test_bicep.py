@@ -207,13 +207,16 @@ def test_site_and_slot_share_the_hardened_container_config(bicep):
 
 def test_app_settings_give_the_bridge_everything_it_reads(bicep):
     given = set(bicep["main.bicep"]["modules"]["web"]["config"]["params"]["appSettings"])
-    added = set(variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]["arg_2"])
+    merged = variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]
+    # The operator's tuning first: what the template sets (endpoint, identity, sign-in trust) wins a clash.
+    assert (merged["arg_1"], merged["arg_2"]) == ("tuning", "appSettings")
+    added = set(merged["arg_3"])
     assert {"AZURE_VOICE_LIVE_ENDPOINT", "VOICE_LIVE_MODEL", "VOICE_LIVE_VOICE", "AZURE_CLIENT_ID",
             "AZURE_KEY_VAULT_ENDPOINT", "WEBSITES_PORT"} <= given
     assert {"APPLICATIONINSIGHTS_CONNECTION_STRING", "WEBSITE_SWAP_WARMUP_PING_PATH",
             "WEBSITE_SWAP_WARMUP_PING_STATUSES"} <= added
     assert "AZURE_VOICE_LIVE_API_KEY" not in given | added, "the key comes from Key Vault, never app settings"
-    shared = variables(bicep, "webapp")["sharedSettings"]["function"]["parameters"]["arg_2"]
+    shared = merged["arg_3"]
     assert shared["WEBSITE_SWAP_WARMUP_PING_PATH"] == "/healthz"
     # The connection string is read from the component, not passed through an output.
     assert ref(shared["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == "appInsights.properties.ConnectionString"
@@ -376,17 +379,25 @@ def sign_in_problems(bicep) -> list[str]:
         if res is None or res["type"] != kind or body(res).get("parent") != parent or body(res).get("name") != "authsettingsV2":
             problems.append(f"{name}: authsettingsV2 of the {parent} is missing")
             continue
-        props = body(res)["properties"]
-        bodies.append(props)
+        switched = body(res)["properties"]
+        bodies.append(switched)
+        if switched != {"operator": {"type": "conditional", "operands": {
+                "condition": "enabled", "true_value": "signInOn", "false_value": "signInOff"}}}:
+            problems.append(f"{name}: properties must be enabled ? signInOn : signInOff")
+            continue
+        props = variables(bicep, "easyauth")["signInOn"]
+        if variables(bicep, "easyauth")["signInOff"] != {"platform": {"enabled": False}}:
+            problems.append("with sign-in off only platform.enabled: false is written")
         checks = {
-            "platform on with the parameter": props.get("platform", {}).get("enabled") == "enabled",
-            "authentication required with the parameter": props.get("globalValidation", {}).get("requireAuthentication") == "enabled",
+            "platform on": props.get("platform", {}).get("enabled") is True,
+            "authentication required": props.get("globalValidation", {}).get("requireAuthentication") is True,
             "unauthenticated browsers sent to Entra ID": props.get("globalValidation", {}).get("unauthenticatedClientAction") == "RedirectToLoginPage"
             and props["globalValidation"].get("redirectToProvider") == "azureactivedirectory",
             "/healthz excluded": props.get("globalValidation", {}).get("excludedPaths") == ["/healthz"],
             "Entra ID with the registration's client id": props.get("identityProviders", {}).get("azureActiveDirectory", {}).get("registration")
             == {"clientId": "clientId", "openIdIssuer": "issuer"},
-            "token store on": props.get("login", {}).get("tokenStore", {}).get("enabled") is True,
+            # Nothing reads the provider's tokens; without blob storage the store would use the file system.
+            "token store off": props.get("login", {}).get("tokenStore", {}).get("enabled") is False,
         }
         problems += [f"{name}: {what}" for what, ok in checks.items() if not ok]
     if len(bodies) == 2 and bodies[0] != bodies[1]:
@@ -408,11 +419,13 @@ def test_the_sign_in_check_catches(bicep):
         return copied
 
     def slot(b):
-        return body(b["modules/easyauth.bicep"]["resources"]["stagingAuth"])["properties"]
+        return b["modules/easyauth.bicep"]["variables"]["signInOn"]["value"]
 
     defects = {
         "health check behind sign-in": lambda b: slot(b)["globalValidation"].update(excludedPaths=[]),
-        "token store off": lambda b: slot(b)["login"]["tokenStore"].update(enabled=False),
+        "token store on": lambda b: slot(b)["login"]["tokenStore"].update(enabled=True),
+        "a provider configured with sign-in off": lambda b: b["modules/easyauth.bicep"]["variables"]["signInOff"]["value"].update(
+            identityProviders={}),
         "staging slot left open": lambda b: b["modules/easyauth.bicep"]["resources"].pop("stagingAuth"),
         "sign-in always on": lambda b: b["main.bicep"]["parameters"]["auth"].update(default="entra"),
         "easy auth trusted without sign-in": lambda b: b["main.bicep"]["modules"]["web"]["config"]["params"]["appSettings"].update(
