@@ -114,7 +114,7 @@ def test_upstream_busy_shows_the_wait_while_connecting(launch, app, wavs):
     page.get_by_role("button", name="Start session").click()
     # The page's session.start went out on the routed socket; the server's answer is held.
     page.wait_for_function("() => document.body.dataset.state === 'connecting'", timeout=TIMEOUT_MS)
-    assert wire.routes, "the page opened its socket"
+    wire.wait_connected(page, TIMEOUT_MS)
     wire.to_page({"type": "warning", "code": "upstream_busy", "seconds": 12, "message": "All lines are busy."})
     page.wait_for_function(
         "() => document.getElementById('state-hint').textContent === 'Waiting for a free line — about 12 s'",

@@ -7,6 +7,7 @@ imported first under that name, which depends on the folders collected.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from playwright.sync_api import Page, WebSocketRoute
@@ -45,6 +46,14 @@ class Wire:
 
         route.on_message(up)
         server.on_message(down)
+
+    def wait_connected(self, page: Page, timeout_ms: float) -> None:
+        """Until the page's socket reached this proxy. Playwright calls the route handler only while the
+        test is inside a Playwright call, so this keeps Playwright's event loop turning, with a deadline."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not self.routes:
+            assert time.monotonic() < deadline, "the page did not open its socket"
+            page.wait_for_timeout(20)  # turns Playwright's loop: the handler runs in here
 
     def to_page(self, message: dict) -> None:
         self.routes[-1].send(json.dumps(message))

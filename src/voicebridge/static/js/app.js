@@ -7,7 +7,7 @@ import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerTy
 import { Conversation } from "./conversation.js";
 import { WIRE_RATE } from "./dsp.js";
 import { SpokenWords } from "./spoken.js";
-import { NOTICES, PageProblem, UPSTREAM_BUSY, View } from "./ui.js";
+import { NOTICES, PageProblem, REPLY_FAILED, REPLY_FAILED_REASONS, UPSTREAM_BUSY, View } from "./ui.js";
 
 const SENDING = new Set(ACTIVE_STATES);
 // Errors after which the server ends the session: reconnecting would only repeat them.
@@ -263,7 +263,7 @@ class Run {
     if (message) view.showNotice(message, { kind: "warning", code });
   }
 
-  onError({ code, message }) {
+  onError({ code, message, reason }) {
     // The server's wording may name hosts and credentials: it is for the log, the page says its own.
     console.warn(`voicebridge: the server reported ${code}: ${message ?? ""}`);
     if (code === ErrorCode.RESUME_EXPIRED) {
@@ -278,7 +278,7 @@ class Run {
     }
     // The session goes on (the states that follow say so); a code this page does not know yet is told
     // in the server's words, which is all the page has.
-    const text = NOTICES[code] ?? message;
+    const text = (code === REPLY_FAILED && REPLY_FAILED_REASONS[reason]) || (NOTICES[code] ?? message);
     if (text) view.showNotice(text, { kind: "warning", code });
   }
 

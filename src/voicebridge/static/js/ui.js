@@ -79,6 +79,12 @@ export const PROBLEMS = {
   [ErrorCode.INTERNAL]: ["The server hit an unexpected error", "Press Start session to try again. If it keeps happening, tell the operator."],
 };
 
+// A reply the service could not give, in the page's words by the reason the server names.
+export const REPLY_FAILED_REASONS = {
+  rate_limit_exceeded: "The assistant is busy right now and could not answer. Say or type it again in a moment.",
+  content_filter: "The content filter stopped that reply. Try putting it another way.",
+};
+
 // Errors after which the session goes on: a line in the notice, not the problem box.
 export const NOTICES = {
   [REPLY_FAILED]: "The assistant could not answer that. Say or type it again.",
