@@ -13,7 +13,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_sock import Sock
 
 from . import __version__, identity, telemetry
-from .bridge import Bridge
+from .bridge import Bridge, Siblings
 from .credentials import build_provider
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
 from .settings import Settings
@@ -54,8 +54,9 @@ def _valid_websocket_key(key: str) -> bool:
         return False
 
 
-def start_bridge(settings: Settings) -> Bridge:
-    """Start the event loop, the built-in emulator when no endpoint is configured, and the bridge."""
+def start_bridge(settings: Settings, siblings: Siblings | None = None) -> Bridge:
+    """Start the event loop, the built-in emulator when no endpoint is configured, and the bridge
+    (`siblings`: this worker's place among the instance's worker processes, when there are several)."""
     runtime = LoopThread().start()
     emulator = None
     if settings.use_emulator:
@@ -75,7 +76,7 @@ def start_bridge(settings: Settings) -> Bridge:
         endpoint = settings.endpoint
         provider = build_provider(settings)
     log.info("event=startup.credentials source=%r", provider.source)
-    return Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
+    return Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator=emulator, siblings=siblings)
 
 
 def tab_user(settings: Settings) -> identity.UserKey:
@@ -85,11 +86,11 @@ def tab_user(settings: Settings) -> identity.UserKey:
     )
 
 
-def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
+def create_app(settings: Settings | None = None, bridge: Bridge | None = None, siblings: Siblings | None = None) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     # Here, in the serving process: exporters run background threads, which do not survive a fork.
     log.info("event=startup.telemetry mode=%s", telemetry.configure(settings))
-    bridge = bridge or start_bridge(settings)
+    bridge = bridge or start_bridge(settings, siblings)
     app = Flask(__name__)
     telemetry.instrument_app(app)
     app.config["SOCK_SERVER_OPTIONS"] = SOCK_SERVER_OPTIONS

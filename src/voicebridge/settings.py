@@ -32,12 +32,26 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
-def cpu_count() -> int:
-    """The cores this process may run on (a container's CPU set, not the host's)."""
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def cpu_count(cpu_max: str = CGROUP_CPU_MAX) -> int:
+    """The cores this process may use: its CPU set, and fewer when its container has a CPU quota (cgroup v2
+    `cpu.max`, "<quota> <period>" or "max <period>"), which is how Docker's --cpus and Kubernetes' limits
+    cap a container without changing the CPU set it sees."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    try:
+        with open(cpu_max) as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max" and int(period) > 0:
+            # A quota of 1.5 cores runs two workers (each gets its share); 0.5 still runs one.
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 here (macOS, cgroup v1), or no quota: the CPU set is the limit
+    return cores
 
 
 class SettingsError(ValueError):
@@ -95,6 +109,8 @@ class Settings:
     connect_timeout_s: float = 10.0
     reconnect_window_s: float = 30.0
     drain_timeout_s: float = 10.0
+    # A worker whose event loop has not run its heartbeat for this long is replaced by gunicorn (worker.py).
+    worker_timeout_s: int = 30
     # Continuity (issue 12): the conversation the bridge replays, and how long a lost tab may resume.
     history_items: int = 40
     resume_window_s: float = 30.0
@@ -176,6 +192,7 @@ class Settings:
                 "VOICEBRIDGE_RECONNECT_SECONDS", float, d.reconnect_window_s, 0.0, 600.0
             ),
             drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, d.drain_timeout_s, 0.5, 230.0),
+            worker_timeout_s=env.number("VOICEBRIDGE_WORKER_TIMEOUT_SECONDS", int, d.worker_timeout_s, 2, 600),
             history_items=env.number("VOICEBRIDGE_HISTORY_ITEMS", int, d.history_items, 0, 500),
             resume_window_s=env.number("VOICEBRIDGE_RESUME_SECONDS", float, d.resume_window_s, 0.0, 600.0),
             trust_easy_auth=env.flag("VOICEBRIDGE_TRUST_EASY_AUTH", d.trust_easy_auth),
