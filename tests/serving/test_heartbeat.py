@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from serving.conftest import Served, serve, upstream_env
 from support.audio import silence, speech
 from support.tab import Tab
+from support.waiting import until
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 TIMEOUT_S = 4  # gunicorn's worker timeout for these tests (VOICEBRIDGE_WORKER_TIMEOUT_SECONDS)
@@ -26,17 +25,8 @@ TIMEOUT_S = 4  # gunicorn's worker timeout for these tests (VOICEBRIDGE_WORKER_T
 
 def wait_for_log(served: Served, pattern: str, timeout: float, since: int = 0) -> re.Match:
     """The first line after byte `since` matching `pattern`, read as the log grows (bounded)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        with open(served.log, "rb") as f:
-            f.seek(since)
-            found = re.search(pattern, f.read().decode(errors="replace"))
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no log line matching {pattern!r} within {timeout}s")
-        pause.wait(0.05)  # the log is a file: read it again shortly
+    return until(lambda: re.search(pattern, served.log.read_bytes()[since:].decode(errors="replace")), timeout,
+                 f"a log line matching {pattern!r}", every_s=0.05)
 
 
 def workers(served: Served, since: int = 0) -> dict[str, int]:
