@@ -131,6 +131,13 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None, s
 
     loopback_only = _is_loopback(settings.host)
     extra_hosts = {urlparse(o).netloc for o in settings.allowed_origins}
+    # A codespace's port forward reaches this loopback-bound server from GitHub's proxy under one exact
+    # name, which only that codespace's forward answers to: served, and its https page may open /ws. Still
+    # safe against DNS rebinding: a rebinding page sends its own name, never this one.
+    allowed_origins = settings.allowed_origins
+    if settings.forwarded_host:
+        extra_hosts.add(settings.forwarded_host)
+        allowed_origins = (*allowed_origins, f"https://{settings.forwarded_host}")
 
     @app.before_request
     def host_rule():
@@ -151,7 +158,7 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None, s
         # Behind App Service's TLS front end the page is https while this hop is http (X-Forwarded-Proto,
         # read only when the front end is trusted to set it).
         scheme = identity.request_scheme(request.headers, request.scheme, settings.trust_forwarded)
-        if origin and not _same_origin(origin, request.host, scheme, settings.allowed_origins):
+        if origin and not _same_origin(origin, request.host, scheme, allowed_origins):
             log.warning("event=tab.refused reason=cross_origin origin=%r", origin[:200])
             return jsonify(error="cross-origin WebSocket refused"), 403
         connection = {token.strip().lower() for token in request.headers.get("Connection", "").split(",")}

@@ -89,6 +89,10 @@ class Settings:
     # Serving
     host: str = "127.0.0.1"
     port: int = 8000
+    # In a GitHub codespace (it sets CODESPACE_NAME and GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN), the
+    # host name its port forward gives the page: the loopback-only host rule serves it too (app.py).
+    codespace: str = ""
+    codespaces_domain: str = ""
     # One worker process per core, each with its own event loop holding every socket it accepted.
     workers: int = 0  # 0: one per core (see cpu_count)
     # Per worker: sessions (about what one core carries, see docs/performance.md) and open sockets.
@@ -177,6 +181,8 @@ class Settings:
             tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
             host=env.text("VOICEBRIDGE_HOST") or d.host,
             port=env.number("PORT", int, d.port, 0, 65535),
+            codespace=env.text("CODESPACE_NAME") or "",
+            codespaces_domain=env.text("GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN") or "",
             workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
             max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
             max_connections=env.number("VOICEBRIDGE_MAX_CONNECTIONS", int, d.max_connections, 16, 1_000_000),
@@ -227,6 +233,13 @@ class Settings:
                 "a fixed emulator port needs VOICEBRIDGE_WORKERS=1 (each worker runs its own emulator)",
             )
         return settings
+
+    @property
+    def forwarded_host(self) -> str:
+        """The codespace's forwarded host name for this port ("<codespace>-<port>.app.github.dev"), or ""."""
+        if not (self.codespace and self.codespaces_domain):
+            return ""
+        return f"{self.codespace}-{self.port}.{self.codespaces_domain}".lower()
 
     @property
     def worker_count(self) -> int:
