@@ -96,7 +96,7 @@ class Bridge:
 
     def upstream_sessions(self) -> int:
         """Open upstream sessions, parked ones (waiting for their tab to resume) included."""
-        return sum(1 for s in self.sessions.values() if not s.closed.is_set())
+        return sum(1 for s in self.sessions.values() if not s.no_upstream.is_set())
 
     def user_sessions(self, user: UserKey) -> int:
         """Upstream sessions open for this user, parked ones included (each is billed until it closes);
@@ -179,7 +179,7 @@ class Bridge:
             session.drain()
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.gather(*(s.closed.wait() for s in sessions))
+                await asyncio.gather(*(s.no_upstream.wait() for s in sessions))
             done = True
         except TimeoutError:
             done = False
@@ -209,7 +209,7 @@ class Bridge:
 
 def _holds_upstream(session: BridgeSession) -> bool:
     """Counts toward its user's sessions: an upstream open (parked included) and not told to close."""
-    return not session.closed.is_set() and session.supervisor.lifecycle is not Lifecycle.CLOSED
+    return not session.no_upstream.is_set() and session.supervisor.lifecycle is not Lifecycle.CLOSED
 
 
 def _bucket(board: UserBoard, user: UserKey) -> int:

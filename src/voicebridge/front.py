@@ -97,7 +97,7 @@ class Front:
         self._listeners: list[socket.socket] = []
         self._refused_at = 0.0
         self._starting = TaskOwner("front")  # connections being set up (accepted, or handed over by a sibling)
-        self.closed = 0  # connections ended so far (the worker's memory housekeeping watches it)
+        self.ended = 0  # connections ended so far (the worker's memory housekeeping watches it)
         self._board = board
         self._slot = slot
         self._deferred = False
@@ -108,7 +108,7 @@ class Front:
 
     def tab_lost(self, tab: TabConnection) -> None:
         self.tabs.discard(tab)
-        self.closed += 1
+        self.ended += 1
         self.publish_load()
 
     def publish_load(self) -> None:
@@ -286,7 +286,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         if self.transport is not None:  # (not when it became a tab)
-            self.front.closed += 1
+            self.front.ended += 1
         self.front.http.discard(self)
         self.front.publish_load()
         self.transport = None

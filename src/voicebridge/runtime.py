@@ -162,7 +162,7 @@ SOCK_SERVER_OPTIONS = {"thread_class": HandshakeOnly}
 
 class TabHandler(Protocol):
     # Set while the tab has no upstream session (before session.start, after stop).
-    closed: asyncio.Event
+    no_upstream: asyncio.Event
 
     def on_frame(self, frame: str | bytes) -> None: ...
 
@@ -340,7 +340,7 @@ class TabConnection(asyncio.Protocol):
 
     def has_session(self) -> bool:
         handler = self._handler
-        return handler is None or not handler.closed.is_set()
+        return handler is None or not handler.no_upstream.is_set()
 
     def abort(self) -> None:
         transport = self._transport

@@ -74,7 +74,7 @@ BLOCKED_REPORT_S = 3.0  # a loop late by this much is logged with what it is stu
 TRIM_EVERY_S = 5.0
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 FULL_COLLECT_EVERY_S = 60.0
-CLOSED_BEFORE_COLLECT = 256
+ENDED_BEFORE_COLLECT = 256
 CHURN_COLLECT_EVERY_S = 30.0
 QUIET_CONNECTIONS = 256
 SWITCH_INTERVAL_S = 0.0005
@@ -92,7 +92,7 @@ class _Housekeeping:
         self.front, self.runtime = front, runtime
         self.trim = _malloc_trim()
         self.peak = 0
-        self.closed = 0
+        self.ended = 0  # front.ended at the last full collection
         self.last = time.monotonic()
         self.last_full = float("-inf")
 
@@ -104,12 +104,12 @@ class _Housekeeping:
         if clock - self.last < TRIM_EVERY_S:
             return
         self.last = clock
-        closed = self.front.closed - self.closed
+        ended = self.front.ended - self.ended
         # A flood ended (most connections gone); not merely a wave of attackers dropped at a deadline.
         halved = self.peak > now and now <= min(self.peak // 2, QUIET_CONNECTIONS)
         since = clock - self.last_full
-        if halved or (closed >= CLOSED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
-            self.peak, self.last_full, self.closed = now, clock, self.front.closed
+        if halved or (ended >= ENDED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
+            self.peak, self.last_full, self.ended = now, clock, self.front.ended
             self.runtime.call(self._collect)
         elif self.trim is not None:
             self.trim(0)  # ctypes releases the GIL: the loop keeps serving meanwhile

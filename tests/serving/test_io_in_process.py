@@ -56,9 +56,9 @@ class Handler:
         self.frames: list[str | bytes] = []
         self.released = 0
         self.gone = asyncio.Event()
-        self.closed = asyncio.Event()  # set while the tab holds no upstream session
+        self.no_upstream = asyncio.Event()  # set while the tab holds no upstream session
         if not has_session:
-            self.closed.set()
+            self.no_upstream.set()
 
     def on_frame(self, data: str | bytes) -> None:
         self.frames.append(data)

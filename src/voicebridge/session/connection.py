@@ -30,13 +30,13 @@ class UpstreamLink:
         self._opened_at = time.monotonic()
         self.reconnect = reconnect
 
-    def attach(self, conn: VoiceLiveConnection) -> None:
+    def use(self, conn: VoiceLiveConnection) -> None:
         self.conn = conn
         self.ready = False
         self.configured = False
         self.replay = Replay()
 
-    def detach(self) -> VoiceLiveConnection | None:
+    def release(self) -> VoiceLiveConnection | None:
         conn, self.conn = self.conn, None
         return conn
 

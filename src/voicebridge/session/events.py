@@ -17,6 +17,7 @@ from ..protocol import ErrorCode, State
 from ..telemetry import SessionTelemetry
 from .bargein import INTERNAL_EVENT_PREFIX, BargeIn
 from .connection import UpstreamLink
+from .stats import SessionStats
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
@@ -43,7 +44,7 @@ class UpstreamEvents:
         barge_in: BargeIn,
         tools: ToolCalls,
         telemetry: SessionTelemetry,
-        stats: dict[str, int],
+        stats: SessionStats,
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
     ):
@@ -100,7 +101,7 @@ class UpstreamEvents:
         interruption = self._turns.interrupt(received)
         if interruption is not None:  # silence the tab first, then sort out the upstream
             self._tab.send(protocol.CLEAR)
-            self._stats["barge_ins"] += 1
+            self._stats.barge_ins += 1
             self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
             self._barge_in.recover(interruption)
 
@@ -135,7 +136,7 @@ class UpstreamEvents:
         if not isinstance(data, str) or not isinstance(item_id, str):
             return
         self._turns.audio_sent(item_id, response_id, _b64_len(data), time.monotonic())
-        self._stats["chunks_down"] += 1
+        self._stats.chunks_down += 1
         self._tab.send(protocol.audio(data, item_id))
         if self._machine.state != State.SPEAKING:
             self._status.show(self._machine.audio_delta())

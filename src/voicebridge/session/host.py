@@ -69,7 +69,7 @@ class NoResumes:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionHost:
     open_upstream: Callable[[], Awaitable[VoiceLiveConnection]]
     admit: Callable[[Any], Refusal | None]  # this session may open one more upstream now? None: yes

@@ -22,6 +22,7 @@ from .connection import UpstreamLink
 from .events import UpstreamEvents
 from .ids import internal_id
 from .limits import Limits, RunLimits
+from .stats import SessionStats
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
@@ -34,10 +35,11 @@ _typed_ids = itertools.count(1)
 class Run:
     def __init__(
         self,
+        *,
         session_id: str,
         tab: TabLink,
         tasks: TaskOwner,
-        stats: dict[str, int],
+        stats: SessionStats,
         record_transcripts: bool,
         history_items: int = DEFAULT_HISTORY,
         on_ready: Callable[[], None] = lambda: None,
@@ -59,8 +61,18 @@ class Run:
             user_speaking=lambda: self.status.state is State.LISTENING,
         )
         self.events = UpstreamEvents(
-            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready, on_speech=self.limits.activity,
+            session_id=session_id,
+            status=self.status,
+            tab=tab,
+            upstream=self.upstream,
+            turns=self.turns,
+            transcripts=self.transcripts,
+            barge_in=self.barge_in,
+            tools=self.tools,
+            telemetry=self.telemetry,
+            stats=stats,
+            on_ready=on_ready,
+            on_speech=self.limits.activity,
         )
         self.uplink = Uplink()
 
@@ -69,9 +81,9 @@ class Run:
 
     def audio(self, message: Audio) -> None:
         if not self.limits.audio_allowed(message.nbytes):
-            self._stats["dropped_up"] += 1
+            self._stats.dropped_up += 1
             return
-        self._stats["chunks_up"] += 1
+        self._stats.chunks_up += 1
         self.uplink.push(message.data)
 
     def text(self, message: Text) -> None:
@@ -106,7 +118,7 @@ class Run:
         self.transcripts.new_connection()
         self.tools.reset()
         self.uplink.clear()
-        self.upstream.attach(conn)
+        self.upstream.use(conn)
 
     def park(self) -> None:
         """The tab is gone, perhaps for a moment: what it was playing ends where it last said it was."""

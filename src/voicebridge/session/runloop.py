@@ -100,7 +100,7 @@ class RunLoop:
             event("upstream.closed", self._id, detail=str(exc)[:120])
         finally:
             watchdog.cancel()
-            run.upstream.detach()
+            run.upstream.release()
             try:
                 await self._tasks.cancel(sender, SENDER_STOP_S)
             finally:
