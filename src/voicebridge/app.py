@@ -134,10 +134,12 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None, s
     # A codespace's port forward reaches this loopback-bound server from GitHub's proxy under one exact
     # name, which only that codespace's forward answers to: served, and its https page may open /ws. Still
     # safe against DNS rebinding: a rebinding page sends its own name, never this one.
+    # (Codespaces' forwarder has also been seen rewriting Origin to localhost:<port>, mastodon/mastodon#26400:
+    # that origin is this server's own page.)
     allowed_origins = settings.allowed_origins
     if settings.forwarded_host:
         extra_hosts.add(settings.forwarded_host)
-        allowed_origins = (*allowed_origins, f"https://{settings.forwarded_host}")
+        allowed_origins = (*allowed_origins, f"https://{settings.forwarded_host}", f"http://localhost:{settings.port}")
 
     @app.before_request
     def host_rule():
