@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 AZ_CLI := $(VENV)/azure-cli/bin/az
 PORT   ?= 8000
-HOST   ?= 127.0.0.1
+# `make run` binds VOICEBRIDGE_HOST (default 127.0.0.1, loopback only); HOST=0.0.0.0 make run overrides it.
+HOST   ?=
 
 .PHONY: run emulator test test-py test-js test-repeat bench lint system-deps refresh-test-data clean
 
@@ -34,10 +35,10 @@ $(AXE): tests/browser/package.json tests/browser/package-lock.json
 	touch $@
 
 run: $(VENV)/.runtime
-	$(PY) -m voicebridge serve --host $(HOST) --port $(PORT)
+	$(PY) -m voicebridge serve $(if $(HOST),--host $(HOST)) --port $(PORT)
 
 emulator: $(VENV)/.runtime
-	$(PY) -m voicebridge emulator --host $(HOST) --port $${EMULATOR_PORT:-8765}
+	$(PY) -m voicebridge emulator $(if $(HOST),--host $(HOST)) --port $${EMULATOR_PORT:-8765}
 
 # Debian: apt installs what is missing. Elsewhere: says what is missing and how to get it; test-py then
 # runs everything but the browser tests and says so.

@@ -30,10 +30,14 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     settings = settings.with_overrides(**overrides)
     logs.configure(settings.log_level)
+    from .server import port_in_use, serve
+
+    if port_in_use(settings.host, settings.port):
+        print(f"voicebridge: port {settings.port} on {settings.host} is already in use (another server running?); "
+              f"stop it, or choose another port: PORT={settings.port + 1} make run", file=sys.stderr)
+        return 1
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     print(f"voicebridge: open http://{shown}:{settings.port}/ in your browser (Ctrl-C stops)", file=sys.stderr)
-    from .server import serve
-
     serve(settings)
     return 0
 

@@ -13,7 +13,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_sock import Sock
 
 from . import __version__, identity, telemetry
-from .bridge import Bridge
+from .bridge import Bridge, Siblings
 from .credentials import build_provider
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
 from .settings import Settings, spoken_voice
@@ -54,8 +54,9 @@ def _valid_websocket_key(key: str) -> bool:
         return False
 
 
-def start_bridge(settings: Settings) -> Bridge:
-    """Start the event loop, the built-in emulator when no endpoint is configured, and the bridge."""
+def start_bridge(settings: Settings, siblings: Siblings | None = None) -> Bridge:
+    """Start the event loop, the built-in emulator when no endpoint is configured, and the bridge
+    (`siblings`: this worker's place among the instance's worker processes, when there are several)."""
     runtime = LoopThread().start()
     emulator = None
     if settings.use_emulator:
@@ -74,7 +75,7 @@ def start_bridge(settings: Settings) -> Bridge:
     else:
         endpoint = settings.endpoint
         provider = build_provider(settings)
-    bridge = Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator)
+    bridge = Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator=emulator, siblings=siblings)
     # One line that says what every session will talk to, and as whom.
     log.info(
         "event=startup.upstream endpoint=%s model=%s credential=%r transcription=%s voice=%s tools=%s",
@@ -94,11 +95,11 @@ def tab_user(settings: Settings) -> identity.UserKey:
     )
 
 
-def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
+def create_app(settings: Settings | None = None, bridge: Bridge | None = None, siblings: Siblings | None = None) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     # Here, in the serving process: exporters run background threads, which do not survive a fork.
     log.info("event=startup.telemetry mode=%s", telemetry.configure(settings))
-    bridge = bridge or start_bridge(settings)
+    bridge = bridge or start_bridge(settings, siblings)
     app = Flask(__name__)
     telemetry.instrument_app(app)
     app.config["SOCK_SERVER_OPTIONS"] = SOCK_SERVER_OPTIONS
@@ -141,6 +142,15 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
 
     loopback_only = _is_loopback(settings.host)
     extra_hosts = {urlparse(o).netloc for o in settings.allowed_origins}
+    # A codespace's port forward reaches this loopback-bound server from GitHub's proxy under one exact
+    # name, which only that codespace's forward answers to: served, and its https page may open /ws. Still
+    # safe against DNS rebinding: a rebinding page sends its own name, never this one.
+    # (Codespaces' forwarder has also been seen rewriting Origin to localhost:<port>, mastodon/mastodon#26400:
+    # that origin is this server's own page.)
+    allowed_origins = settings.allowed_origins
+    if settings.forwarded_host:
+        extra_hosts.add(settings.forwarded_host)
+        allowed_origins = (*allowed_origins, f"https://{settings.forwarded_host}", f"http://localhost:{settings.port}")
 
     @app.before_request
     def host_rule():
@@ -161,7 +171,7 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         # Behind App Service's TLS front end the page is https while this hop is http (X-Forwarded-Proto,
         # read only when the front end is trusted to set it).
         scheme = identity.request_scheme(request.headers, request.scheme, settings.trust_forwarded)
-        if origin and not _same_origin(origin, request.host, scheme, settings.allowed_origins):
+        if origin and not _same_origin(origin, request.host, scheme, allowed_origins):
             log.warning("event=tab.refused reason=cross_origin origin=%r", origin[:200])
             return jsonify(error="cross-origin WebSocket refused"), 403
         connection = {token.strip().lower() for token in request.headers.get("Connection", "").split(",")}

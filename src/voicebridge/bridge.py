@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from dataclasses import dataclass
 
 from .balance import UserBoard
 from .credentials import VaultSecrets
+from .handoff import Handoff
 from .identity import UserKey
 from .logs import event
 from .protocol import CloseCode, ErrorCode
@@ -35,10 +37,28 @@ log = logging.getLogger("voicebridge.session")
 SESSION_CLOSE_S = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class Siblings:
+    """This worker's place among sibling worker processes (server.py makes it in each worker after the
+    fork): its slot, the instance-wide per-user counts, and the door a sibling hands it tabs through."""
+
+    slot: int
+    users: UserBoard | None
+    handoff: Handoff
+
+
 class Bridge:
     """Every session of this process, the event loop they run on, and how to reach Voice Live."""
 
-    def __init__(self, settings: Settings, runtime: LoopThread, connector: Connector, emulator: object | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: LoopThread,
+        connector: Connector,
+        *,
+        emulator: object | None = None,
+        siblings: Siblings | None = None,
+    ):
         self.settings = settings
         self.runtime = runtime
         self.connector = connector
@@ -71,14 +91,20 @@ class Bridge:
             approval_s=settings.mcp_config.approval_s,
             approval_arguments=settings.mcp_config.show_arguments,
         )
-        self.resumes = ResumeTokens(settings.resume_window_s)
+        # With sibling workers: the instance-wide per-user counts, this worker's row in them, the handoff.
+        self.siblings = siblings
+        self.user_board = siblings.users if siblings is not None else None
+        self.slot = siblings.slot if siblings is not None else -1
+        self.resumes = ResumeTokens(settings.resume_window_s, slot=self.slot)
         self._host = SessionHost(
-            connector.open, self.admit, self.forget, options, self.resumes, self.hand_over, self.publish_user
+            open_upstream=connector.open,
+            admit=self.admit,
+            forget=self.forget,
+            options=options,
+            resumes=self.resumes,
+            hand_over=self.hand_over,
+            ended=self.publish_user,
         )
-        # With sibling workers (worker.py): the instance-wide per-user counts, and this worker's row in them.
-        self.user_board: UserBoard | None = None
-        self.slot = -1
-        self.handoff = None  # handoff.Handoff, when sibling worker processes share the instance
         self.sessions: dict[str, BridgeSession] = {}
         self.draining = False
         # A session whose tab is gone may still be closing its upstream: each is seen to its end here.
@@ -90,7 +116,7 @@ class Bridge:
 
     def upstream_sessions(self) -> int:
         """Open upstream sessions, parked ones (waiting for their tab to resume) included."""
-        return sum(1 for s in self.sessions.values() if not s.closed.is_set())
+        return sum(1 for s in self.sessions.values() if not s.no_upstream.is_set())
 
     def user_sessions(self, user: UserKey) -> int:
         """Upstream sessions open for this user, parked ones included (each is billed until it closes);
@@ -139,7 +165,8 @@ class Bridge:
         board.publish(self.slot, bucket, count + extra)
 
     def attach(self, channel: TabConnection, user: UserKey | None = None) -> BridgeSession:
-        """A tab's socket arrived on the loop (see runtime.serve_tab); `user` is whom it counts for."""
+        """A tab's socket arrived on the loop (runtime.adopt, or a sibling's handoff: front.Front.take_handed);
+        `user` is whom it counts for."""
         session = BridgeSession(channel, self._host, user)
         self.sessions[session.id] = session
         event("tab.open", session.id, user=session.user.hashed)
@@ -147,9 +174,9 @@ class Bridge:
 
     def hand_over(self, channel: TabConnection, slot: int, frames: list[str], user: UserKey) -> bool:
         """Give a tab to the sibling worker in `slot` (handoff.py): its session lives there."""
-        handoff = self.handoff
-        if handoff is None:
+        if self.siblings is None:
             return False
+        handoff = self.siblings.handoff
         message = {"frames": frames, "user": [user.kind, user.value, user.name]}
         return channel.hand_over(lambda sock: handoff.send(slot, sock, message))
 
@@ -172,7 +199,7 @@ class Bridge:
             session.drain()
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.gather(*(s.closed.wait() for s in sessions))
+                await asyncio.gather(*(s.no_upstream.wait() for s in sessions))
             done = True
         except TimeoutError:
             done = False
@@ -204,7 +231,7 @@ class Bridge:
 
 def _holds_upstream(session: BridgeSession) -> bool:
     """Counts toward its user's sessions: an upstream open (parked included) and not told to close."""
-    return not session.closed.is_set() and session.supervisor.lifecycle is not Lifecycle.CLOSED
+    return not session.no_upstream.is_set() and session.supervisor.lifecycle is not Lifecycle.CLOSED
 
 
 def _bucket(board: UserBoard, user: UserKey) -> int:

@@ -30,6 +30,7 @@ import h11
 from .balance import LoadBoard
 from .identity import UserKey
 from .runtime import ADOPT_KEY, TabConnection, TabHandler, TabLimits
+from .tasks import TaskOwner
 
 log = logging.getLogger("voicebridge.front")
 
@@ -65,15 +66,20 @@ class _HandshakeSocket:
 
 
 class Front:
+    """The worker's connections: built on the worker's main thread before the loop serves it, then used on
+    the loop only (the worker hands it `serve` and `drain` through runtime.LoopThread.call)."""
+
     def __init__(
         self,
         app: Callable[..., Iterable[bytes]],
         loop: asyncio.AbstractEventLoop,
+        *,
         limits: FrontLimits | None = None,
         tab_limits: TabLimits | None = None,
         multiprocess: bool = False,
         board: LoadBoard | None = None,
         slot: int = -1,
+        attach: Callable[[TabConnection, UserKey], TabHandler] | None = None,
     ):
         self.app = app
         self.loop = loop
@@ -90,19 +96,19 @@ class Front:
         self.draining = False
         self._listeners: list[socket.socket] = []
         self._refused_at = 0.0
-        self._starting: set[asyncio.Task[None]] = set()
-        self.closed = 0  # connections ended so far (the worker's memory housekeeping watches it)
+        self._starting = TaskOwner("front")  # connections being set up (accepted, or handed over by a sibling)
+        self.ended = 0  # connections ended so far (the worker's memory housekeeping watches it)
         self._board = board
         self._slot = slot
         self._deferred = False
-        self.attach: Callable[[TabConnection], TabHandler] | None = None  # for tabs a sibling hands over
+        self._attach = attach  # a tab a sibling hands over, to its session here (bridge.Bridge.attach)
 
     def connections(self) -> int:
         return len(self.http) + len(self.tabs)
 
     def tab_lost(self, tab: TabConnection) -> None:
         self.tabs.discard(tab)
-        self.closed += 1
+        self.ended += 1
         self.publish_load()
 
     def publish_load(self) -> None:
@@ -110,6 +116,11 @@ class Front:
             self._board.publish(self._slot, len(self.http) + len(self.tabs))
 
     # accepting (loop thread) -------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Draining (SIGTERM): no keep-alive from now on, no tab taken from a sibling, idle connections closed."""
+        self.draining = True
+        self.close_idle()
 
     def listen(self, listeners: Iterable[socket.socket]) -> None:
         for sock in listeners:
@@ -155,21 +166,18 @@ class Front:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            task = self.loop.create_task(self._serve(sock))
-            self._starting.add(task)  # a task nobody references may be collected before it runs
-            task.add_done_callback(self._starting.discard)
+            self._starting.spawn(self._serve(sock), "accept")
 
-    def adopt_handed(self, sock: socket.socket, message: dict) -> None:
+    def take_handed(self, sock: socket.socket, message: dict) -> None:
         """A sibling worker handed over an open tab (handoff.py) with frames it had read from it."""
-        if self.attach is None or self.draining:
+        if self._attach is None or self.draining:
             sock.close()  # the tab sees its connection end and starts afresh with its history
             return
-        task = self.loop.create_task(self._adopt(sock, message["frames"], UserKey(*message["user"])))
-        self._starting.add(task)
-        task.add_done_callback(self._starting.discard)
+        self._starting.spawn(self._take(sock, message["frames"], UserKey(*message["user"])), "handed")
 
-    async def _adopt(self, sock: socket.socket, frames: list[str], user: UserKey) -> None:
-        attach = self.attach
+    async def _take(self, sock: socket.socket, frames: list[str], user: UserKey) -> None:
+        attach = self._attach
+        assert attach is not None
         try:
             _, tab = await self.loop.connect_accepted_socket(
                 lambda: TabConnection(lambda ch: attach(ch, user), self.tab_limits, on_lost=self.tab_lost, replay=frames),
@@ -278,7 +286,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         if self.transport is not None:  # (not when it became a tab)
-            self.front.closed += 1
+            self.front.ended += 1
         self.front.http.discard(self)
         self.front.publish_load()
         self.transport = None

@@ -5,7 +5,7 @@ A parked session lives in the worker process that ran it; the kernel gives the t
 any worker. A resume token names its worker's slot (resume.py); a worker that receives a
 `session.resume` for a sibling's token passes the socket itself (SCM_RIGHTS over a Unix datagram socket
 per worker, in a directory the master made before forking) together with the frame it read, and forgets
-the connection. The sibling adopts the socket as an open WebSocket and handles the frame as if it had
+the connection. The sibling takes the socket on as an open WebSocket (front.Front.take_handed) and handles the frame as if it had
 read it. Nothing crosses processes but that frame and the descriptor. Loop-thread only.
 """
 
@@ -22,7 +22,7 @@ log = logging.getLogger("voicebridge.handoff")
 
 MAX_MESSAGE = 64 * 1024  # the frames handed over with a socket (a session.resume is a few hundred bytes)
 
-Adopt = Callable[[socket.socket, dict], None]  # the socket, and {"frames": [...], "user": [kind, value, name]}
+Take = Callable[[socket.socket, dict], None]  # the socket, and {"frames": [...], "user": [kind, value, name]}
 
 
 def slot_path(directory: str, slot: int) -> str:
@@ -42,8 +42,8 @@ class Handoff:
         self._sock.bind(path)
         self._sock.setblocking(False)
 
-    def listen(self, loop, adopt: Adopt) -> None:
-        loop.add_reader(self._sock.fileno(), self._receive, adopt)
+    def listen(self, loop, take: Take) -> None:
+        loop.add_reader(self._sock.fileno(), self._receive, take)
 
     def send(self, slot: int, sock: socket.socket, message: dict) -> bool:
         """Pass `sock`, and what the sibling needs to carry on (the frames already read from it, whom it
@@ -63,7 +63,7 @@ class Handoff:
             return False
         return True
 
-    def _receive(self, adopt: Adopt) -> None:
+    def _receive(self, take: Take) -> None:
         while True:
             try:
                 payload, fds, _flags, _addr = socket.recv_fds(self._sock, MAX_MESSAGE, 4)
@@ -84,7 +84,7 @@ class Handoff:
                     s.close()
                 continue
             socks[0].setblocking(False)
-            adopt(socks[0], message)
+            take(socks[0], message)
 
     def close(self) -> None:
         self._sock.close()

@@ -52,11 +52,11 @@ def user_key(headers: Mapping[str, str], peer: str, trust_easy_auth: bool, trust
         if principal:
             return UserKey("principal", principal.lower(), _header(headers, PRINCIPAL_NAME))
     if trust_forwarded:
-        # App Service's front end appends the client's address; the first entry is the client
-        # (it may carry a port: "203.0.113.7:51234", or "[2001:db8::1]:51234" for IPv6).
-        first = (headers.get(FORWARDED_FOR) or "").split(",")[0].strip()
-        if first and len(first) <= _MAX_VALUE:
-            return UserKey("address", _strip_port(first))
+        # The front end appends the address it saw: the last entry (with a port perhaps: "203.0.113.7:51234",
+        # "[2001:db8::1]:51234" for IPv6). Earlier entries are whatever the client sent.
+        appended = _appended(headers.get(FORWARDED_FOR) or "")
+        if appended and len(appended) <= _MAX_VALUE:
+            return UserKey("address", _strip_port(appended))
     return UserKey("address", peer or "unknown")
 
 
@@ -70,10 +70,16 @@ def request_scheme(headers: Mapping[str, str], scheme: str, trust_forwarded: boo
     the page is https while this hop is http, which X-Forwarded-Proto says — when the front end is trusted
     to set it. Otherwise the connection's own scheme: a client cannot talk its way into another origin."""
     if trust_forwarded:
-        forwarded = (headers.get(FORWARDED_PROTO) or "").split(",")[0].strip().lower()
+        forwarded = _appended(headers.get(FORWARDED_PROTO) or "").lower()
         if forwarded in ("http", "https"):
             return forwarded
     return scheme.lower()
+
+
+def _appended(value: str) -> str:
+    """The entry a proxy appended to a comma-separated forwarding header (several header lines arrive
+    joined with commas, so this is also the last line's last entry)."""
+    return value.rsplit(",", 1)[-1].strip()
 
 
 def _strip_port(address: str) -> str:

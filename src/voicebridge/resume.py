@@ -3,10 +3,11 @@
 Each session that is ready holds at most one token: 32 random bytes (256 bits), opaque, single-use,
 replaced by a fresh one at every resume. A token lives while its session runs; when the session's tab
 vanishes without session.stop the session is parked and the token expires VOICEBRIDGE_RESUME_SECONDS
-later, closing the upstream. A token is known only to the worker process that issued it: a resume that
-lands elsewhere (another instance, another worker of this one) gets `resume_expired`, and the page
-starts a new session with the conversation as history (docs/decisions/0010-resume-without-affinity.md).
-Loop-thread only.
+later, closing the upstream. A token names the slot of the worker process that issued it: a resume that
+reaches a sibling worker of the same instance is handed to that worker with its socket (handoff.py). One
+that reaches another instance, or a worker that no longer holds the session (restarted, replaced after a
+hang), gets `resume_expired`, and the page starts a new session with the conversation as history
+(docs/decisions/0010-resume-without-affinity.md). Loop-thread only.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ class Resumable(Protocol):
 class ResumeTokens:
     def __init__(self, window_s: float, slot: int = -1):
         self.window_s = window_s
-        # This worker's slot (worker.py sets it when several run): a token names it, so that a sibling
-        # that receives the resume can hand the socket here (handoff.py).
+        # This worker's slot when several run (bridge.Siblings), else -1: a token names it, so that a
+        # sibling that receives the resume can hand the socket here (handoff.py).
         self.slot = slot
         self._owner: dict[str, Resumable] = {}  # token -> session
         self._token: dict[str, str] = {}  # session id -> its live token

@@ -4,10 +4,13 @@ Every socket lives on the one asyncio event loop of its worker process (front.py
 runs Flask between the loop's other callbacks); after the WebSocket handshake of /ws the upgraded
 socket stays on the loop as a `TabConnection`. Every audio frame therefore stays on one thread from
 browser to Voice Live and back, and no client, however slow, idle or hostile, holds a thread. The one
-crossing left is `LoopThread.run()` (drain and shutdown from the worker's main thread) and the
-fallback in `adopt()` for WSGI servers that lend a thread per connection (werkzeug's, in tests).
+crossings left are the worker's main thread handing the loop its work (`LoopThread.call()` / `run()`:
+start serving, drain, shut down), the heartbeat (`LoopWatch`: the loop beats, the main thread watches),
+and the fallback in `adopt()` for WSGI servers that lend a thread per connection (werkzeug's, in tests).
 
-- `LoopThread` owns the event loop; other threads reach it only through `call()` / `run()`.
+- `LoopThread` owns the event loop; other threads reach it only through `call()` / `run()`, and may ask
+  it what it is running (`running()`) when it stops beating.
+- `LoopWatch`: the heartbeat only a running loop can give, and the report of a loop that is blocked.
 - `HandshakeOnly` + `adopt()`: simple-websocket performs the handshake (its reader thread never starts)
   and the route hands the tab to the loop and returns at once.
 - `TabConnection` is the tab's socket on the loop: an asyncio protocol around websockets' sans-I/O
@@ -19,7 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -84,6 +91,15 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def running(self) -> str:
+        """What the loop thread is doing right now, for a report when it is blocked (any thread): the task
+        it runs and the innermost frames of its stack outside asyncio."""
+        task = asyncio.current_task(self.loop)
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        frames = [f for f in traceback.extract_stack(frame) if f"{os.sep}asyncio{os.sep}" not in f.filename] if frame else []
+        where = " < ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames[-4:]))
+        return f"task={task.get_name() if task is not None else '-'} at={where or '-'}"
+
     def stop(self) -> None:
         if self._thread.is_alive():
             try:
@@ -92,6 +108,41 @@ class LoopThread:
                 log.warning("event=loop.tasks_left detail=%s", exc)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
+
+
+class LoopWatch:
+    """The worker's heartbeat, beaten by the loop itself, and what a blocked loop was doing.
+
+    gunicorn replaces a worker that has not beaten for its `timeout`; a beat from any other thread would
+    prove only that that thread runs, while one `async def` tool calling time.sleep freezes every tab.
+    So the loop beats (`beat`, every `every_s`), and the worker's main thread calls `check()` between
+    signals: a loop late by `report_after_s` is logged with the task and stack it is stuck in, once per
+    block, and when it beats again how long it was stuck (asyncio's slow-callback report, without debug
+    mode's cost on every callback)."""
+
+    def __init__(self, *, runtime: LoopThread, beat: Callable[[], None], every_s: float, report_after_s: float):
+        self._runtime, self._beat, self._every_s, self._report_after_s = runtime, beat, every_s, report_after_s
+        self._last = time.monotonic()
+        self._reported = False  # this block was logged (main thread writes it; the loop only clears it)
+
+    def start(self) -> None:
+        self._runtime.call(self._tick)
+
+    def _tick(self) -> None:  # on the loop
+        now = time.monotonic()
+        late = now - self._last - self._every_s
+        self._last = now
+        self._beat()
+        if self._reported or late >= self._report_after_s:
+            log.warning("event=loop.unblocked seconds=%.1f", late)
+            self._reported = False
+        self._runtime.loop.call_later(self._every_s, self._tick)
+
+    def check(self) -> None:  # on the worker's main thread
+        late = time.monotonic() - self._last - self._every_s
+        if late >= self._report_after_s and not self._reported:
+            self._reported = True
+            log.warning("event=loop.blocked seconds=%.1f %s", late, self._runtime.running())
 
 
 class HandshakeOnly:
@@ -111,7 +162,7 @@ SOCK_SERVER_OPTIONS = {"thread_class": HandshakeOnly}
 
 class TabHandler(Protocol):
     # Set while the tab has no upstream session (before session.start, after stop).
-    closed: asyncio.Event
+    no_upstream: asyncio.Event
 
     def on_frame(self, frame: str | bytes) -> None: ...
 
@@ -289,7 +340,7 @@ class TabConnection(asyncio.Protocol):
 
     def has_session(self) -> bool:
         handler = self._handler
-        return handler is None or not handler.closed.is_set()
+        return handler is None or not handler.no_upstream.is_set()
 
     def abort(self) -> None:
         transport = self._transport

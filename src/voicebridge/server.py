@@ -4,7 +4,13 @@ manager, one voicebridge worker (worker.py) per core.
 Each worker holds its own event loop, bridge, upstream sessions and (in emulator mode) its own built-in
 emulator on a free port; the kernel hands each new connection to whichever worker accepts it first, so
 sessions spread across the cores. No thread waits on a client: every socket lives on the worker's loop
-(front.py), Flask runs on a few pool threads per worker. See docs/decisions/0009-serving-on-the-event-loop.md.
+(front.py), and Flask runs on that loop too, one request per loop iteration. See
+docs/decisions/0009-serving-on-the-event-loop.md.
+
+A worker proves it serves by a heartbeat its event loop itself beats (runtime.LoopWatch): one whose loop
+is blocked for VOICEBRIDGE_WORKER_TIMEOUT_SECONDS is replaced, and a worker that dies (replaced, killed,
+crashed) loses only its own tabs, which resume on a sibling with their history; its per-user counts are
+void the moment the master reaps it (`_worker_gone`). See docs/decisions/0016-loop-heartbeat-and-accepting.md.
 
 Shutdown:
 - SIGTERM (App Service swap, restart, scale-in) drains every worker: /healthz turns 503 while the worker
@@ -15,8 +21,10 @@ Shutdown:
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
+import socket
 import tempfile
 from typing import Any
 
@@ -24,6 +32,8 @@ from gunicorn.app.base import BaseApplication
 
 from .app import create_app
 from .balance import LoadBoard, UserBoard, free_slot
+from .bridge import Siblings
+from .handoff import Handoff
 from .settings import Settings
 
 log = logging.getLogger("voicebridge.server")
@@ -36,6 +46,7 @@ class VoicebridgeServer(BaseApplication):
         self.users = UserBoard(settings.worker_count) if settings.worker_count > 1 else None
         # Where the workers' handoff sockets live (handoff.py): made here, so every worker knows it.
         self.handoff_dir = tempfile.mkdtemp(prefix="voicebridge-handoff-")
+        self.slot = -1  # in a worker process (after the fork): its slot, which `load` builds it for
         super().__init__()
 
     def load_config(self) -> None:
@@ -44,8 +55,8 @@ class VoicebridgeServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.worker_count,
             "worker_class": "voicebridge.worker.LoopWorker",
-            # The worker's main thread only beats; a loop that hangs this long is restarted.
-            "timeout": 30,
+            # The worker's event loop beats (runtime.LoopWatch): a loop blocked this long is replaced.
+            "timeout": s.worker_timeout_s,
             "graceful_timeout": int(s.drain_timeout_s) + 5,
             "backlog": 2048,
             # Whether X-Forwarded-* headers count is the app's decision (VOICEBRIDGE_TRUST_FORWARDED,
@@ -58,6 +69,8 @@ class VoicebridgeServer(BaseApplication):
             # The runtime control socket would need a writable $HOME; nothing here uses it.
             "control_socket_disable": True,
             "pre_fork": self._assign_slot,
+            "post_fork": self._in_worker,
+            "child_exit": self._worker_gone,
             "on_exit": lambda arbiter: shutil.rmtree(self.handoff_dir, ignore_errors=True),
         }
         for key, value in options.items():
@@ -68,9 +81,38 @@ class VoicebridgeServer(BaseApplication):
         worker.slot = free_slot(taken, self.board.slots)
         self.board.publish(worker.slot, 0)
 
+    def _in_worker(self, arbiter: Any, worker: Any) -> None:
+        self.slot = worker.slot  # this process is the worker now: `load` builds its bridge for this slot
+
+    def _worker_gone(self, arbiter: Any, worker: Any) -> None:
+        """In the master, as soon as a worker is reaped (exited, replaced after a hang, killed): its sessions
+        went with it, so its per-user counts and its load no longer hold anyone back."""
+        slot = getattr(worker, "slot", -1)
+        if self.users is not None:
+            self.users.clear(slot)
+        self.board.publish(slot, 0)
+        log.info("event=worker.gone pid=%s slot=%s", worker.pid, slot)
+
     def load(self) -> Any:
         # Called in each worker after the fork: every worker has its own loop, bridge and emulator.
-        return create_app(self.settings)
+        siblings = None
+        if self.settings.worker_count > 1 and self.slot >= 0:
+            if self.users is not None:
+                self.users.clear(self.slot)  # a (re)started worker holds no session yet
+            siblings = Siblings(slot=self.slot, users=self.users, handoff=Handoff(self.handoff_dir, self.slot))
+        return create_app(self.settings, siblings=siblings)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process already listens on host:port (gunicorn would retry for seconds, then fail)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def serve(settings: Settings) -> None:

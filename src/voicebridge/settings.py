@@ -51,12 +51,26 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
-def cpu_count() -> int:
-    """The cores this process may run on (a container's CPU set, not the host's)."""
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def cpu_count(cpu_max: str = CGROUP_CPU_MAX) -> int:
+    """The cores this process may use: its CPU set, and fewer when its container has a CPU quota (cgroup v2
+    `cpu.max`, "<quota> <period>" or "max <period>"), which is how Docker's --cpus and Kubernetes' limits
+    cap a container without changing the CPU set it sees."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    try:
+        with open(cpu_max) as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max" and int(period) > 0:
+            # A quota of 1.5 cores runs two workers (each gets its share); 0.5 still runs one.
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 here (macOS, cgroup v1), or no quota: the CPU set is the limit
+    return cores
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +124,10 @@ class Settings:
     # Serving
     host: str = "127.0.0.1"
     port: int = 8000
+    # In a GitHub codespace (it sets CODESPACE_NAME and GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN), the
+    # host name its port forward gives the page: the loopback-only host rule serves it too (app.py).
+    codespace: str = ""
+    codespaces_domain: str = ""
     # One worker process per core, each with its own event loop holding every socket it accepted.
     workers: int = 0  # 0: one per core (see cpu_count)
     # Per worker: sessions (about what one core carries, see docs/performance.md) and open sockets.
@@ -130,6 +148,8 @@ class Settings:
     connect_timeout_s: float = 10.0
     reconnect_window_s: float = 30.0
     drain_timeout_s: float = 10.0
+    # A worker whose event loop has not run its heartbeat for this long is replaced by gunicorn (worker.py).
+    worker_timeout_s: int = 30
     # Continuity (issue 12): the conversation the bridge replays, and how long a lost tab may resume.
     history_items: int = 40
     resume_window_s: float = 30.0
@@ -208,6 +228,13 @@ class Settings:
         return _read(environ)
 
     @property
+    def forwarded_host(self) -> str:
+        """The codespace's forwarded host name for this port ("<codespace>-<port>.app.github.dev"), or ""."""
+        if not (self.codespace and self.codespaces_domain):
+            return ""
+        return f"{self.codespace}-{self.port}.{self.codespaces_domain}".lower()
+
+    @property
     def worker_count(self) -> int:
         return self.workers or cpu_count()
 
@@ -246,6 +273,8 @@ def _read(environ: Mapping[str, str]) -> Settings:
         mcp_config=_mcp_config(env),
         host=env.text("VOICEBRIDGE_HOST") or d.host,
         port=env.number("PORT", int, d.port, 0, 65535),
+        codespace=env.text("CODESPACE_NAME") or "",
+        codespaces_domain=env.text("GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN") or "",
         workers=env.number("VOICEBRIDGE_WORKERS", int, d.workers, 0, 256),
         max_sessions=env.number("VOICEBRIDGE_MAX_SESSIONS", int, d.max_sessions, 1, 100000),
         max_connections=env.number("VOICEBRIDGE_MAX_CONNECTIONS", int, d.max_connections, 16, 1_000_000),
@@ -261,6 +290,7 @@ def _read(environ: Mapping[str, str]) -> Settings:
             "VOICEBRIDGE_RECONNECT_SECONDS", float, d.reconnect_window_s, 0.0, 600.0
         ),
         drain_timeout_s=env.number("VOICEBRIDGE_DRAIN_SECONDS", float, d.drain_timeout_s, 0.5, 230.0),
+        worker_timeout_s=env.number("VOICEBRIDGE_WORKER_TIMEOUT_SECONDS", int, d.worker_timeout_s, 2, 600),
         history_items=env.number("VOICEBRIDGE_HISTORY_ITEMS", int, d.history_items, 0, 500),
         resume_window_s=env.number("VOICEBRIDGE_RESUME_SECONDS", float, d.resume_window_s, 0.0, 600.0),
         trust_easy_auth=env.flag("VOICEBRIDGE_TRUST_EASY_AUTH", d.trust_easy_auth),

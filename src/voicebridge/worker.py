@@ -1,7 +1,10 @@
 """voicebridge's gunicorn worker: every socket and every request on the worker's event loop (front.py),
 gunicorn as the process manager (one worker per core, heartbeats, restarts, signals).
 
-The worker's main thread only beats the heartbeat and reacts to signals:
+The event loop beats gunicorn's heartbeat itself (runtime.LoopWatch), so a loop that something blocks
+(a tool's time.sleep) stops beating, is logged with what it is stuck in, and the worker is replaced after
+gunicorn's timeout; its tabs resume on a sibling. The worker's main thread watches that heartbeat,
+gives memory back, and reacts to signals:
 - SIGTERM (App Service swap, restart, scale-in; gunicorn forwards the master's): drain. /healthz turns
   503 at once while the worker still accepts, every tab is told `reconnecting` and closed with 1012,
   every upstream session is closed; the worker exits as soon as that is done (within the drain limit).
@@ -25,8 +28,7 @@ from typing import Any
 from gunicorn.workers.base import Worker
 
 from .front import Front, FrontLimits
-from .handoff import Handoff
-from .runtime import TabLimits
+from .runtime import LoopThread, LoopWatch, TabLimits
 
 log = logging.getLogger("voicebridge.server")
 
@@ -67,10 +69,12 @@ def _malloc_trim() -> Any:
     return trim
 
 
+BEAT_S = 1.0  # the loop beats this often (gunicorn's timeout is VOICEBRIDGE_WORKER_TIMEOUT_SECONDS)
+BLOCKED_REPORT_S = 3.0  # a loop late by this much is logged with what it is stuck in
 TRIM_EVERY_S = 5.0
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 FULL_COLLECT_EVERY_S = 60.0
-CLOSED_BEFORE_COLLECT = 256
+ENDED_BEFORE_COLLECT = 256
 CHURN_COLLECT_EVERY_S = 30.0
 QUIET_CONNECTIONS = 256
 SWITCH_INTERVAL_S = 0.0005
@@ -84,28 +88,29 @@ class _Housekeeping:
     flood ended), and at the latest every FULL_COLLECT_EVERY_S (a pause of tens of milliseconds that
     rarely, far below any p99); then glibc's free pages go back to the system."""
 
-    def __init__(self, front: Front, loop: Any):
-        self.front, self.loop = front, loop
+    def __init__(self, front: Front, runtime: LoopThread):
+        self.front, self.runtime = front, runtime
         self.trim = _malloc_trim()
         self.peak = 0
-        self.closed = 0
+        self.ended = 0  # front.ended at the last full collection
         self.last = time.monotonic()
         self.last_full = float("-inf")
 
     def tick(self) -> None:
+        # (Reads two counters the loop writes: a value a moment old only moves a collection by a second.)
         now = self.front.connections()
         self.peak = max(self.peak, now)
         clock = time.monotonic()
         if clock - self.last < TRIM_EVERY_S:
             return
         self.last = clock
-        closed = self.front.closed - self.closed
+        ended = self.front.ended - self.ended
         # A flood ended (most connections gone); not merely a wave of attackers dropped at a deadline.
         halved = self.peak > now and now <= min(self.peak // 2, QUIET_CONNECTIONS)
         since = clock - self.last_full
-        if halved or (closed >= CLOSED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
-            self.peak, self.last_full, self.closed = now, clock, self.front.closed
-            self.loop.call_soon_threadsafe(self._collect)
+        if halved or (ended >= ENDED_BEFORE_COLLECT and since >= CHURN_COLLECT_EVERY_S) or since >= FULL_COLLECT_EVERY_S:
+            self.peak, self.last_full, self.ended = now, clock, self.front.ended
+            self.runtime.call(self._collect)
         elif self.trim is not None:
             self.trim(0)  # ctypes releases the GIL: the loop keeps serving meanwhile
 
@@ -117,10 +122,8 @@ class _Housekeeping:
 
 class LoopWorker(Worker):
     def init_signals(self) -> None:
-        super().init_signals()
+        super().init_signals()  # (SIGABRT, gunicorn's "your heartbeat stopped", stays gunicorn's: exit 1)
         self._quit = False
-        self._drain_done = threading.Event()
-        self._drain_started = False
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_quit)
         signal.signal(signal.SIGQUIT, self._on_quit)
@@ -145,55 +148,47 @@ class LoopWorker(Worker):
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         bridge = self.wsgi.extensions["voicebridge"]
-        settings = bridge.settings
-        loop = bridge.runtime.loop
+        settings, runtime, siblings = bridge.settings, bridge.runtime, bridge.siblings
+        slot = siblings.slot if siblings is not None else -1
+        # Built here, used only on the loop from the moment it is handed over below.
         front = Front(
             self.wsgi,
-            loop,
-            FrontLimits(
+            runtime.loop,
+            limits=FrontLimits(
                 max_connections=settings.max_connections,
                 request_s=settings.request_timeout_s,
                 keepalive_s=min(5.0, settings.request_timeout_s),
             ),
-            TabLimits(no_session_s=settings.tab_no_session_s, silence_s=settings.tab_silence_s),
+            tab_limits=TabLimits(no_session_s=settings.tab_no_session_s, silence_s=settings.tab_silence_s),
             multiprocess=self.cfg.workers > 1,
             board=getattr(self.app, "board", None),
-            slot=getattr(self, "slot", -1),
+            slot=slot,
+            attach=bridge.attach,
         )
-        handoff = self._handoff(front, bridge)
-        loop.call_soon_threadsafe(front.listen, [s.sock for s in self.sockets])
-        log.info("event=worker.ready pid=%s slot=%s", self.pid, getattr(self, "slot", -1))
-        housekeeping = _Housekeeping(front, loop)
+        watch = LoopWatch(
+            runtime=runtime, beat=self.notify, every_s=BEAT_S, report_after_s=min(BLOCKED_REPORT_S, settings.worker_timeout_s / 3)
+        )
+        # The one crossing: from here on the loop serves; this thread watches the heartbeat and signals.
+        runtime.call(self._serve_on_loop, front, watch, [s.sock for s in self.sockets], siblings)
+        log.info("event=worker.ready pid=%s slot=%s", self.pid, slot)
+        housekeeping = _Housekeeping(front, runtime)
         while self.alive:
-            self.notify()
             if self.ppid != os.getppid():
                 log.info("event=worker.orphaned pid=%s", self.pid)
                 break
-            self._sleep(1.0)
+            self._sleep(BEAT_S)
+            watch.check()
             housekeeping.tick()
-        if self._quit:
-            self._stop(front, bridge, drain_s=0.0)
-        else:
-            self._stop(front, bridge, drain_s=settings.drain_timeout_s)
-        if handoff is not None:
-            handoff.close()
+        self._stop(front, bridge, drain_s=0.0 if self._quit else settings.drain_timeout_s)
+        if siblings is not None:
+            siblings.handoff.close()
 
-    def _handoff(self, front: Front, bridge: Any) -> Handoff | None:
-        """With sibling workers, a resume that reaches the wrong one is handed to the right one."""
-        directory, slot = getattr(self.app, "handoff_dir", None), getattr(self, "slot", -1)
-        if directory is None or slot < 0 or self.cfg.workers < 2:
-            return None
-        handoff = Handoff(directory, slot)
-        users = getattr(self.app, "users", None)
-        if users is not None:
-            users.clear(slot)
-            bridge.user_board, bridge.slot = users, slot
-        bridge.resumes.slot = slot
-        bridge.handoff = handoff
-        front.attach = bridge.attach
-        loop = bridge.runtime.loop
-        loop.call_soon_threadsafe(handoff.listen, loop, front.adopt_handed)
-        return handoff
+    @staticmethod
+    def _serve_on_loop(front: Front, watch: LoopWatch, listeners: list[Any], siblings: Any) -> None:
+        watch.start()
+        front.listen(listeners)
+        if siblings is not None:  # a resume that reaches the wrong sibling is handed to the right one
+            siblings.handoff.listen(front.loop, front.take_handed)
 
     def _sleep(self, seconds: float) -> None:
         # gunicorn's signal wake-up fd (PIPE) ends the wait as soon as a signal arrives.
@@ -208,19 +203,17 @@ class LoopWorker(Worker):
             time.sleep(seconds)
 
     def _stop(self, front: Front, bridge: Any, drain_s: float) -> None:
-        loop = bridge.runtime.loop
+        runtime = bridge.runtime
         if drain_s > 0:
-            bridge.draining = True  # /healthz answers 503 from this instant
-            front.draining = True
-            loop.call_soon_threadsafe(front.close_idle)
+            runtime.call(front.drain)
             deadline = time.monotonic() + drain_s
+            # bridge.drain turns /healthz 503 first thing on the loop, then waits for every session.
             drain = threading.Thread(target=self._drain, args=(bridge, drain_s), name="voicebridge-drain", daemon=True)
             drain.start()
-            # Keep beating while draining, and a Ctrl-C during the drain still means "now".
+            # The loop keeps beating while it drains; a Ctrl-C during the drain still means "now".
             while drain.is_alive() and not self._quit and time.monotonic() < deadline + 1:
-                self.notify()
                 drain.join(0.2)
-        loop.call_soon_threadsafe(front.stop_accepting)
+        runtime.call(front.stop_accepting)
         bridge.shutdown(timeout=1.0)
 
     def _drain(self, bridge: Any, drain_s: float) -> None:

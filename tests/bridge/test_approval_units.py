@@ -40,7 +40,7 @@ def build(show_arguments: bool = False, timeout_s: float = 60.0):
     tasks = TaskOwner("test")
     upstream = UpstreamLink(tasks)
     conn = RecordingConnection()
-    upstream.attach(conn)  # type: ignore[arg-type]
+    upstream.use(conn)  # type: ignore[arg-type]
     tab = RecordingTab()
     return Approvals("s1", upstream, tab, timeout_s, show_arguments), tab, conn, tasks  # type: ignore[arg-type]
 
@@ -104,7 +104,7 @@ def test_a_lost_connection_ends_what_waits_and_nothing_goes_to_the_new_one():
     async def scenario():
         approvals, tab, conn, tasks = build()
         approvals.requested(request("r1"))
-        approvals._upstream.detach()
+        approvals._upstream.release()
         approvals.ended()
         await settle(tasks)
         return tab.sent, conn.events, approvals.pending

@@ -16,6 +16,7 @@ import pytest
 from support.apps import http_get, start_app
 from support.audio import silence, speech
 from support.tab import Tab
+from support.waiting import until
 
 
 def ready_tab(tabs, **start):
@@ -194,23 +195,21 @@ def test_a_resume_that_reaches_a_sibling_worker_is_handed_to_the_one_holding_the
     tab.wait_state("ready")
     upstream = new_upstream(emulator, known)
     # The token names the worker's slot; each worker logs its pid and slot when it starts.
-    workers = {}
-    while len(workers) < 2:  # both have logged by the time they serve; the log is complete by now
-        workers = dict(re.findall(r"event=worker.ready pid=(\d+) slot=(\d+)", app.log_path.read_text()))
-        workers = {slot: int(pid) for pid, slot in workers.items()}
+    def ready_workers() -> dict[str, int] | None:
+        found = dict(re.findall(r"event=worker.ready pid=(\d+) slot=(\d+)", app.log_path.read_text()))
+        return {slot: int(pid) for pid, slot in found.items()} if len(found) == 2 else None
+
+    workers = until(ready_workers, 30, "both workers ready")
     holder = workers[token.split(".", 1)[0]]
     sibling = next(pid for pid in workers.values() if pid != holder)
-    for _ in range(500):  # the sibling serves (listens and accepts) before the holder is paused
-        if json.loads(http_get(app.url + "/healthz")[1])["worker"] == sibling:
-            break
-    else:
-        raise AssertionError("the sibling worker never answered")
+    # The sibling serves (listens and accepts) before the holder is paused.
+    until(lambda: json.loads(http_get(app.url + "/healthz")[1])["worker"] == sibling, 30, "the sibling answers",
+          every_s=0)
 
     tab.close()
     os.kill(holder, signal.SIGSTOP)
     try:
-        while not stopped(holder):  # every thread of it, so that none can still take the connection
-            pass
+        until(lambda: stopped(holder), 10, "every thread of the holder stopped")  # none may take the connection
         tab = Tab(app.url)  # only the sibling accepts now
         tab.send({"type": "session.resume", "resume": token})
     finally:

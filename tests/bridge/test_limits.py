@@ -151,10 +151,12 @@ def test_the_page_shows_who_is_signed_in(trusting):
 
 
 def test_a_trusted_forwarded_address_is_the_key(trusting, emulator, opened):
-    # No principal (sign-in off): the first X-Forwarded-For entry, port and proxies after it ignored.
-    started(opened(trusting, {XFF: "192.0.2.10, 10.0.0.4"}))
+    # No principal (sign-in off): the entry the front end appended (the last), port ignored. The test plays
+    # the front end: what comes before its entry is whatever the client sent, forged to look like others.
+    started(opened(trusting, {XFF: "10.0.0.4, 192.0.2.10"}))
     refused(opened(trusting, {XFF: "192.0.2.10:51234"}), emulator)
-    started(opened(trusting, {XFF: "192.0.2.11"}))
+    refused(opened(trusting, {XFF: "198.51.100.77, 192.0.2.10:51235"}), emulator)
+    started(opened(trusting, {XFF: "192.0.2.10, 192.0.2.11"}))
 
 
 def upgrade_status(app: AppProcess, headers: dict[str, str]) -> int:

@@ -13,7 +13,7 @@ from voicebridge.protocol import ErrorCode
 from voicebridge.session.limits import Limits, RunLimits
 from voicebridge.settings import Settings, SettingsError
 
-H = {"X-MS-CLIENT-PRINCIPAL-ID": "AbC-1", "X-MS-CLIENT-PRINCIPAL-NAME": "ann@example.com", "X-Forwarded-For": "203.0.113.9:4431, 10.0.0.1"}
+H = {"X-MS-CLIENT-PRINCIPAL-ID": "AbC-1", "X-MS-CLIENT-PRINCIPAL-NAME": "ann@example.com", "X-Forwarded-For": "10.0.0.1, 203.0.113.9:4431"}
 
 
 def test_headers_count_only_when_trusted():
@@ -28,10 +28,31 @@ def test_headers_count_only_when_trusted():
     assert principal_name(H, False) == "" and principal_name(H, True) == "ann@example.com"
 
 
+@pytest.mark.parametrize(
+    ("forwarded", "key"),
+    [
+        # The client sent its own X-Forwarded-For; the front end appended the address it saw.
+        ("198.51.100.1, 203.0.113.9:50123", "203.0.113.9"),
+        ("1.1.1.1,2.2.2.2,3.3.3.3, 203.0.113.9", "203.0.113.9"),  # a chain of invented hops
+        ("garbage, [2001:db8::5]:443", "2001:db8::5"),
+        ("203.0.113.9", "203.0.113.9"),  # nothing forged: the front end's entry alone
+        ("198.51.100.1,203.0.113.9", "203.0.113.9"),  # two header lines arrive joined by a comma
+    ],
+)
+def test_the_forwarded_address_is_the_entry_the_front_end_appended(forwarded, key):
+    assert user_key({"X-Forwarded-For": forwarded}, "10.1.1.1", False, True) == UserKey("address", key)
+
+
+def test_forged_forwarded_entries_cannot_spread_one_client_over_many_keys():
+    keys = {user_key({"X-Forwarded-For": f"10.9.{i}.{i}, 203.0.113.9:{40000 + i}"}, "p", False, True) for i in range(50)}
+    assert keys == {UserKey("address", "203.0.113.9")}
+
+
 def test_the_forwarded_scheme_counts_only_when_trusted():
-    forged = {"X-Forwarded-Proto": "https, http"}
+    forged = {"X-Forwarded-Proto": "https, http"}  # the client said https; the front end appended http
     assert request_scheme(forged, "http", trust_forwarded=False) == "http"
-    assert request_scheme(forged, "http", trust_forwarded=True) == "https"
+    assert request_scheme(forged, "http", trust_forwarded=True) == "http"
+    assert request_scheme({"X-Forwarded-Proto": "https"}, "http", trust_forwarded=True) == "https"
     assert request_scheme({"X-Forwarded-Proto": "gopher"}, "HTTP", trust_forwarded=True) == "http"
 
 

@@ -135,11 +135,13 @@ class _Channel:
 
 def test_surprising_upstream_events_are_skipped_and_the_session_goes_on():
     from voicebridge.session.run import Run
+    from voicebridge.session.stats import SessionStats
     from voicebridge.session.tab import TabLink
     from voicebridge.tasks import TaskOwner
 
     channel = _Channel()
-    run = Run("s", TabLink(channel, "s"), TaskOwner("test"), {"chunks_down": 0}, record_transcripts=False)
+    run = Run(session_id="s", tab=TabLink(channel, "s"), tasks=TaskOwner("test"), stats=SessionStats(),
+              record_transcripts=False)
     run.status.machine.connecting(False)
     run.status.machine.session_updated()
     for raw in (
@@ -162,6 +164,7 @@ def test_a_function_call_whose_done_event_has_no_name_uses_the_name_its_item_ann
     import asyncio
 
     from voicebridge.session.run import Run
+    from voicebridge.session.stats import SessionStats
     from voicebridge.session.tab import TabLink
     from voicebridge.tasks import TaskOwner
     from voicebridge.tools import Toolbox
@@ -180,10 +183,11 @@ def test_a_function_call_whose_done_event_has_no_name_uses_the_name_its_item_ann
 
     async def scenario():
         channel, conn, tasks = _Channel(), Conn(), TaskOwner("test")
-        run = Run("s", TabLink(channel, "s"), tasks, {"chunks_down": 0}, False, toolbox=toolbox)
+        run = Run(session_id="s", tab=TabLink(channel, "s"), tasks=tasks, stats=SessionStats(), record_transcripts=False,
+                  toolbox=toolbox)
         run.status.machine.connecting(False)
         run.status.machine.session_updated()
-        run.upstream.attach(conn)
+        run.upstream.use(conn)
         item = {"type": "function_call", "id": "it1", "call_id": "c1", "name": "get_current_time", "arguments": ""}
         for event in (
             {"type": "response.created", "response": {"id": "r1"}},

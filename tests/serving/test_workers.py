@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
 from serving.conftest import serve
 from support.hostile import http
 from support.tab import Tab
+from support.waiting import until
 from voicebridge.settings import Settings, SettingsError, cpu_count
 
 
-def test_by_default_an_instance_runs_one_worker_per_core():
-    assert cpu_count() == len(os.sched_getaffinity(0))
+def test_by_default_an_instance_runs_one_worker_per_core(tmp_path):
+    nowhere = str(tmp_path / "no-cgroup")
+    assert cpu_count(nowhere) == len(os.sched_getaffinity(0))
     assert Settings.from_env({}).worker_count == cpu_count()
     assert Settings.from_env({"VOICEBRIDGE_WORKERS": "3"}).worker_count == 3
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cores"),
+    [("max 100000\n", None), ("100000 100000\n", 1), ("150000 100000\n", 2), ("50000 100000\n", 1),
+     ("6400000 100000\n", None), ("garbage\n", None)],
+)
+def test_a_container_cpu_quota_caps_the_workers(tmp_path, cpu_max, cores):
+    """cgroup v2 cpu.max ("<quota> <period>", or "max"): Docker's --cpus and Kubernetes' limits set it
+    without changing the CPU set the container sees; a quota above the CPU set changes nothing."""
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    visible = len(os.sched_getaffinity(0))
+    assert cpu_count(str(path)) == (min(cores, visible) if cores is not None else visible)
 
 
 def test_a_fixed_emulator_port_cannot_be_shared_by_several_workers():
@@ -27,32 +44,36 @@ def test_a_fixed_emulator_port_cannot_be_shared_by_several_workers():
 
 def test_workers_share_the_connections_and_each_runs_its_own_emulator(request):
     served = serve(request, {"VOICEBRIDGE_WORKERS": "2"})  # emulator mode: no endpoint configured
-    workers = set()
-    for _ in range(500):  # the app is healthy as soon as one worker serves; wait for the second
-        workers.add(json.loads(http(served.port)[1])["worker"])
-        if len(workers) == 2:
-            break
-    assert len(workers) == 2
+
+    def ready_workers() -> dict[int, str] | None:  # pid -> slot, once both have logged that they serve
+        found = {int(pid): slot for pid, slot in re.findall(r"event=worker.ready pid=(\d+) slot=(\d+)",
+                                                            served.log.read_text())}
+        return found if len(found) == 2 else None
+
+    slots = until(ready_workers, 30, "both workers ready")
     tabs = [Tab(served.app.url) for _ in range(8)]
     try:
+        held: dict[str, int] = {}
         for tab in tabs:
             tab.start()
+            # The resume token names the slot of the worker that holds the tab.
+            slot = tab.wait_for(lambda m: m["type"] == "session")["resume"].split(".", 1)[0]
+            held[slot] = held.get(slot, 0) + 1
         for tab in tabs:
             tab.wait_state("ready")  # whichever worker took it, its own emulator answered
+        assert held.keys() == set(slots.values()) and sum(held.values()) == len(tabs), held  # both took some
+        # Each worker counts only its own tabs: ask both (which one answers a request is the kernel's choice).
         sessions: dict[int, int] = {}
-        for _ in range(500):  # until both workers answered (which one answers is the kernel's choice)
-            if sessions.keys() == workers:
-                break
+
+        def both_answered() -> bool:
             status, body = http(served.port)
             assert status == 200
             health = json.loads(body)
             sessions[health["worker"]] = health["sessions"]
-        # A busier worker leaves new connections (these health checks too) to its less busy sibling,
-        # so perhaps only one answers: each counts only its own tabs, and neither holds all of them.
-        assert sessions.keys() <= workers
-        if len(sessions) == 2:
-            assert sum(sessions.values()) == len(tabs)
-        assert all(0 < n < len(tabs) for n in sessions.values()), sessions
+            return sessions.keys() == slots.keys()
+
+        until(both_answered, 30, "both workers answered /healthz", every_s=0)
+        assert {slots[pid]: n for pid, n in sessions.items()} == held
     finally:
         for tab in tabs:
             tab.close()

@@ -36,7 +36,7 @@ class UpstreamLink:
         self._opened_at = time.monotonic()
         self.reconnect = reconnect
 
-    def attach(self, conn: VoiceLiveConnection, rolled: bool = False) -> None:
+    def use(self, conn: VoiceLiveConnection, rolled: bool = False) -> None:
         self.conn = conn
         self.rolled = rolled
         self.expires_at = None
@@ -46,7 +46,7 @@ class UpstreamLink:
         self.gate.reset()
         self._tail = None
 
-    def detach(self) -> VoiceLiveConnection | None:
+    def release(self) -> VoiceLiveConnection | None:
         conn, self.conn = self.conn, None
         return conn
 

@@ -21,6 +21,7 @@ from ..protocol import Approval, Audio, ErrorCode, Playback, ProtocolError, Resu
 from ..tasks import TaskOwner
 from .host import SessionHost
 from .run import Run
+from .stats import SessionStats
 from .supervisor import Lifecycle, Supervisor
 from .tab import TabChannel, TabLink
 
@@ -38,26 +39,44 @@ class BridgeSession:
         self._target: BridgeSession = self  # whose conversation this socket carries (another's after a resume)
         self.tab = TabLink(channel, self.id)
         self.tasks = TaskOwner(f"session-{self.id}")
-        self.stats = {"chunks_up": 0, "chunks_down": 0, "dropped_up": 0, "barge_ins": 0, "bad_frames": 0}
+        self.stats = SessionStats()
         self._host = host
         self._told: set[ErrorCode] = set()  # notices a tab gets once, not once per frame
 
         def new_run() -> Run:
             options = host.options
             return Run(
-                self.id, self.tab, self.tasks, self.stats, options.record_transcripts, options.history_items,
-                self._ready, options.toolbox, options.limits, self.user.hashed, initiative=options.initiative,
-                model=options.model, approval_s=options.approval_s, approval_arguments=options.approval_arguments,
+                session_id=self.id,
+                tab=self.tab,
+                tasks=self.tasks,
+                stats=self.stats,
+                record_transcripts=options.record_transcripts,
+                history_items=options.history_items,
+                on_ready=self._ready,
+                toolbox=options.toolbox,
+                limits=options.limits,
+                user=self.user.hashed,
+                initiative=options.initiative,
+                model=options.model,
+                approval_s=options.approval_s,
+                approval_arguments=options.approval_arguments,
             )
 
         self.supervisor = Supervisor(
-            self.id, self.tab, self.tasks, host, new_run, self.stats, self._run_ended, owner=self
+            session_id=self.id,
+            tab=self.tab,
+            tasks=self.tasks,
+            host=host,
+            new_run=new_run,
+            stats=self.stats,
+            run_ended=self._run_ended,
+            owner=self,
         )
 
     @property
-    def closed(self) -> asyncio.Event:
+    def no_upstream(self) -> asyncio.Event:
         """Set while this tab has no upstream session open (after a resume: the session it carries)."""
-        return self._target.supervisor.closed
+        return self._target.supervisor.no_upstream
 
     @property
     def run(self) -> Run:
@@ -80,8 +99,8 @@ class BridgeSession:
         try:
             message = protocol.parse(frame)
         except ProtocolError as exc:
-            self.stats["bad_frames"] += 1
-            if self.stats["bad_frames"] == 1:
+            self.stats.bad_frames += 1
+            if self.stats.bad_frames == 1:
                 log.info("event=tab.bad_frame session=%s code=%s", self.id, exc.code)
             self.tab.send(protocol.error(exc.code, exc.message))
             return
@@ -143,9 +162,9 @@ class BridgeSession:
         self._target = parked
         self.tab.gone()  # this object's own link stays silent: the parked session talks on this socket now
         self._host.forget(self)
-        parked.adopt(self._channel)
+        parked.carry_on(self._channel)
 
-    def adopt(self, channel: TabChannel) -> None:
+    def carry_on(self, channel: TabChannel) -> None:
         """Carry on this conversation over `channel`: a fresh token, then the current state."""
         self.tab.repoint(channel)
         self.supervisor.resumed()
@@ -183,7 +202,7 @@ class BridgeSession:
         if run.accepts_audio():
             run.audio(message)
             return
-        self.stats["dropped_up"] += 1
+        self.stats.dropped_up += 1
         if self.supervisor.lifecycle is Lifecycle.IDLE and ErrorCode.NOT_STARTED not in self._told:
             self._told.add(ErrorCode.NOT_STARTED)
             run.status.error(ErrorCode.NOT_STARTED, "Audio arrived before the session was started; send session.start first.")
@@ -201,7 +220,7 @@ class BridgeSession:
         self.supervisor.stop("shutdown")
         try:
             async with asyncio.timeout(timeout):
-                await self.closed.wait()
+                await self.no_upstream.wait()
         except TimeoutError:
             pass
         return await self.tasks.close(TASKS_END_S)

@@ -19,6 +19,7 @@ from .bargein import BargeIn
 from .connection import UpstreamLink
 from .mcpevents import SideEvents
 from .replies import failed_reply, report_failed
+from .stats import SessionStats
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import TranscriptKeeper
@@ -47,7 +48,7 @@ class UpstreamEvents:
         barge_in: BargeIn,
         tools: ToolCalls,
         telemetry: SessionTelemetry,
-        stats: dict[str, int],
+        stats: SessionStats,
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
         on_rejected: Callable[[], None] = lambda: None, side: SideEvents | None = None,
@@ -110,7 +111,7 @@ class UpstreamEvents:
         interruption = self._turns.interrupt(received)
         if interruption is not None:  # silence the tab first, then sort out the upstream
             self._tab.send(protocol.CLEAR)
-            self._stats["barge_ins"] += 1
+            self._stats.barge_ins += 1
             self._telemetry.barge_in((time.monotonic() - received) * 1000.0)
             # The interrupted turn ends here: its response.done may come after the user's next turn began
             # (cancellation is asynchronous on the service).
@@ -151,7 +152,7 @@ class UpstreamEvents:
         if not isinstance(data, str) or not isinstance(item_id, str):
             return
         self._turns.audio_sent(item_id, response_id, _b64_len(data), time.monotonic(), content_index)
-        self._stats["chunks_down"] += 1
+        self._stats.chunks_down += 1
         self._tab.send(protocol.audio(data, item_id))
         if self._machine.state != State.SPEAKING:
             self._status.show(self._machine.audio_delta())

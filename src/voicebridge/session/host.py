@@ -78,7 +78,7 @@ class NoResumes:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionHost:
     # A new upstream connection; in agent mode, continuing the agent conversation named, if any.
     open_upstream: Callable[[str | None], Awaitable[VoiceLiveConnection]]

@@ -25,6 +25,7 @@ from .events import UpstreamEvents
 from .initiative import Initiative, InitiativeOptions
 from .limits import Limits, RunLimits
 from .mcpcalls import McpCalls
+from .stats import SessionStats
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
 from .transcripts import DEFAULT_HISTORY, TranscriptKeeper
@@ -37,10 +38,11 @@ _typed_ids = itertools.count(1)
 class Run:
     def __init__(
         self,
+        *,
         session_id: str,
         tab: TabLink,
         tasks: TaskOwner,
-        stats: dict[str, int],
+        stats: SessionStats,
         record_transcripts: bool,
         history_items: int = DEFAULT_HISTORY,
         on_ready: Callable[[], None] = lambda: None,
@@ -48,7 +50,6 @@ class Run:
         limits: Limits | None = None,
         user: str = "",
         initiative: InitiativeOptions | None = None,
-        *,
         model: str = "",
         approval_s: float = 30.0,
         approval_arguments: bool = False,
@@ -84,8 +85,18 @@ class Run:
         self.conversation_id: str | None = None
         self.continued = False  # this connection continues the agent conversation: nothing to replay
         self.events = UpstreamEvents(
-            session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready=lambda: self._ready(on_ready), on_speech=self._activity,
+            session_id=session_id,
+            status=self.status,
+            tab=tab,
+            upstream=self.upstream,
+            turns=self.turns,
+            transcripts=self.transcripts,
+            barge_in=self.barge_in,
+            tools=self.tools,
+            telemetry=self.telemetry,
+            stats=stats,
+            on_ready=lambda: self._ready(on_ready),
+            on_speech=self._activity,
             on_rejected=self._rejected,
             side=mcpevents.side_events(self.approvals, self.mcp, self._conversation),
         )
@@ -98,9 +109,9 @@ class Run:
 
     def audio(self, message: Audio) -> None:
         if not self.limits.audio_allowed(message.nbytes):
-            self._stats["dropped_up"] += 1
+            self._stats.dropped_up += 1
             return
-        self._stats["chunks_up"] += 1
+        self._stats.chunks_up += 1
         self.uplink.push(message.data)
 
     def text(self, message: Text) -> None:
@@ -153,7 +164,7 @@ class Run:
         if not rolled:
             self.uplink.clear()
         self.rolling = False
-        self.upstream.attach(conn, rolled)
+        self.upstream.use(conn, rolled)
 
     def quiet(self) -> bool:
         """Nobody speaks, no reply is active or playing, no tool is running: a moment to roll over."""

@@ -145,7 +145,7 @@ class RunLoop:
             watchdog.cancel()
             if rollover.swapped:
                 run.rolling = True  # audio from now on waits for the next connection
-            run.upstream.detach()
+            run.upstream.release()
             run.approvals.ended()  # nobody can answer this connection's requests any more
             try:
                 if sender is not None:

@@ -22,6 +22,7 @@ from .connection import quiet_close
 from .host import SessionHost
 from .run import Run
 from .runloop import RunLoop
+from .stats import SessionStats
 from .tab import TabLink
 
 log = logging.getLogger("voicebridge.session")
@@ -42,9 +43,10 @@ class Supervisor:
         session_id: str,
         tab: TabLink,
         tasks: TaskOwner,
+        *,
         host: SessionHost,
         new_run: Callable[[], Run],
-        stats: dict[str, int],
+        stats: SessionStats,
         run_ended: Callable[[], None] = lambda: None,
         owner: object = None,
     ):
@@ -61,8 +63,8 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
         self._history: tuple[Turn, ...] = ()  # what the next run starts from (session.start's history)
         self._loop = RunLoop(session_id, tasks, host, self._wanted, self.stop)
-        self.closed = asyncio.Event()
-        self.closed.set()  # nothing upstream yet
+        self.no_upstream = asyncio.Event()  # set while no upstream session is open
+        self.no_upstream.set()  # nothing upstream yet
 
     def _wanted(self) -> bool:
         return self.lifecycle in (Lifecycle.RUNNING, Lifecycle.PARKED)
@@ -86,7 +88,7 @@ class Supervisor:
         run.seed(history or self._history)
         self._history = ()
         run.telemetry.started()
-        self.closed.clear()
+        self.no_upstream.clear()
         self.lifecycle = Lifecycle.RUNNING
         self._task = self._tasks.spawn(self._supervise(run), "run")
         run.limits.start(self.stop)
@@ -145,7 +147,7 @@ class Supervisor:
             run.status.fail(ErrorCode.INTERNAL, "Something went wrong in the bridge; please start the session again.")
         finally:
             try:
-                conn = run.upstream.detach()
+                conn = run.upstream.release()
                 if conn is not None:
                     await quiet_close(conn)
             finally:
@@ -159,8 +161,8 @@ class Supervisor:
             self._attempt(run.status.show, run.status.machine.stopped())
         self._attempt(run.telemetry.ended, reason)
         self._task = None
-        self.closed.set()
-        event("session.closed", self._id, reason=reason, **self._stats)
+        self.no_upstream.set()
+        event("session.closed", self._id, reason=reason, **self._stats.fields())
         if self.lifecycle is Lifecycle.PARKED:
             self.lifecycle = Lifecycle.CLOSED  # ended by itself while its tab was away: nobody to tell
         self._attempt(self._run_ended)
