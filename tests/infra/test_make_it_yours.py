@@ -27,6 +27,8 @@ NOT_TUNABLE = {
     "VOICEBRIDGE_TRUST_FORWARDED": "always true behind App Service's front end",
     "VOICEBRIDGE_EMULATOR_PORT": "the emulator runs locally only",
     "VOICEBRIDGE_IMAGE_TAG": "baked into the image by the build",
+    "CODESPACE_NAME": "set by GitHub Codespaces for local development only",
+    "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN": "set by GitHub Codespaces for local development only",
 }
 
 
