@@ -25,7 +25,8 @@ from .session.supervisor import Lifecycle
 from .settings import Settings
 from .tasks import TaskOwner
 from .tools import Toolbox
-from .upstream import Connector, session_config
+from .endpoints import EndpointPool
+from .upstream import session_config
 
 log = logging.getLogger("voicebridge.session")
 
@@ -36,7 +37,7 @@ SESSION_CLOSE_S = 5.0
 class Bridge:
     """Every session of this process, the event loop they run on, and how to reach Voice Live."""
 
-    def __init__(self, settings: Settings, runtime: LoopThread, connector: Connector, emulator: object | None = None):
+    def __init__(self, settings: Settings, runtime: LoopThread, connector: EndpointPool, emulator: object | None = None):
         self.settings = settings
         self.runtime = runtime
         self.connector = connector
@@ -49,11 +50,14 @@ class Bridge:
             record_transcripts=settings.telemetry_transcripts,
             history_items=settings.history_items,
             toolbox=self.toolbox,
-            limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
+            limits=Limits(
+                settings.max_session_s, settings.idle_s, settings.max_audio_rate, max_tokens=settings.max_session_tokens
+            ),
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(
-            connector.open, self.admit, self.forget, options, self.resumes, self.hand_over, self.publish_user
+            connector.open, self.admit, self.forget, options, self.resumes, self.hand_over, self.publish_user,
+            tokens_used=connector.tokens_used,
         )
         # With sibling workers (worker.py): the instance-wide per-user counts, and this worker's row in them.
         self.user_board: UserBoard | None = None
@@ -148,8 +152,9 @@ class Bridge:
         self.draining = True
         sessions = list(self.sessions.values())
         log.info("event=drain.start sessions=%d", len(sessions))
+        within = self.connector.reconnect_within_s(len(sessions))  # the quota's time for every tab (issue 23)
         for session in sessions:
-            session.drain()
+            session.drain(within)
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.gather(*(s.closed.wait() for s in sessions))

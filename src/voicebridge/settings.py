@@ -50,7 +50,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # Voice Live
+    # Voice Live: AZURE_VOICE_LIVE_ENDPOINT as given, one endpoint or several comma-separated (each a
+    # resource with its own quota, see `endpoints`); AZURE_VOICE_LIVE_API_KEY likewise one key per endpoint.
     endpoint: str | None = None
     api_key: str | None = None
     model: str = "gpt-realtime"
@@ -67,6 +68,7 @@ class Settings:
     noise_reduction: str = ""
     echo_cancellation: bool = False
     temperature: float | None = None
+    max_response_tokens: int = 0  # max_response_output_tokens; 0: the service's default ("inf")
 
     # Function tools: importable modules whose @tool functions the agent may call
     tools: tuple[str, ...] = ()
@@ -110,6 +112,14 @@ class Settings:
     idle_s: float = 300.0
     max_audio_rate: float = 1.5  # seconds of uplink audio per second, after a 2 s allowance
 
+    # The service's quota, per endpoint, for this instance (issue 23, pacer.py); 0 turns one off.
+    # An operator with k instances on the same resources sets quota/k. The window is a minute; tests and
+    # benchmarks shorten it to run the same ratios in seconds.
+    upstream_connects_per_minute: int = 30
+    upstream_tokens_per_minute: int = 100_000
+    upstream_quota_window_s: float = 60.0
+    max_session_tokens: int = 0  # a run ends with session_token_limit beyond this many tokens
+
     # Built-in emulator (used when no endpoint is configured)
     emulator_port: int = 0
 
@@ -130,6 +140,17 @@ class Settings:
         return not self.endpoint
 
     @property
+    def endpoints(self) -> tuple[str, ...]:
+        return _split(self.endpoint)
+
+    def api_key_for(self, index: int) -> str | None:
+        """The key of the endpoint at `index`: one key serves every endpoint, several go in order."""
+        keys = _split(self.api_key)
+        if len(keys) <= 1:
+            return keys[0] if keys else None
+        return keys[index] if index < len(keys) else None
+
+    @property
     def voice_is_azure(self) -> bool:
         return "-" in self.voice
 
@@ -138,7 +159,7 @@ class Settings:
         env = _Env(environ)
         d = cls()  # the defaults (a slotted dataclass has no class-level default attributes)
         settings = cls(
-            endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
+            endpoint=env.urls("AZURE_VOICE_LIVE_ENDPOINT"),
             api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
             model=env.text("VOICE_LIVE_MODEL") or d.model,
             voice=env.choice_voice("VOICE_LIVE_VOICE", d.voice),
@@ -157,6 +178,7 @@ class Settings:
             noise_reduction=env.choice("VOICE_LIVE_NOISE_REDUCTION", NOISE_REDUCTION_TYPES, d.noise_reduction),
             echo_cancellation=env.flag("VOICE_LIVE_ECHO_CANCELLATION", d.echo_cancellation),
             temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
+            max_response_tokens=env.number("VOICE_LIVE_MAX_RESPONSE_TOKENS", int, d.max_response_tokens, 0, 4096),
             tools=env.modules("VOICEBRIDGE_TOOLS"),
             tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
             host=env.text("VOICEBRIDGE_HOST") or d.host,
@@ -189,6 +211,16 @@ class Settings:
             max_session_s=env.number("VOICEBRIDGE_MAX_SESSION_SECONDS", float, d.max_session_s, 0.0, 604800.0),
             idle_s=env.number("VOICEBRIDGE_IDLE_SECONDS", float, d.idle_s, 0.0, 604800.0),
             max_audio_rate=env.number("VOICEBRIDGE_MAX_AUDIO_RATE", float, d.max_audio_rate, 0.0, 100000.0),
+            upstream_connects_per_minute=env.number(
+                "VOICEBRIDGE_UPSTREAM_CONNECTS_PER_MINUTE", int, d.upstream_connects_per_minute, 0, 100_000
+            ),
+            upstream_tokens_per_minute=env.number(
+                "VOICEBRIDGE_UPSTREAM_TOKENS_PER_MINUTE", int, d.upstream_tokens_per_minute, 0, 100_000_000
+            ),
+            upstream_quota_window_s=env.number(
+                "VOICEBRIDGE_UPSTREAM_QUOTA_WINDOW_SECONDS", float, d.upstream_quota_window_s, 1.0, 3600.0
+            ),
+            max_session_tokens=env.number("VOICEBRIDGE_MAX_SESSION_TOKENS", int, d.max_session_tokens, 0, 1_000_000_000),
             emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
             key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
             key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),
@@ -204,6 +236,13 @@ class Settings:
                 "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
                 f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
             )
+        keys = _split(settings.api_key)
+        if len(keys) > 1 and len(keys) != len(settings.endpoints):
+            raise SettingsError(
+                "AZURE_VOICE_LIVE_API_KEY",
+                f"holds {len(keys)} keys for {len(settings.endpoints)} endpoints: give one key for all, or one per "
+                "endpoint in the order of AZURE_VOICE_LIVE_ENDPOINT",
+            )
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
                 "VOICEBRIDGE_EMULATOR_PORT",
@@ -217,6 +256,10 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 class _Env:
@@ -237,6 +280,21 @@ class _Env:
         if parsed.scheme not in ("https", "http") or not parsed.netloc:
             raise SettingsError(name, f"must be an http(s) URL such as https://<name>.services.ai.azure.com/, got {value!r}")
         return value
+
+    def urls(self, name: str) -> str | None:
+        """One URL or several, comma-separated; kept as written (Settings.endpoints splits them)."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        for item in _split(raw):
+            parsed = urlparse(item)
+            if parsed.scheme not in ("https", "http") or not parsed.netloc:
+                raise SettingsError(
+                    name, f"must be http(s) URLs such as https://<name>.services.ai.azure.com/ (comma-separated), got {item!r}"
+                )
+        if len(set(_split(raw))) != len(_split(raw)):
+            raise SettingsError(name, "lists the same endpoint twice")
+        return raw
 
     def origins(self, name: str) -> tuple[str, ...]:
         raw = self.text(name)

@@ -43,6 +43,14 @@ class UpstreamError(Exception):
         self.message = message
 
 
+class UpstreamBusy(UpstreamError):
+    """The handshake was refused with HTTP 429: the resource's quota, not an outage (pacer.py waits it out)."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(ErrorCode.UPSTREAM_UNAVAILABLE, message)
+        self.retry_after = retry_after
+
+
 _TURN_DETECTION = {
     "server_vad": ServerVad,
     "azure_semantic_vad": AzureSemanticVad,
@@ -64,6 +72,8 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
         optional["input_audio_echo_cancellation"] = AudioEchoCancellation()
     if settings.temperature is not None:
         optional["temperature"] = settings.temperature
+    if settings.max_response_tokens:
+        optional["max_response_output_tokens"] = settings.max_response_tokens
     if tools:
         optional["tools"] = [FunctionTool(name=t["name"], description=t["description"], parameters=t["parameters"])
                              for t in tools]
@@ -93,6 +103,21 @@ def _http_status(exc: BaseException) -> int | None:
         status = getattr(exc, "status", None)
         if isinstance(status, int):
             return status
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from a refused handshake's Retry-After header (aiohttp's WSServerHandshakeError keeps the
+    response headers; the SDK's ConnectionError wraps it). The HTTP-date form is not used by the service."""
+    while exc is not None:
+        headers = getattr(exc, "headers", None)
+        if headers is not None:
+            try:
+                value = float(headers.get("Retry-After", ""))
+            except (TypeError, ValueError):
+                return None
+            return value if 0 <= value <= 3600 else None
         exc = exc.__cause__  # type: ignore[assignment]
     return None
 
@@ -156,6 +181,10 @@ class Connector:
                         ErrorCode.UPSTREAM_AUTH,
                         f"Voice Live rejected the app's credentials (HTTP {status}, {self._provider.source}). "
                         "Check the API key or the identity's Cognitive Services User / Azure AI User roles.",
+                    ) from exc
+                if status == 429:
+                    raise UpstreamBusy(
+                        f"Voice Live at {self._host} is at its connection quota (HTTP 429).", retry_after(exc)
                     ) from exc
                 detail = f"HTTP {status}" if status else str(exc.__cause__ or exc)
                 raise UpstreamError(

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Protocol
 
+from .quota import QuotaMeter
+
 
 def new_id(prefix: str) -> str:
     """Ids of sessions, items and responses, shaped like the service's."""
@@ -31,10 +33,14 @@ class EmulatorConfig:
     function_calls: tuple[dict, ...] | None = None
     # Records of closed sessions kept for inspection (oldest dropped first); open ones are always kept.
     record_max_sessions: int = 200
+    # The resource's quota (quota.py): new connections and billed tokens per window; 0 = unlimited.
+    connects_per_window: int = 0
+    tokens_per_window: int = 0
+    quota_window_s: float = 60.0
 
     def __post_init__(self):
         for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events",
-                     "record_max_sessions"):
+                     "record_max_sessions", "connects_per_window", "tokens_per_window", "quota_window_s"):
             value = getattr(self, name)
             if value is None and name == "drop_after_s":
                 continue
@@ -173,6 +179,9 @@ class EmulatorHost(Protocol):
 
     @property
     def registry(self) -> Registry: ...
+
+    @property
+    def quota(self) -> QuotaMeter: ...
 
     def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
         """The calls the next response to user input makes instead of speaking, if any."""

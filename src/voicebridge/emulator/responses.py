@@ -13,6 +13,7 @@ from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
 from .records import EmulatorHost, SessionRecord, new_id
+from .quota import usage
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
@@ -49,6 +50,10 @@ class Responder:
         told to make them, else a spoken reply."""
         kind, subject = self._conversation.reply_to
         self._conversation.answered()
+        config = self._host.config
+        if not self._host.quota.tokens_left(config.tokens_per_window, config.quota_window_s):
+            self._rate_limited()
+            return
         if kind != "tool":
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
             if calls:
@@ -116,10 +121,26 @@ class Responder:
         self._items[response.item_id]["item"] = item
         self._emit("response.output_item.done", response_id=response.id, output_index=0, item=item)
         details = None if reason is None else {"type": "cancelled", "reason": reason}
+        billed = usage(self._items, response.item_id)
+        self._host.quota.spend(billed["total_tokens"], self._host.config.quota_window_s)
         self._emit("response.done", response={"object": "realtime.response", "id": response.id, "status": status,
-                                              "status_details": details, "output": [item]})
+                                              "status_details": details, "output": [item], "usage": billed})
         with self._host.registry.changing(self._record):
             response.record.update(status=status, cancel_reason=reason)
+
+    def _rate_limited(self) -> None:
+        """The resource spent its tokens for the window: the reply fails at once, as the service's does."""
+        response_id = new_id("resp")
+        with self._host.registry.changing(self._record) as rec:
+            rec.responses.append({"id": response_id, "item_id": None, "status": "failed", "audio_bytes_sent": 0,
+                                  "cancel_reason": "rate_limit_exceeded"})
+        self._emit("response.created", response={"object": "realtime.response", "id": response_id,
+                                                 "status": "in_progress", "status_details": None, "output": []})
+        error = {"type": "rate_limit_error", "code": "rate_limit_exceeded",
+                 "message": "The resource's tokens-per-minute quota is spent; retry after a while."}
+        self._emit("response.done", response={"object": "realtime.response", "id": response_id, "status": "failed",
+                                              "status_details": {"type": "failed", "error": error}, "output": [],
+                                              "usage": usage({}, None)})
 
     def cancel(self, reason: str) -> None:
         response = self.active

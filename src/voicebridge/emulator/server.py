@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ..protocol import BYTES_PER_MS
 from .calls import CallScript
+from .quota import QuotaMeter, retry_after_header
 from .records import EmulatorConfig, Registry, SessionRecord, new_id
 from .session import EmulatedSession, default_session
 from .vad import sum_of_squares
@@ -42,6 +43,7 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._stopping = False
         self.calls = CallScript()
+        self.quota = QuotaMeter()  # the resource's connections and tokens in the window (quota.py)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -174,6 +176,12 @@ class Emulator:
                 {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
                            "API endpoint. Make sure to provide a valid key for an active subscription and use "
                            "a correct regional API endpoint for your resource."}}, status=401)
+        wait = self.quota.connect(config.connects_per_window, config.quota_window_s)
+        if wait is not None:
+            return web.json_response(
+                {"error": {"code": "429", "message": "Requests to the Voice Live API have exceeded the rate limit "
+                           "of your current pricing tier. Please retry after the time in the Retry-After header."}},
+                status=429, headers={"Retry-After": retry_after_header(wait)})
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},

@@ -25,6 +25,7 @@ class UpstreamLink:
         self.configured = False  # session.updated arrived (ready waits for the replay too)
         self.replay = Replay()
         self._opened_at = 0.0
+        self.endpoint = 0  # which of AZURE_VOICE_LIVE_ENDPOINT the current connection spends
 
     def connecting(self, reconnect: bool) -> None:
         self._opened_at = time.monotonic()

@@ -46,6 +46,7 @@ class UpstreamEvents:
         stats: dict[str, int],
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
+        on_usage: Callable[[dict], None] = lambda usage: None,
     ):
         self._id = session_id
         self._status = status
@@ -60,6 +61,7 @@ class UpstreamEvents:
         self._stats = stats
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
+        self._on_usage = on_usage  # response.done's `usage`: the quota's and the session's token budgets
 
     def dispatch(self, raw: bytes) -> None:
         try:
@@ -149,6 +151,17 @@ class UpstreamEvents:
         response = event.get("response") if isinstance(event.get("response"), dict) else {}
         response_id = response.get("id")
         status = str(response.get("status", "unknown"))
+        if isinstance(response.get("usage"), dict):
+            self._on_usage(response["usage"])
+        if status == "failed":  # e.g. rate_limit_exceeded: the resource's tokens per minute are spent
+            details = response.get("status_details") if isinstance(response.get("status_details"), dict) else {}
+            error = details.get("error") if isinstance(details.get("error"), dict) else {}
+            code = str(error.get("code") or error.get("type") or "failed")
+            log.warning("event=upstream.response_failed session=%s code=%s", self._id, code)
+            self._status.error(
+                ErrorCode.UPSTREAM_ERROR, "Voice Live could not answer this turn; please say it again in a moment.",
+                upstream_code=code,
+            )
         current = self._turns.is_current(response_id)
         dropped = self._turns.dropped(response_id)
         self._transcripts.response_done(response_id, interrupted=status == "cancelled" or dropped)

@@ -44,7 +44,9 @@ class Run:
         toolbox: Toolbox | None = None,
         limits: Limits | None = None,
         user: str = "",
+        tokens_used: Callable[[int, int], None] = lambda endpoint, tokens: None,
     ):
+        self._tokens_used = tokens_used  # the endpoint's tokens per minute, for the pacer
         self._tab = tab
         self._stats = stats
         self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user)
@@ -60,7 +62,7 @@ class Run:
         )
         self.events = UpstreamEvents(
             session_id, self.status, tab, self.upstream, self.turns, self.transcripts, self.barge_in, self.tools,
-            self.telemetry, stats, on_ready, on_speech=self.limits.activity,
+            self.telemetry, stats, on_ready, on_speech=self.limits.activity, on_usage=self._usage,
         )
         self.uplink = Uplink()
 
@@ -136,6 +138,12 @@ class Run:
         if entries:
             await self.upstream.replay.send(conn, entries)
         return len(entries)
+
+    def _usage(self, usage: dict) -> None:
+        tokens = usage.get("total_tokens")
+        if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
+            self._tokens_used(self.upstream.endpoint, tokens)
+            self.limits.tokens(tokens)
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._tab.send(protocol.transcript(role, item_id, text, final, **extra))

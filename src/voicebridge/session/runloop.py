@@ -50,8 +50,11 @@ class RunLoop:
             reconnect = deadline is not None
             run.status.show(run.status.machine.connecting(reconnect))
             run.upstream.connecting(reconnect)
+            # A continuing conversation (a lost upstream, or a start carrying its history after a deploy)
+            # goes before new starts when the quota makes connections wait (pacer.py).
+            continuing = reconnect or bool(run.transcripts.replayable())
             try:
-                conn = await self._host.open_upstream()
+                opened = await self._host.open_upstream(continuing, run.status.waiting)
             except UpstreamError as exc:
                 run.telemetry.failure(exc.code)
                 if deadline is None or exc.code == ErrorCode.UPSTREAM_AUTH:
@@ -59,7 +62,8 @@ class RunLoop:
                     return exc.code
                 event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
             else:
-                was_ready = await self._relay(run, conn)
+                run.upstream.endpoint = opened.endpoint
+                was_ready = await self._relay(run, opened.conn)
                 if not self._wanted():
                     return "stopped"
                 if was_ready or deadline is None:
