@@ -50,8 +50,10 @@ class EndpointPool:
         while True:
             index = await self.pacer.acquire(reconnect, waiting)
             connector = self.connectors[index]
+            accepted = False
             try:
                 conn = await connector.open()
+                accepted = True
             except UpstreamBusy as exc:
                 busy += 1
                 skipped = self.pacer.refused(index, exc.retry_after)
@@ -75,6 +77,8 @@ class EndpointPool:
                     connector.endpoint, exc.code, skipped,
                 )
                 continue
+            finally:
+                self.pacer.settled(index, accepted)
             self.pacer.accepted(index)
             return Opened(conn, index)
 

@@ -170,6 +170,12 @@ class Pacer:
         self.quota = board.quota
         self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())  # reconnects, starts
         self._timer: asyncio.TimerHandle | None = None
+        # Handshakes under way per endpoint, and the endpoints that accepted our last one. Until an
+        # endpoint has accepted one (after the start, or a 429), one handshake at a time goes to it: a
+        # fresh process cannot know what its predecessor opened in the last window (a deploy), and one
+        # refusal is enough to learn it is full.
+        self._in_flight = [0] * board.endpoints
+        self._trusted = [False] * board.endpoints
         board.clear(self.slot)
 
     @property
@@ -187,14 +193,26 @@ class Pacer:
             waiting(self.expected_wait(reconnect, len(queue) - 1))
         try:
             return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.settled(waiter.future.result(), accepted=False)  # granted, then abandoned
+            raise
         finally:
             if waiter in queue:
                 queue.remove(waiter)
             self._publish()
             self._pump()
 
+    def settled(self, endpoint: int, accepted: bool) -> None:
+        """The handshake `acquire` allowed is over (accepted, refused, failed or abandoned)."""
+        self._in_flight[endpoint] = max(0, self._in_flight[endpoint] - 1)
+        if accepted:
+            self._trusted[endpoint] = True
+        self._pump()
+
     def refused(self, endpoint: int, retry_after: float | None) -> float:
         """The endpoint answered 429 (or failed): skip it until then; returns the seconds it is skipped."""
+        self._trusted[endpoint] = False
         refusals = self.board.refusals(endpoint)
         if retry_after is None:
             low, cap = REFUSAL_BACKOFF_S
@@ -248,6 +266,8 @@ class Pacer:
         for endpoint in range(self.board.endpoints):
             if self.board.blocked_until(endpoint) > now:
                 continue
+            if not self._trusted[endpoint] and self._in_flight[endpoint]:
+                continue  # probing: one handshake at a time until it accepts one
             used = len(self.board.grants_since(endpoint, now - quota.held_s)) if quota.connects > 0 else 0
             if quota.connects > 0 and used >= quota.connects:
                 continue
@@ -288,6 +308,7 @@ class Pacer:
                 continue
             if self.quota.connects > 0:
                 self.board.grant(self.slot, endpoint, now)
+            self._in_flight[endpoint] += 1
             waiter.future.set_result(endpoint)
             self._publish()
 

@@ -84,7 +84,7 @@ def test_a_foreign_429_waits_its_retry_after_and_is_retried(request, quota_emula
     _all_ready(tabs, timeout=4 * WINDOW_S + 10)
     assert _errors(tabs) == []
     assert quota_emulator.quota.refused >= 1
-    assert sum(1 for tab in tabs if _busy(tab)) >= 2, [tab.summary() for tab in tabs]
+    assert any(_busy(tab) for tab in tabs), [tab.summary() for tab in tabs]
 
 
 def test_a_deploy_with_more_tabs_than_a_windows_quota_brings_every_tab_back(request, quota_emulator):
@@ -112,7 +112,9 @@ def test_a_deploy_with_more_tabs_than_a_windows_quota_brings_every_tab_back(requ
         tab.send({"type": "session.start", "history": history})
     _all_ready(back, timeout=5 * WINDOW_S + 10)
     assert _errors(first) == [] and _errors(back) == []
-    assert quota_emulator.quota.refused <= 1
+    # The new process cannot know what its predecessor opened in the last window: each of its workers
+    # may meet one 429 before the board tells them all to wait.
+    assert quota_emulator.quota.refused <= 2
 
 
 @pytest.fixture
@@ -143,13 +145,15 @@ def test_the_session_token_limit_ends_the_session_after_a_warning(request, quota
     tab = Tab(app.url)
     tab.start()
     tab.wait_state("ready")
-    for turn in range(5):
+    limit_reached = lambda m: m.get("type") == "error" and m.get("code") == "session_token_limit"  # noqa: E731
+    for _turn in range(5):  # each reply re-reads the conversation: 25 tokens last two short replies at most
         mark = tab.mark()
         tab.send({"type": "text", "text": "hello there"})
-        reply = tab.wait_for(lambda m: m.get("type") == "error" or m.get("state") == "ready", start=mark)
-        if reply.get("type") == "error":
+        reply = tab.wait_for(lambda m: limit_reached(m) or (m.get("role") == "assistant" and m.get("final")), start=mark)
+        if limit_reached(reply) or any(limit_reached(m) for m in tab.messages):
             break
-    assert reply["code"] == "session_token_limit", tab.summary()
+        tab.wait_state("ready", start=mark)
+    tab.wait_for(limit_reached)
     warnings = [m for m in tab.of_type("warning") if m["code"] == "session_token_limit"]
     assert len(warnings) == 1 and warnings[0]["seconds"] >= 0
     tab.wait_state("stopped")

@@ -129,7 +129,7 @@ class RunLimits:
         elif self._tokens_used >= WARN_AT_TOKENS * limit and not self._told_tokens:
             self._told_tokens = True
             elapsed = max(1.0, self._loop.time() - self._started)
-            seconds = round((limit - self._tokens_used) / (self._tokens_used / elapsed))
+            seconds = max(1, round((limit - self._tokens_used) / (self._tokens_used / elapsed)))
             self._tab.send(protocol.warning(
                 ErrorCode.SESSION_TOKEN_LIMIT,
                 f"The session has used {self._tokens_used * 100 // limit}% of its token budget; "
