@@ -15,10 +15,10 @@ from flask_sock import Sock
 from . import __version__, identity, telemetry
 from .bridge import Bridge
 from .credentials import build_provider
-from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
-from .settings import Settings
 from .endpoints import EndpointPool
 from .pacer import CapacityBoard, Pacer, Quota
+from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
+from .settings import Settings
 from .upstream import Connector
 
 log = logging.getLogger("voicebridge.app")

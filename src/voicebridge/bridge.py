@@ -14,6 +14,7 @@ import functools
 import logging
 
 from .balance import UserBoard
+from .endpoints import EndpointPool
 from .identity import UserKey
 from .logs import event
 from .protocol import CloseCode, ErrorCode
@@ -25,7 +26,6 @@ from .session.supervisor import Lifecycle
 from .settings import Settings
 from .tasks import TaskOwner
 from .tools import Toolbox
-from .endpoints import EndpointPool
 from .upstream import session_config
 
 log = logging.getLogger("voicebridge.session")

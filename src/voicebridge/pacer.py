@@ -80,7 +80,6 @@ class CapacityBoard:
     def clear(self, slot: int) -> None:
         """A (re)started worker has nobody waiting; the connections its predecessor opened still count."""
         if 0 <= slot < self.slots:
-            base = slot * self._per_slot
             self.publish_heads(slot, _INF, _INF, 0, 0)
 
     # --- connections -----------------------------------------------------------------------------
@@ -230,7 +229,7 @@ class Pacer:
     def expected_wait(self, reconnect: bool, position: int) -> float:
         """Seconds until the waiter at `position` in its local queue is expected to get a connection."""
         ahead = position + (0 if reconnect else len(self._queues[0]))
-        for r, s, nr, ns in self.board.heads(self.slot):
+        for _, _, nr, ns in self.board.heads(self.slot):
             ahead += nr if reconnect else nr + ns
         now = self._clock()
         times = sorted(t for e in range(self.board.endpoints) for t in self._free_at(e))

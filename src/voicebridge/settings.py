@@ -112,9 +112,8 @@ class Settings:
     idle_s: float = 300.0
     max_audio_rate: float = 1.5  # seconds of uplink audio per second, after a 2 s allowance
 
-    # The service's quota, per endpoint, for this instance (issue 23, pacer.py); 0 turns one off.
-    # An operator with k instances on the same resources sets quota/k. The window is a minute; tests and
-    # benchmarks shorten it to run the same ratios in seconds.
+    # The service's quota per endpoint, for this instance (k instances: quota/k; pacer.py); 0 turns one
+    # off. Tests and benchmarks shorten the window (a minute) to run the same ratios in seconds.
     upstream_connects_per_minute: int = 30
     upstream_tokens_per_minute: int = 100_000
     upstream_quota_window_s: float = 60.0
@@ -236,13 +235,7 @@ class Settings:
                 "end-of-utterance detection needs a semantic turn detection: set VOICE_LIVE_TURN_DETECTION to "
                 f"azure_semantic_vad or azure_semantic_vad_multilingual (it is {settings.turn_detection!r})",
             )
-        keys = _split(settings.api_key)
-        if len(keys) > 1 and len(keys) != len(settings.endpoints):
-            raise SettingsError(
-                "AZURE_VOICE_LIVE_API_KEY",
-                f"holds {len(keys)} keys for {len(settings.endpoints)} endpoints: give one key for all, or one per "
-                "endpoint in the order of AZURE_VOICE_LIVE_ENDPOINT",
-            )
+        _check_keys(settings)
         if settings.emulator_port and settings.worker_count > 1:
             raise SettingsError(
                 "VOICEBRIDGE_EMULATOR_PORT",
@@ -256,6 +249,16 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _check_keys(settings: Settings) -> None:
+    keys = _split(settings.api_key)
+    if len(keys) > 1 and len(keys) != len(settings.endpoints):
+        raise SettingsError(
+            "AZURE_VOICE_LIVE_API_KEY",
+            f"holds {len(keys)} keys for {len(settings.endpoints)} endpoints: give one key for all, or one per "
+            "endpoint in the order of AZURE_VOICE_LIVE_ENDPOINT",
+        )
 
 
 def _split(value: str | None) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ class QuotaMeter:
         self._tokens: deque[tuple[float, int]] = deque()
         self._token_total = 0
         self.refused = 0  # handshakes answered 429
+        self.billed: deque[int] = deque(maxlen=10_000)  # each reply's total_tokens, for benchmarks
 
     def connect(self, limit: int, window_s: float) -> float | None:
         """Count a new connection; None when admitted, else the seconds until one is free (Retry-After)."""
@@ -61,6 +62,7 @@ class QuotaMeter:
             self._expire(window_s)
             self._tokens.append((self._clock(), tokens))
             self._token_total += tokens
+            self.billed.append(tokens)
 
     def _expire(self, window_s: float) -> None:
         now = self._clock()

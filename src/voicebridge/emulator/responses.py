@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from ..protocol import BYTES_PER_MS, SAMPLE_RATE
 from ..tasks import TaskOwner
 from .conversation import Conversation
-from .records import EmulatorHost, SessionRecord, new_id
 from .quota import usage
+from .records import EmulatorHost, SessionRecord, new_id
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono

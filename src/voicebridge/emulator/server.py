@@ -172,16 +172,9 @@ class Emulator:
         accepted = credential is not None and not config.reject_auth and (
             config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
         if not accepted:
-            return web.json_response(
-                {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
-                           "API endpoint. Make sure to provide a valid key for an active subscription and use "
-                           "a correct regional API endpoint for your resource."}}, status=401)
-        wait = self.quota.connect(config.connects_per_window, config.quota_window_s)
-        if wait is not None:
-            return web.json_response(
-                {"error": {"code": "429", "message": "Requests to the Voice Live API have exceeded the rate limit "
-                           "of your current pricing tier. Please retry after the time in the Retry-After header."}},
-                status=429, headers={"Retry-After": retry_after_header(wait)})
+            return _unauthorized()
+        if (wait := self.quota.connect(config.connects_per_window, config.quota_window_s)) is not None:
+            return _over_quota(wait)
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
@@ -238,6 +231,21 @@ class Emulator:
     async def _http_drop(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         return web.json_response({"dropped": self.drop(body.get("session_id"))})
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        {"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong "
+                   "API endpoint. Make sure to provide a valid key for an active subscription and use "
+                   "a correct regional API endpoint for your resource."}}, status=401)
+
+
+def _over_quota(wait: float) -> web.Response:
+    """The resource's connections per window are spent: 429, and when one is free again."""
+    return web.json_response(
+        {"error": {"code": "429", "message": "Requests to the Voice Live API have exceeded the rate limit "
+                   "of your current pricing tier. Please retry after the time in the Retry-After header."}},
+        status=429, headers={"Retry-After": retry_after_header(wait)})
 
 
 def _credential(request: web.Request) -> tuple[str, str] | None:

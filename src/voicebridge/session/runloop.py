@@ -62,6 +62,7 @@ class RunLoop:
                     return exc.code
                 event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
             else:
+                run.limits.activity()  # a wait for the quota is nobody's silence: the idle clock starts now
                 run.upstream.endpoint = opened.endpoint
                 was_ready = await self._relay(run, opened.conn)
                 if not self._wanted():
