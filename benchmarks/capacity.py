@@ -36,7 +36,7 @@ from voicebridge.emulator import Emulator, EmulatorConfig
 WINDOW_S = 6.0  # the scaled-down "minute"
 QUOTA = 5  # new connections per window and endpoint (S0: 30 per minute)
 BURST_TABS = 20
-DEPLOY_TABS = 15
+DEPLOY_TABS = 30
 RESTART_ALLOWANCE_S = 15.0
 TPM_QUOTA = 100_000
 READY_TIMEOUT_S = 180.0
@@ -245,9 +245,9 @@ def tokens(turns: int = 23, speech_s: float = 6.0, pause_s: float = 1.0) -> dict
                 for _ in range(turns):
                     for data in noise(speech_s) + silence:
                         await ws.send_str(json.dumps({"type": "audio", "data": data}))
+                    # The reply's final transcript comes after its audio (and its `ready`).
                     await _until(ws, lambda m: m.get("type") == "transcript" and m.get("role") == "assistant"
                                  and m.get("final"))
-                    await _until(ws, lambda m: m.get("state") == "ready")
                 await ws.send_str(json.dumps({"type": "session.stop"}))
                 await _until(ws, lambda m: m.get("state") == "stopped")
 
@@ -278,12 +278,9 @@ async def _until(ws, predicate, timeout: float = 30.0) -> dict:
 
 
 def run(endpoint_counts: tuple[int, ...] = (1, 2, 3)) -> dict:
-    return {
-        "window_s": WINDOW_S,
-        "burst": burst(),
-        "deploy": [deploy(n) for n in endpoint_counts],
-        "tokens": tokens(),
-    }
+    results: dict = {"window_s": WINDOW_S, "tokens": tokens(), "burst": burst()}
+    results["deploy"] = [deploy(n) for n in endpoint_counts]
+    return results
 
 
 def table(results: dict) -> str:
@@ -318,4 +315,6 @@ def table(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    print(table(run()))
+    figures = run()
+    print(table(figures))
+    print(json.dumps(figures))

@@ -126,6 +126,7 @@ class Bridge:
         """A tab's socket arrived on the loop (see runtime.serve_tab); `user` is whom it counts for."""
         session = BridgeSession(channel, self._host, user)
         self.sessions[session.id] = session
+        self.connector.publish_tabs(len(self.sessions))  # the instance's tabs, for a drain's reconnect hint
         event("tab.open", session.id, user=session.user.hashed)
         return session
 
@@ -141,6 +142,7 @@ class Bridge:
         self.resumes.revoke(session)
         self.publish_user(session)  # a tab that is gone no longer counts, whenever its upstream closes
         if self.sessions.pop(session.id, None) is not None:
+            self.connector.publish_tabs(len(self.sessions))
             event("tab.closed", session.id)
             self._closing.spawn(session.close(SESSION_CLOSE_S), f"close-{session.id}")
 

@@ -85,10 +85,14 @@ class EndpointPool:
     def tokens_used(self, endpoint: int, tokens: int) -> None:
         self.pacer.spend(endpoint, tokens)
 
+    def publish_tabs(self, tabs: int) -> None:
+        self.pacer.board.publish_tabs(self.pacer.slot, tabs)
+
     def reconnect_within_s(self, tabs_here: int) -> int:
-        """Over how many seconds tabs told to reconnect (a drain) should spread, for the quota to take
-        them all: this worker's tabs times the workers (the balancer keeps them about even)."""
-        return math.ceil(self.pacer.spread_s(tabs_here * self.pacer.board.slots))
+        """Over how many seconds tabs told to reconnect (a drain) should spread for the quota to take
+        them all: every tab of the instance, as the workers published them (at least this worker's)."""
+        self.publish_tabs(tabs_here)
+        return math.ceil(self.pacer.spread_s(max(tabs_here, self.pacer.board.tabs())))
 
     async def close(self) -> None:
         for connector in self.connectors:

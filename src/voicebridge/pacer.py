@@ -59,8 +59,8 @@ class CapacityBoard:
     """The instance's connection log, token counts and queue heads, one row per worker slot."""
 
     # per (slot, endpoint): blocked_until, refusals, grant ring position, token stamps + counts, grants
-    # per slot: oldest waiting reconnect, oldest waiting start, reconnects waiting, starts waiting
-    _HEAD = 4
+    # per slot: oldest waiting reconnect, oldest waiting start, reconnects waiting, starts waiting, tabs
+    _HEAD = 5
 
     def __init__(self, slots: int, endpoints: int, quota: Quota):
         self.slots = max(1, slots)
@@ -81,6 +81,7 @@ class CapacityBoard:
         """A (re)started worker has nobody waiting; the connections its predecessor opened still count."""
         if 0 <= slot < self.slots:
             self.publish_heads(slot, _INF, _INF, 0, 0)
+            self.publish_tabs(slot, 0)
 
     # --- connections -----------------------------------------------------------------------------
 
@@ -139,6 +140,14 @@ class CapacityBoard:
         base = slot * self._per_slot
         cells = self._cells
         cells[base], cells[base + 1], cells[base + 2], cells[base + 3] = reconnect, start, reconnects, starts
+
+    def publish_tabs(self, slot: int, tabs: int) -> None:
+        """The tabs this worker holds: a drain spreads the instance's reconnects over the quota's time."""
+        if 0 <= slot < self.slots:
+            self._cells[slot * self._per_slot + 4] = tabs
+
+    def tabs(self) -> int:
+        return int(sum(self._cells[slot * self._per_slot + 4] for slot in range(self.slots)))
 
     def heads(self, exclude: int) -> list[tuple[float, float, int, int]]:
         out = []
