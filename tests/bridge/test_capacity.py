@@ -158,3 +158,26 @@ def test_the_session_token_limit_ends_the_session_after_a_warning(request, quota
     assert len(warnings) == 1 and warnings[0]["seconds"] >= 0
     tab.wait_state("stopped")
     assert quota_emulator.wait_until(lambda: not any(s.open for s in quota_emulator.sessions()))
+
+
+@pytest.fixture
+def one_per_window() -> Iterator[Emulator]:
+    yield from _emulator(connects_per_window=1, quota_window_s=WINDOW_S)
+
+
+def test_a_continuing_conversation_goes_before_a_new_start_that_waits_longer(request, one_per_window):
+    """One connection per window: a new start waits behind the one connected, then a tab continuing its
+    conversation (a start with its history, as after a deploy) arrives and still goes first — whichever
+    worker holds each of them."""
+    app = start_app(request, _env(one_per_window, connects=1))
+    first = Tab(app.url)
+    first.start()
+    first.wait_state("ready")
+    newcomer, continuing = Tab(app.url), Tab(app.url)
+    newcomer.start()
+    newcomer.wait_for(lambda m: m.get("code") == "upstream_busy")
+    continuing.send({"type": "session.start", "history": [{"role": "user", "text": "where were we?"}]})
+    continuing.wait_state("ready", timeout=2 * WINDOW_S + 10)
+    assert "ready" not in newcomer.states()
+    newcomer.wait_state("ready", timeout=2 * WINDOW_S + 10)
+    assert _errors([first, newcomer, continuing]) == []
