@@ -48,7 +48,8 @@ class EndpointPool:
         conversation (goes before new starts); `waiting(seconds)` is told each expected wait."""
         busy = failed = 0
         while True:
-            index = await self.pacer.acquire(reconnect, waiting)
+            grant = await self.pacer.acquire(reconnect, waiting)
+            index = grant.endpoint
             connector = self.connectors[index]
             accepted = False
             try:
@@ -78,7 +79,7 @@ class EndpointPool:
                 )
                 continue
             finally:
-                self.pacer.settled(index, accepted)
+                self.pacer.settled(grant, accepted)
             self.pacer.accepted(index)
             return Opened(conn, index)
 

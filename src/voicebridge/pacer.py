@@ -93,11 +93,17 @@ class CapacityBoard:
             times.extend(t for t in self._cells[base : base + self._ring] if t > since)
         return times
 
-    def grant(self, slot: int, endpoint: int, now: float) -> None:
+    def grant(self, slot: int, endpoint: int, now: float) -> int:
+        """Count a connection from `now`; returns its place in the ring (for `restamp`)."""
         base = self._base(slot, endpoint)
         position = int(self._cells[base + 2])
         self._cells[base + 3 + 2 * TOKEN_BUCKETS + position] = now
         self._cells[base + 2] = (position + 1) % self._ring
+        return position
+
+    def restamp(self, slot: int, endpoint: int, position: int, now: float) -> None:
+        """The handshake was accepted now: the service counted it at the latest now, so it counts from now."""
+        self._cells[self._base(slot, endpoint) + 3 + 2 * TOKEN_BUCKETS + position] = now
 
     def refused(self, slot: int, endpoint: int, until: float) -> None:
         base = self._base(slot, endpoint)
@@ -159,6 +165,14 @@ class CapacityBoard:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Leave to open one connection to `endpoint`; `settle` it once the handshake is over."""
+
+    endpoint: int
+    position: int = -1  # its place in the board's ring (-1: not counted, no pacing)
+
+
 @dataclass(slots=True)
 class _Waiter:
     arrived: float
@@ -190,8 +204,8 @@ class Pacer:
     def endpoints(self) -> int:
         return self.board.endpoints
 
-    async def acquire(self, reconnect: bool, waiting: Callable[[float], None]) -> int:
-        """Wait for a free connection; returns the endpoint index."""
+    async def acquire(self, reconnect: bool, waiting: Callable[[float], None]) -> Grant:
+        """Wait for a free connection; returns which endpoint to open it to."""
         queue = self._queues[0 if reconnect else 1]
         waiter = _Waiter(self._clock(), asyncio.get_running_loop().create_future())
         queue.append(waiter)
@@ -211,11 +225,16 @@ class Pacer:
             self._publish()
             self._pump()
 
-    def settled(self, endpoint: int, accepted: bool) -> None:
-        """The handshake `acquire` allowed is over (accepted, refused, failed or abandoned)."""
+    def settled(self, grant: Grant, accepted: bool) -> None:
+        """The handshake `acquire` allowed is over (accepted, refused, failed or abandoned). An accepted
+        one counts from now: however long it travelled, the service counted it by now. A refused or
+        failed one keeps counting from its grant (the service may have counted it)."""
+        endpoint = grant.endpoint
         self._in_flight[endpoint] = max(0, self._in_flight[endpoint] - 1)
         if accepted:
             self._trusted[endpoint] = True
+            if grant.position >= 0:
+                self.board.restamp(self.slot, endpoint, grant.position, self._clock())
         self._pump()
 
     def refused(self, endpoint: int, retry_after: float | None) -> float:
@@ -314,10 +333,9 @@ class Pacer:
             waiter = self._queues[klass].popleft()
             if waiter.future.done():  # cancelled meanwhile
                 continue
-            if self.quota.connects > 0:
-                self.board.grant(self.slot, endpoint, now)
+            position = self.board.grant(self.slot, endpoint, now) if self.quota.connects > 0 else -1
             self._in_flight[endpoint] += 1
-            waiter.future.set_result(endpoint)
+            waiter.future.set_result(Grant(endpoint, position))
             self._publish()
 
     def _wake_later(self, now: float, sibling_ahead: bool) -> None:
