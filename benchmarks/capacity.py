@@ -245,9 +245,19 @@ def tokens(turns: int = 23, speech_s: float = 6.0, pause_s: float = 1.0) -> dict
                 for _ in range(turns):
                     for data in noise(speech_s) + silence:
                         await ws.send_str(json.dumps({"type": "audio", "data": data}))
-                    # The reply's final transcript comes after its audio (and its `ready`).
-                    await _until(ws, lambda m: m.get("type") == "transcript" and m.get("role") == "assistant"
-                                 and m.get("final"))
+                    # The reply's final transcript comes after its audio (and its `ready`). The tab then says
+                    # it played all of it, as the page does, so the next turn is no barge-in.
+                    heard: dict[str, int] = {}
+
+                    def reply_done(m: dict, heard: dict[str, int] = heard) -> bool:
+                        if m.get("type") == "audio":
+                            heard[m["item_id"]] = heard.get(m["item_id"], 0) + len(m["data"]) * 3 // 4
+                        return m.get("type") == "transcript" and m.get("role") == "assistant" and bool(m.get("final"))
+
+                    done = await _until(ws, reply_done)
+                    played_ms = heard.get(done["item_id"], 0) // 48  # PCM16 at 24 kHz: 48 bytes per ms
+                    await ws.send_str(json.dumps({"type": "playback", "item_id": done["item_id"],
+                                                  "played_ms": played_ms}))
                 await ws.send_str(json.dumps({"type": "session.stop"}))
                 await _until(ws, lambda m: m.get("state") == "stopped")
 

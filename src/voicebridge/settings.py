@@ -117,7 +117,7 @@ class Settings:
     upstream_connects_per_minute: int = 30
     upstream_tokens_per_minute: int = 100_000
     upstream_quota_window_s: float = 60.0
-    max_session_tokens: int = 1_000_000  # then session_token_limit: about a lively half hour of talk
+    max_session_tokens: int = 1_000_000  # then session_token_limit: ~20-25 minutes of non-stop talk
 
     # Built-in emulator (used when no endpoint is configured)
     emulator_port: int = 0
