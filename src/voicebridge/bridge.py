@@ -15,6 +15,7 @@ import logging
 
 from .balance import UserBoard
 from .credentials import VaultSecrets
+from .endpoints import EndpointPool
 from .identity import UserKey
 from .logs import event
 from .protocol import CloseCode, ErrorCode
@@ -27,7 +28,7 @@ from .session.supervisor import Lifecycle
 from .settings import Settings, tool_filler_by_service
 from .tasks import TaskOwner
 from .tools import Toolbox
-from .upstream import Connector, McpDeclarations, session_config
+from .upstream import McpDeclarations, session_config
 
 log = logging.getLogger("voicebridge.session")
 
@@ -38,7 +39,7 @@ SESSION_CLOSE_S = 5.0
 class Bridge:
     """Every session of this process, the event loop they run on, and how to reach Voice Live."""
 
-    def __init__(self, settings: Settings, runtime: LoopThread, connector: Connector, emulator: object | None = None):
+    def __init__(self, settings: Settings, runtime: LoopThread, connector: EndpointPool, emulator: object | None = None):
         self.settings = settings
         self.runtime = runtime
         self.connector = connector
@@ -56,7 +57,9 @@ class Bridge:
             record_transcripts=settings.telemetry_transcripts,
             history_items=settings.history_items,
             toolbox=self.toolbox,
-            limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
+            limits=Limits(
+                settings.max_session_s, settings.idle_s, settings.max_audio_rate, max_tokens=settings.max_session_tokens
+            ),
             initiative=InitiativeOptions(
                 greeting=settings.greeting,
                 tool_filler_ms=settings.tool_filler_ms,
@@ -73,7 +76,8 @@ class Bridge:
         )
         self.resumes = ResumeTokens(settings.resume_window_s)
         self._host = SessionHost(
-            connector.open, self.admit, self.forget, options, self.resumes, self.hand_over, self.publish_user
+            connector.open, self.admit, self.forget, options, self.resumes, self.hand_over, self.publish_user,
+            tokens_used=connector.tokens_used,
         )
         # With sibling workers (worker.py): the instance-wide per-user counts, and this worker's row in them.
         self.user_board: UserBoard | None = None
@@ -142,6 +146,7 @@ class Bridge:
         """A tab's socket arrived on the loop (see runtime.serve_tab); `user` is whom it counts for."""
         session = BridgeSession(channel, self._host, user)
         self.sessions[session.id] = session
+        self.connector.publish_tabs(len(self.sessions))  # the instance's tabs, for a drain's reconnect hint
         event("tab.open", session.id, user=session.user.hashed)
         return session
 
@@ -157,6 +162,7 @@ class Bridge:
         self.resumes.revoke(session)
         self.publish_user(session)  # a tab that is gone no longer counts, whenever its upstream closes
         if self.sessions.pop(session.id, None) is not None:
+            self.connector.publish_tabs(len(self.sessions))
             event("tab.closed", session.id)
             self._closing.spawn(session.close(SESSION_CLOSE_S), f"close-{session.id}")
 
@@ -168,8 +174,9 @@ class Bridge:
         self.draining = True
         sessions = list(self.sessions.values())
         log.info("event=drain.start sessions=%d", len(sessions))
+        within = self.connector.reconnect_within_s(len(sessions))  # the quota's time for every tab (issue 23)
         for session in sessions:
-            session.drain()
+            session.drain(within)
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.gather(*(s.closed.wait() for s in sessions))

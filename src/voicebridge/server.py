@@ -22,7 +22,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from .app import create_app
+from .app import capacity_board, create_app
 from .balance import LoadBoard, UserBoard, free_slot
 from .settings import Settings
 
@@ -34,6 +34,9 @@ class VoicebridgeServer(BaseApplication):
         self.settings = settings
         self.board = LoadBoard(settings.worker_count)  # before the fork: every worker shares it
         self.users = UserBoard(settings.worker_count) if settings.worker_count > 1 else None
+        # The instance's connections and tokens per Voice Live endpoint, paced for all workers (pacer.py).
+        self.capacity = capacity_board(settings, settings.worker_count)
+        self._slot = 0  # the slot of the worker this process is, once forked (post_fork)
         # Where the workers' handoff sockets live (handoff.py): made here, so every worker knows it.
         self.handoff_dir = tempfile.mkdtemp(prefix="voicebridge-handoff-")
         super().__init__()
@@ -58,6 +61,7 @@ class VoicebridgeServer(BaseApplication):
             # The runtime control socket would need a writable $HOME; nothing here uses it.
             "control_socket_disable": True,
             "pre_fork": self._assign_slot,
+            "post_fork": lambda arbiter, worker: setattr(self, "_slot", max(0, worker.slot)),
             "on_exit": lambda arbiter: shutil.rmtree(self.handoff_dir, ignore_errors=True),
         }
         for key, value in options.items():
@@ -70,7 +74,7 @@ class VoicebridgeServer(BaseApplication):
 
     def load(self) -> Any:
         # Called in each worker after the fork: every worker has its own loop, bridge and emulator.
-        return create_app(self.settings)
+        return create_app(self.settings, board=self.capacity, slot=self._slot)
 
 
 def serve(settings: Settings) -> None:
