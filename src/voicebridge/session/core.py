@@ -17,7 +17,7 @@ import secrets
 from .. import protocol
 from ..identity import UserKey
 from ..logs import event
-from ..protocol import Approval, Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
+from ..protocol import Approval, Audio, ErrorCode, Playback, ProtocolError, Resume, Start, Stop, Text
 from ..tasks import TaskOwner
 from .host import SessionHost
 from .run import Run
