@@ -12,7 +12,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from . import hostile, server
+from . import capacity, hostile, server
 
 
 def main() -> int:
@@ -26,7 +26,7 @@ def main() -> int:
                         help="how long attackers are held in the hostile benchmark (default 30; 0 skips it)")
     parser.add_argument("--per-core", default="300,600",
                         help="tab counts for the tabs-per-core figure (default 300,600; empty skips it)")
-    parser.add_argument("--only", choices=("server", "hostile", "browser", "greeting"), help="run just one benchmark")
+    parser.add_argument("--only", choices=("server", "hostile", "browser", "greeting", "capacity"), help="run just one benchmark")
     args = parser.parse_args()
     tabs = tuple(int(n) for n in args.tabs.split(","))
     per_core = tuple(int(n) for n in args.per_core.split(",") if n)
@@ -39,6 +39,10 @@ def main() -> int:
         results["hostile"] = hostile.run(args.hostile_seconds, per_core)
         print()
         print(hostile.table(results["hostile"]))
+    if args.only in (None, "capacity"):
+        results["capacity"] = capacity.run()
+        print()
+        print(capacity.table(results["capacity"]))
     if args.only in (None, "browser") and importlib.util.find_spec("benchmarks.browser") is not None:
         browser = importlib.import_module("benchmarks.browser")
         results["browser"] = browser.run()

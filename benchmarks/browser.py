@@ -85,7 +85,8 @@ def _serve(endpoint: str, log: Path, extra: dict[str, str] | None = None) -> tup
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "VOICE_LIVE_", "VOICEBRIDGE_"))}
-    env |= {"AZURE_VOICE_LIVE_ENDPOINT": endpoint, "AZURE_VOICE_LIVE_API_KEY": "bench", **(extra or {})}
+    env |= {"AZURE_VOICE_LIVE_ENDPOINT": endpoint, "AZURE_VOICE_LIVE_API_KEY": "bench",
+            "VOICEBRIDGE_UPSTREAM_CONNECTS_PER_MINUTE": "0", **(extra or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "voicebridge", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

@@ -198,6 +198,7 @@ def _start_system(
             "AZURE_VOICE_LIVE_API_KEY": "bench",
             "VOICEBRIDGE_MAX_SESSIONS": str(tabs + 16),
             "VOICEBRIDGE_MAX_SESSIONS_PER_ADDRESS": "0",  # every tab comes from 127.0.0.1
+            "VOICEBRIDGE_UPSTREAM_CONNECTS_PER_MINUTE": "0",  # the relay's cost, not the quota (benchmarks/capacity.py)
             "VOICEBRIDGE_DRAIN_SECONDS": "2",
             # One worker, like the single-process relay it is compared with (and so that the memory per
             # session is measured on the worker that holds the sessions).

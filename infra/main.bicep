@@ -172,12 +172,16 @@ param authClientId string = ''
 @description('Key Vault secret that holds the Voice Live key when key auth is chosen')
 param voiceLiveKeySecretName string = 'voice-live-api-key'
 
+@description('Extra regions, comma-separated without spaces, each getting one more AI Services account (its own Voice Live quota) with the same model and roles; the app spreads sessions over every account (issue 23). Empty: one account in location')
+param voiceLiveLocations string = ''
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
 }
 var keyAuth = bool(useKeyAuth)
+var extraVoiceLiveLocations = empty(voiceLiveLocations) ? [] : split(voiceLiveLocations, ',')
 var signIn = auth == 'entra'
 var placeholderImage = 'mcr.microsoft.com/appsvc/staticsite:latest'
 var productionImage = empty(webImageName) ? placeholderImage : webImageName
@@ -283,6 +287,36 @@ module agentAccess 'modules/agentaccess.bicep' = if (agentElsewhere) {
   }
 }
 
+// One more account per extra region: the same module, so the same model, roles and (with key auth) a key
+// in the vault, as <voiceLiveKeySecretName>-2, -3… (the names src/voicebridge/credentials.py reads).
+module aiServicesExtra 'modules/aiservices.bicep' = [for (region, i) in extraVoiceLiveLocations: {
+  name: 'aiservices-${i + 2}'
+  scope: rg
+  params: {
+    name: '${abbrs.cognitiveServicesAccounts}${resourceToken}-${i + 2}'
+    location: region
+    tags: tags
+    useKeyAuth: keyAuth
+    deployModel: bool(deployModel)
+    restore: bool(aiServicesRestore)
+    modelName: voiceLiveModel
+    modelVersion: modelVersion
+    modelSkuName: modelSkuName
+    modelCapacity: int(modelCapacity)
+    identityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+    keyVaultName: keyVault.outputs.name
+    keySecretName: '${voiceLiveKeySecretName}-${i + 2}'
+  }
+}]
+
+// Every account's endpoint, the primary first: AZURE_VOICE_LIVE_ENDPOINT takes them comma-separated. The
+// extra ones are spelled out (the account name is their subdomain) as a variable loop takes only values
+// known when the deployment starts.
+var extraVoiceLiveEndpoints = [for (region, i) in extraVoiceLiveLocations: 'https://${abbrs.cognitiveServicesAccounts}${resourceToken}-${i + 2}.services.ai.azure.com/']
+var voiceLiveEndpoints = join(concat([aiServices.outputs.endpoint], extraVoiceLiveEndpoints), ',')
+
 module plan 'modules/appserviceplan.bicep' = {
   name: 'appserviceplan'
   scope: rg
@@ -312,7 +346,7 @@ module web 'modules/webapp.bicep' = {
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     tuning: appTuning
     appSettings: {
-      AZURE_VOICE_LIVE_ENDPOINT: agentElsewhere ? agentAccess.outputs.endpoint : aiServices.outputs.endpoint
+      AZURE_VOICE_LIVE_ENDPOINT: agentElsewhere ? agentAccess.outputs.endpoint : voiceLiveEndpoints
       // An agent brings its own model: the app refuses VOICE_LIVE_MODEL in agent mode.
       VOICE_LIVE_MODEL: agentMode ? '' : voiceLiveModel
       VOICE_LIVE_AGENT_NAME: voiceLiveAgentName
@@ -360,7 +394,7 @@ output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.endpoint
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
-output AZURE_VOICE_LIVE_ENDPOINT string = aiServices.outputs.endpoint
+output AZURE_VOICE_LIVE_ENDPOINT string = voiceLiveEndpoints
 output AZURE_AI_SERVICES_NAME string = aiServices.outputs.name
 output VOICE_LIVE_MODEL string = voiceLiveModel
 output VOICE_LIVE_AUTH string = keyAuth ? 'key' : 'keyless'

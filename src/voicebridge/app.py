@@ -15,6 +15,8 @@ from flask_sock import Sock
 from . import __version__, identity, telemetry
 from .bridge import Bridge, Siblings
 from .credentials import build_provider
+from .endpoints import EndpointPool
+from .pacer import CapacityBoard, Pacer, Quota
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
 from .settings import Settings, spoken_voice
 from .upstream import Connector
@@ -54,34 +56,54 @@ def _valid_websocket_key(key: str) -> bool:
         return False
 
 
-def start_bridge(settings: Settings, siblings: Siblings | None = None) -> Bridge:
+def quota(settings: Settings) -> Quota:
+    return Quota(settings.upstream_connects_per_minute, settings.upstream_tokens_per_minute,
+                 settings.upstream_quota_window_s)
+
+
+def capacity_board(settings: Settings, slots: int = 1) -> CapacityBoard:
+    """The instance's connection and token counts per endpoint (pacer.py); the server makes it before
+    forking its workers, a single process makes its own."""
+    return CapacityBoard(slots, max(1, len(settings.endpoints)), quota(settings))
+
+
+def start_bridge(settings: Settings, *, siblings: Siblings | None = None, pacer: Pacer | None = None) -> Bridge:
     """Start the event loop, the built-in emulator when no endpoint is configured, and the bridge
-    (`siblings`: this worker's place among the instance's worker processes, when there are several)."""
+    (`siblings`: this worker's place among the instance's worker processes, when there are several;
+    `pacer`: this worker's share of the instance's connection quota, made by the server)."""
     runtime = LoopThread().start()
     emulator = None
     if settings.use_emulator:
         from .emulator import Emulator, EmulatorConfig
 
         # `make run` may serve for days: what the emulator keeps per session, and how many closed
-        # sessions it remembers, stays small (enough to inspect the last few conversations).
-        emulator = Emulator(EmulatorConfig(record_max_audio_s=10.0, record_max_events=1000, record_max_sessions=20))
-        endpoint = emulator.start(host="127.0.0.1", port=settings.emulator_port)
-        provider = build_provider(settings, emulator_key="emulator")
+        # sessions it remembers, stays small (enough to inspect the last few conversations). It enforces
+        # the quota the pacer paces to, as the service would (docs/emulator.md).
+        q = quota(settings)
+        emulator = Emulator(EmulatorConfig(
+            record_max_audio_s=10.0, record_max_events=1000, record_max_sessions=20,
+            connects_per_window=q.connects, tokens_per_window=q.tokens, quota_window_s=q.window_s,
+        ))
+        endpoints = [emulator.start(host="127.0.0.1", port=settings.emulator_port)]
+        providers = [build_provider(settings, emulator_key="emulator")]
         log.warning(
             "event=startup.emulator endpoint=%s note=AZURE_VOICE_LIVE_ENDPOINT is not set: "
             "using the built-in Voice Live emulator (it echoes what you say)",
-            endpoint,
+            endpoints[0],
         )
     else:
-        endpoint = settings.endpoint
-        provider = build_provider(settings)
-    bridge = Bridge(settings, runtime, Connector(settings, provider, endpoint), emulator=emulator, siblings=siblings)
-    # One line that says what every session will talk to, and as whom.
-    log.info(
-        "event=startup.upstream endpoint=%s model=%s credential=%r transcription=%s voice=%s tools=%s",
-        urlparse(endpoint).netloc or endpoint, settings.model, provider.source, settings.transcription,
-        ":".join(spoken_voice(settings)), ",".join(bridge.toolbox.tools) or "none",
-    )
+        endpoints = list(settings.endpoints)
+        providers = [build_provider(settings, index=i) for i in range(len(endpoints))]
+    pacer = pacer or Pacer(capacity_board(settings))
+    pool = EndpointPool([Connector(settings, p, e) for p, e in zip(providers, endpoints, strict=True)], pacer)
+    bridge = Bridge(settings, runtime, pool, emulator=emulator, siblings=siblings)
+    # One line per endpoint that says what every session will talk to, and as whom.
+    for endpoint, provider in zip(endpoints, providers, strict=True):
+        log.info(
+            "event=startup.upstream endpoint=%s model=%s credential=%r transcription=%s voice=%s tools=%s",
+            urlparse(endpoint).netloc or endpoint, settings.model, provider.source, settings.transcription,
+            ":".join(spoken_voice(settings)), ",".join(bridge.toolbox.tools) or "none",
+        )
     if settings.family is None:
         log.warning("event=startup.unknown_model model=%s note=not in the capability table (capabilities.py): "
                     "its options are not checked here, the service decides", settings.model)
@@ -95,11 +117,17 @@ def tab_user(settings: Settings) -> identity.UserKey:
     )
 
 
-def create_app(settings: Settings | None = None, bridge: Bridge | None = None, siblings: Siblings | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    bridge: Bridge | None = None,
+    *,
+    siblings: Siblings | None = None,
+    pacer: Pacer | None = None,
+) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     # Here, in the serving process: exporters run background threads, which do not survive a fork.
     log.info("event=startup.telemetry mode=%s", telemetry.configure(settings))
-    bridge = bridge or start_bridge(settings, siblings)
+    bridge = bridge or start_bridge(settings, siblings=siblings, pacer=pacer)
     app = Flask(__name__)
     telemetry.instrument_app(app)
     app.config["SOCK_SERVER_OPTIONS"] = SOCK_SERVER_OPTIONS

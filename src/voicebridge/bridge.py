@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .balance import UserBoard
 from .credentials import VaultSecrets
+from .endpoints import EndpointPool
 from .handoff import Handoff
 from .identity import UserKey
 from .logs import event
@@ -29,7 +30,7 @@ from .session.supervisor import Lifecycle
 from .settings import Settings, tool_filler_by_service
 from .tasks import TaskOwner
 from .tools import Toolbox
-from .upstream import Connector, McpDeclarations, session_config
+from .upstream import McpDeclarations, session_config
 
 log = logging.getLogger("voicebridge.session")
 
@@ -54,7 +55,7 @@ class Bridge:
         self,
         settings: Settings,
         runtime: LoopThread,
-        connector: Connector,
+        connector: EndpointPool,
         *,
         emulator: object | None = None,
         siblings: Siblings | None = None,
@@ -76,7 +77,9 @@ class Bridge:
             record_transcripts=settings.telemetry_transcripts,
             history_items=settings.history_items,
             toolbox=self.toolbox,
-            limits=Limits(settings.max_session_s, settings.idle_s, settings.max_audio_rate),
+            limits=Limits(
+                settings.max_session_s, settings.idle_s, settings.max_audio_rate, max_tokens=settings.max_session_tokens
+            ),
             initiative=InitiativeOptions(
                 greeting=settings.greeting,
                 tool_filler_ms=settings.tool_filler_ms,
@@ -104,6 +107,7 @@ class Bridge:
             resumes=self.resumes,
             hand_over=self.hand_over,
             ended=self.publish_user,
+            tokens_used=connector.tokens_used,
         )
         self.sessions: dict[str, BridgeSession] = {}
         self.draining = False
@@ -169,6 +173,7 @@ class Bridge:
         `user` is whom it counts for."""
         session = BridgeSession(channel, self._host, user)
         self.sessions[session.id] = session
+        self.connector.publish_tabs(len(self.sessions))  # the instance's tabs, for a drain's reconnect hint
         event("tab.open", session.id, user=session.user.hashed)
         return session
 
@@ -184,6 +189,7 @@ class Bridge:
         self.resumes.revoke(session)
         self.publish_user(session)  # a tab that is gone no longer counts, whenever its upstream closes
         if self.sessions.pop(session.id, None) is not None:
+            self.connector.publish_tabs(len(self.sessions))
             event("tab.closed", session.id)
             self._closing.spawn(session.close(SESSION_CLOSE_S), f"close-{session.id}")
 
@@ -195,8 +201,9 @@ class Bridge:
         self.draining = True
         sessions = list(self.sessions.values())
         log.info("event=drain.start sessions=%d", len(sessions))
+        within = self.connector.reconnect_within_s(len(sessions))  # the quota's time for every tab (issue 23)
         for session in sessions:
-            session.drain()
+            session.drain(within)
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.gather(*(s.no_upstream.wait() for s in sessions))

@@ -51,6 +51,7 @@ def render() -> str:
         _enum(protocol.ApprovalEnd),
         _enum(protocol.Role),
         _enum(protocol.ErrorCode),
+        _enum(protocol.WarningCode),
         "// After these the server has ended (or never started) the session: retrying would only repeat them.\n"
         + _list("FATAL_ERRORS", protocol.FATAL_ERRORS, protocol.ErrorCode),
         _enum(protocol.CloseCode),

@@ -277,20 +277,29 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def build_provider(settings: Settings, emulator_key: str | None = None) -> CredentialProvider:
-    """The first usable source in the documented order; the caller logs `provider.source` at startup."""
+def secret_name_for(settings: Settings, index: int) -> str:
+    """The Key Vault secret holding the key of the endpoint at `index`: the configured name for the
+    first, `<name>-2`, `<name>-3`… for the others (the names infra/ gives the extra regions' keys)."""
+    return settings.key_vault_secret_name if index == 0 else f"{settings.key_vault_secret_name}-{index + 1}"
+
+
+def build_provider(settings: Settings, emulator_key: str | None = None, index: int = 0) -> CredentialProvider:
+    """The first usable source in the documented order, for the endpoint at `index` of
+    AZURE_VOICE_LIVE_ENDPOINT; the caller logs `provider.source` at startup."""
     if emulator_key is not None:
         return StaticKeyProvider(emulator_key, "built-in emulator key")
-    if settings.api_key and settings.api_key.startswith(KEY_VAULT_REFERENCE):
+    api_key = settings.api_key_for(index) if settings.api_key else None
+    if api_key and api_key.startswith(KEY_VAULT_REFERENCE):
         # App Service leaves the reference text in place when it cannot resolve it; never send that as a key.
         return UnusableProvider(
-            f"AZURE_VOICE_LIVE_API_KEY still holds the Key Vault reference {settings.api_key}: App Service could not "
+            f"AZURE_VOICE_LIVE_API_KEY still holds the Key Vault reference {api_key}: App Service could not "
             f"resolve it. Give the app's keyVaultReferenceIdentity the '{SECRETS_ROLE}' role on the vault, or unset "
             "AZURE_VOICE_LIVE_API_KEY and set AZURE_KEY_VAULT_ENDPOINT so the app reads the secret itself.",
             "AZURE_VOICE_LIVE_API_KEY setting (unresolved Key Vault reference)",
         )
-    if settings.api_key:
-        return StaticKeyProvider(settings.api_key, "AZURE_VOICE_LIVE_API_KEY setting")
+    if api_key:
+        return StaticKeyProvider(api_key, "AZURE_VOICE_LIVE_API_KEY setting")
     if settings.key_vault_endpoint:
-        return KeyVaultProvider(settings, default_identity(settings.client_id))
+        named = settings.with_overrides(key_vault_secret_name=secret_name_for(settings, index))
+        return KeyVaultProvider(named, default_identity(settings.client_id))
     return EntraIdProvider(default_identity(settings.client_id), identity_name(settings.client_id))

@@ -117,9 +117,19 @@ class ErrorCode(StrEnum):
     RESUME_EXPIRED = "resume_expired"
     TOO_MANY_SESSIONS_FOR_USER = "too_many_sessions_for_user"
     SESSION_TIME_LIMIT = "session_time_limit"
+    SESSION_TOKEN_LIMIT = "session_token_limit"
     IDLE_TIMEOUT = "idle_timeout"
     AUDIO_RATE = "audio_rate"
     INTERNAL = "internal"
+
+
+class WarningCode(StrEnum):
+    """What `{"type":"warning"}` is about: a limit that will end the session (named like its error), or a
+    wait (`upstream_busy`: the session waits its turn in the voice service's quota, still connecting)."""
+
+    SESSION_TIME_LIMIT = "session_time_limit"
+    SESSION_TOKEN_LIMIT = "session_token_limit"
+    UPSTREAM_BUSY = "upstream_busy"
 
 
 class Outcome(StrEnum):
@@ -150,6 +160,7 @@ ERROR_OUTCOMES: dict[ErrorCode, Outcome] = {
     ErrorCode.RESUME_EXPIRED: Outcome.NOT_STARTED,
     ErrorCode.TOO_MANY_SESSIONS_FOR_USER: Outcome.NOT_STARTED,
     ErrorCode.SESSION_TIME_LIMIT: Outcome.ENDS,
+    ErrorCode.SESSION_TOKEN_LIMIT: Outcome.ENDS,
     ErrorCode.IDLE_TIMEOUT: Outcome.ENDS,
     ErrorCode.AUDIO_RATE: Outcome.CONTINUES,
     ErrorCode.INTERNAL: Outcome.ENDS,
@@ -373,6 +384,14 @@ def audio(data: str, item_id: str) -> str:
     return '{"type":"audio","item_id":' + _dumps(item_id) + ',"data":"' + data + '"}'
 
 
+def reconnecting(within_s: int) -> str:
+    """A drain's `reconnecting`: the tab should reconnect after a random delay of up to `within_s`
+    seconds, so that every tab of the instance fits the voice service's connection quota (0: at once)."""
+    if within_s <= 0:
+        return state(State.RECONNECTING)
+    return _dumps({"type": ServerType.STATE, "state": State.RECONNECTING, "reconnect_within_s": within_s})
+
+
 CLEAR = _dumps({"type": ServerType.AUDIO_CLEAR})
 
 
@@ -393,8 +412,9 @@ def error(code: ErrorCode, message: str, **extra: object) -> str:
     return _dumps({"type": ServerType.ERROR, "code": code, "message": message, **extra})
 
 
-def warning(code: ErrorCode, message: str, seconds: int) -> str:
-    """Notice of a limit ahead: `code` is the error that will end the session in `seconds`."""
+def warning(code: WarningCode | ErrorCode, message: str, seconds: int) -> str:
+    """Notice of a limit ahead (`code` is the error that will end the session in `seconds`), or of a
+    wait of about `seconds` (upstream_busy)."""
     return _dumps({"type": ServerType.WARNING, "code": code, "seconds": seconds, "message": message})
 
 

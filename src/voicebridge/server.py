@@ -30,10 +30,11 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from .app import create_app
+from .app import capacity_board, create_app
 from .balance import LoadBoard, UserBoard, free_slot
 from .bridge import Siblings
 from .handoff import Handoff
+from .pacer import Pacer
 from .settings import Settings
 
 log = logging.getLogger("voicebridge.server")
@@ -44,6 +45,8 @@ class VoicebridgeServer(BaseApplication):
         self.settings = settings
         self.board = LoadBoard(settings.worker_count)  # before the fork: every worker shares it
         self.users = UserBoard(settings.worker_count) if settings.worker_count > 1 else None
+        # The instance's connections and tokens per Voice Live endpoint, paced for all workers (pacer.py).
+        self.capacity = capacity_board(settings, settings.worker_count)
         # Where the workers' handoff sockets live (handoff.py): made here, so every worker knows it.
         self.handoff_dir = tempfile.mkdtemp(prefix="voicebridge-handoff-")
         self.slot = -1  # in a worker process (after the fork): its slot, which `load` builds it for
@@ -90,6 +93,7 @@ class VoicebridgeServer(BaseApplication):
         slot = getattr(worker, "slot", -1)
         if self.users is not None:
             self.users.clear(slot)
+        self.capacity.clear(slot)  # nobody waits there now; the connections it opened still count
         self.board.publish(slot, 0)
         log.info("event=worker.gone pid=%s slot=%s", worker.pid, slot)
 
@@ -100,7 +104,9 @@ class VoicebridgeServer(BaseApplication):
             if self.users is not None:
                 self.users.clear(self.slot)  # a (re)started worker holds no session yet
             siblings = Siblings(slot=self.slot, users=self.users, handoff=Handoff(self.handoff_dir, self.slot))
-        return create_app(self.settings, siblings=siblings)
+        # The pacer's row is this worker's slot (0 when it is the only one).
+        pacer = Pacer(self.capacity, max(0, self.slot))
+        return create_app(self.settings, siblings=siblings, pacer=pacer)
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -92,7 +92,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # Voice Live
+    # Voice Live: AZURE_VOICE_LIVE_ENDPOINT as given, one endpoint or several comma-separated (each a
+    # resource with its own quota, see `endpoints`); AZURE_VOICE_LIVE_API_KEY likewise one key per endpoint.
     endpoint: str | None = None
     api_key: str | None = None
     model: str = "gpt-realtime"
@@ -112,6 +113,7 @@ class Settings:
     noise_reduction: str = ""
     echo_cancellation: bool = False
     temperature: float | None = None
+    max_response_tokens: int = 0  # max_response_output_tokens; 0: the service's default ("inf")
 
     # Function tools: importable modules whose @tool functions the agent may call
     tools: tuple[str, ...] = ()
@@ -164,6 +166,13 @@ class Settings:
     max_session_s: float = 1800.0
     idle_s: float = 300.0
     max_audio_rate: float = 1.5  # seconds of uplink audio per second, after a 2 s allowance
+
+    # The service's quota per endpoint, for this instance (k instances: quota/k; pacer.py); 0 turns one
+    # off. Tests and benchmarks shorten the window (a minute) to run the same ratios in seconds.
+    upstream_connects_per_minute: int = 30
+    upstream_tokens_per_minute: int = 100_000
+    upstream_quota_window_s: float = 60.0
+    max_session_tokens: int = 1_000_000  # then session_token_limit: ~20-25 minutes of non-stop talk
 
     # Built-in emulator (used when no endpoint is configured)
     emulator_port: int = 0
@@ -220,6 +229,17 @@ class Settings:
         return fam.default_voice
 
     @property
+    def endpoints(self) -> tuple[str, ...]:
+        return _split(self.endpoint)
+
+    def api_key_for(self, index: int) -> str | None:
+        """The key of the endpoint at `index`: one key serves every endpoint, several go in order."""
+        keys = _split(self.api_key)
+        if len(keys) <= 1:
+            return keys[0] if keys else None
+        return keys[index] if index < len(keys) else None
+
+    @property
     def voice_is_azure(self) -> bool:
         return self.voice_choice[0] in capabilities.AZURE_VOICES
 
@@ -247,7 +267,7 @@ def _read(environ: Mapping[str, str]) -> Settings:
     env = _Env(environ)
     d = Settings()  # the defaults (a slotted dataclass has no class-level default attributes)
     settings = Settings(
-        endpoint=env.url("AZURE_VOICE_LIVE_ENDPOINT"),
+        endpoint=env.urls("AZURE_VOICE_LIVE_ENDPOINT"),
         api_key=env.text("AZURE_VOICE_LIVE_API_KEY"),
         model=env.text("VOICE_LIVE_MODEL") or d.model,
         voice=(voice := env.choice_voice("VOICE_LIVE_VOICE"))[1],
@@ -267,6 +287,7 @@ def _read(environ: Mapping[str, str]) -> Settings:
         noise_reduction=env.choice("VOICE_LIVE_NOISE_REDUCTION", NOISE_REDUCTION_TYPES, d.noise_reduction),
         echo_cancellation=env.flag("VOICE_LIVE_ECHO_CANCELLATION", d.echo_cancellation),
         temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
+        max_response_tokens=env.number("VOICE_LIVE_MAX_RESPONSE_TOKENS", int, d.max_response_tokens, 0, 4096),
         tools=env.modules("VOICEBRIDGE_TOOLS"),
         tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
         agent=_agent_target(env),
@@ -304,6 +325,16 @@ def _read(environ: Mapping[str, str]) -> Settings:
         max_session_s=env.number("VOICEBRIDGE_MAX_SESSION_SECONDS", float, d.max_session_s, 0.0, 604800.0),
         idle_s=env.number("VOICEBRIDGE_IDLE_SECONDS", float, d.idle_s, 0.0, 604800.0),
         max_audio_rate=env.number("VOICEBRIDGE_MAX_AUDIO_RATE", float, d.max_audio_rate, 0.0, 100000.0),
+        upstream_connects_per_minute=env.number(
+            "VOICEBRIDGE_UPSTREAM_CONNECTS_PER_MINUTE", int, d.upstream_connects_per_minute, 0, 100_000
+        ),
+        upstream_tokens_per_minute=env.number(
+            "VOICEBRIDGE_UPSTREAM_TOKENS_PER_MINUTE", int, d.upstream_tokens_per_minute, 0, 100_000_000
+        ),
+        upstream_quota_window_s=env.number(
+            "VOICEBRIDGE_UPSTREAM_QUOTA_WINDOW_SECONDS", float, d.upstream_quota_window_s, 1.0, 3600.0
+        ),
+        max_session_tokens=env.number("VOICEBRIDGE_MAX_SESSION_TOKENS", int, d.max_session_tokens, 0, 1_000_000_000),
         emulator_port=env.number("VOICEBRIDGE_EMULATOR_PORT", int, d.emulator_port, 0, 65535),
         key_vault_endpoint=env.url("AZURE_KEY_VAULT_ENDPOINT"),
         key_vault_secret_name=env.secret_name("VOICE_LIVE_KEY_SECRET_NAME", d.key_vault_secret_name),
@@ -318,6 +349,7 @@ def _read(environ: Mapping[str, str]) -> Settings:
     check_capabilities(settings)
     _check_conversation(settings)
     _check_mcp(settings)
+    _check_keys(settings)
     if settings.emulator_port and settings.worker_count > 1:
         raise SettingsError(
             "VOICEBRIDGE_EMULATOR_PORT",
@@ -491,7 +523,8 @@ def _check_mcp(settings: Settings) -> None:
             "gpt-4o/gpt-4.1/gpt-5 model with VOICE_LIVE_MODEL, or unset VOICEBRIDGE_MCP_SERVERS"
         )
     for server in servers:
-        if server.loopback and not settings.use_emulator and not mcp.is_loopback(urlparse(settings.endpoint or "").hostname or ""):
+        on_this_machine = all(mcp.is_loopback(urlparse(e).hostname or "") for e in settings.endpoints)
+        if server.loopback and not settings.use_emulator and not on_this_machine:
             raise SettingsError(
                 "VOICEBRIDGE_MCP_SERVERS", f"server {server.label!r} is on a loopback address ({server.url}): Voice Live "
                 "calls MCP servers from Azure, so only an emulator on this machine can reach it; use a public https URL"
@@ -501,6 +534,20 @@ def _check_mcp(settings: Settings) -> None:
                 "VOICEBRIDGE_MCP_SERVERS", f"server {server.label!r} takes its header values from Key Vault secrets: "
                 "set AZURE_KEY_VAULT_ENDPOINT (azd sets it when it deploys the vault)"
             )
+
+
+def _check_keys(settings: Settings) -> None:
+    keys = _split(settings.api_key)
+    if len(keys) > 1 and len(keys) != len(settings.endpoints):
+        raise SettingsError(
+            "AZURE_VOICE_LIVE_API_KEY",
+            f"holds {len(keys)} keys for {len(settings.endpoints)} endpoints: give one key for all, or one per "
+            "endpoint in the order of AZURE_VOICE_LIVE_ENDPOINT",
+        )
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
 class _Env:
@@ -521,6 +568,21 @@ class _Env:
         if parsed.scheme not in ("https", "http") or not parsed.netloc:
             raise SettingsError(name, f"must be an http(s) URL such as https://<name>.services.ai.azure.com/, got {value!r}")
         return value
+
+    def urls(self, name: str) -> str | None:
+        """One URL or several, comma-separated; kept as written (Settings.endpoints splits them)."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        for item in _split(raw):
+            parsed = urlparse(item)
+            if parsed.scheme not in ("https", "http") or not parsed.netloc:
+                raise SettingsError(
+                    name, f"must be http(s) URLs such as https://<name>.services.ai.azure.com/ (comma-separated), got {item!r}"
+                )
+        if len(set(_split(raw))) != len(_split(raw)):
+            raise SettingsError(name, "lists the same endpoint twice")
+        return raw
 
     def origins(self, name: str) -> tuple[str, ...]:
         raw = self.text(name)

@@ -70,6 +70,11 @@ def token_counts(usage: object) -> dict[str, int]:
     return {k: int(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
 
 
+def billed_tokens(counts: dict[str, int]) -> int:
+    """The tokens a reply spends of the quota: its input and output (the cached share is inside the input)."""
+    return sum(tokens for kind, tokens in counts.items() if kind != "input_cached")
+
+
 _mode: str | None = None
 
 
@@ -280,12 +285,13 @@ class SessionTelemetry:
         if span is not None:
             span.add_event("barge_in", {"clear_delay_ms": clear_delay_ms})
 
-    def usage(self, usage: object) -> None:
+    def usage(self, usage: object) -> dict[str, int]:
         """One response.done's usage: counted by kind, and added to the session's totals."""
         counts = token_counts(usage)
         for kind, tokens in counts.items():
             instruments().tokens.add(tokens, {"kind": kind, "model": self.model or "unknown"})
             self.tokens[kind] = self.tokens.get(kind, 0) + tokens
+        return counts
 
     def reply_failed(self, reason: str) -> None:
         instruments().reply_failures.add(1, {"reason": reason})

@@ -61,6 +61,14 @@ class UpstreamError(Exception):
         self.message = message
 
 
+class UpstreamBusy(UpstreamError):
+    """The handshake was refused with HTTP 429: the resource's quota, not an outage (pacer.py waits it out)."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(ErrorCode.UPSTREAM_UNAVAILABLE, message)
+        self.retry_after = retry_after
+
+
 _TURN_DETECTION = {
     "server_vad": ServerVad,
     "azure_semantic_vad": AzureSemanticVad,
@@ -103,6 +111,8 @@ def session_config(settings: Settings, tools: list[dict] | None = None) -> Reque
     if not settings.agent_mode:
         # An agent's instructions are its own: the service refuses a session.update that carries any.
         optional["instructions"] = settings.instructions
+    if settings.max_response_tokens:
+        optional["max_response_output_tokens"] = settings.max_response_tokens
     if tools:
         optional["tools"] = [FunctionTool(name=t["name"], description=t["description"], parameters=t["parameters"])
                              for t in tools]
@@ -262,6 +272,21 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from a refused handshake's Retry-After header (aiohttp's WSServerHandshakeError keeps the
+    response headers; the SDK's ConnectionError wraps it). The HTTP-date form is not used by the service."""
+    while exc is not None:
+        headers = getattr(exc, "headers", None)
+        if headers is not None:
+            try:
+                value = float(headers.get("Retry-After", ""))
+            except (TypeError, ValueError):
+                return None
+            return value if 0 <= value <= 3600 else None
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
+
+
 class Connector:
     """Opens one upstream connection per call; shared by every session of the process."""
 
@@ -345,6 +370,10 @@ class Connector:
                         f"Voice Live rejected the app's credentials (HTTP {status}, {self._provider.source}). "
                         "Check the API key or the identity's Cognitive Services User / Azure AI User roles"
                         + (" (agent mode: Azure AI User on the agent's project)." if settings.agent_mode else "."),
+                    ) from exc
+                if status == 429:
+                    raise UpstreamBusy(
+                        f"Voice Live at {self._host} is at its connection quota (HTTP 429).", retry_after(exc)
                     ) from exc
                 message = (f"Could not connect to Voice Live at {self._host} (HTTP {status})." if status
                            else describe_failure(exc, self._host))

@@ -12,8 +12,8 @@ MAX_CLASS_LINES = 200
 LAYERS = [
     ("voicebridge", "voicebridge.protocol", "voicebridge.settings", "voicebridge.logs", "voicebridge.tasks"),
     ("voicebridge.emulator", "voicebridge.credentials", "voicebridge.telemetry", "voicebridge.runtime",
-     "voicebridge.balance", "voicebridge.front", "voicebridge.contract", "voicebridge.smoke"),
-    ("voicebridge.upstream",),
+     "voicebridge.balance", "voicebridge.pacer", "voicebridge.front", "voicebridge.contract", "voicebridge.smoke"),
+    ("voicebridge.upstream", "voicebridge.endpoints"),
     ("voicebridge.session",),
     ("voicebridge.bridge",),
     ("voicebridge.app",),

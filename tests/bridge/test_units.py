@@ -215,3 +215,17 @@ def test_allowed_origins_are_normalised_and_validated():
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"VOICEBRIDGE_ALLOWED_ORIGINS": "voice.example.com"})
     assert caught.value.variable == "VOICEBRIDGE_ALLOWED_ORIGINS"
+
+
+def test_several_endpoints_are_listed_in_order_with_a_key_each_or_one_for_all():
+    settings = Settings.from_env({"AZURE_VOICE_LIVE_ENDPOINT": "https://a.example/, https://b.example/"})
+    assert settings.endpoints == ("https://a.example/", "https://b.example/")
+    for env, variable, expected in [
+        ({"AZURE_VOICE_LIVE_ENDPOINT": "https://a.example/,https://b.example/", "AZURE_VOICE_LIVE_API_KEY": "k1,k2,k3"},
+         "AZURE_VOICE_LIVE_API_KEY", "3 keys for 2 endpoints"),
+        ({"AZURE_VOICE_LIVE_ENDPOINT": "https://a.example/,https://a.example/"}, "AZURE_VOICE_LIVE_ENDPOINT", "twice"),
+        ({"AZURE_VOICE_LIVE_ENDPOINT": "https://a.example/,b.example"}, "AZURE_VOICE_LIVE_ENDPOINT", "'b.example'"),
+    ]:
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env(env)
+        assert caught.value.variable == variable and expected in str(caught.value)

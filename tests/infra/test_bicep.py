@@ -66,7 +66,7 @@ def test_every_resource_is_tagged_and_only_the_site_names_the_azd_service(bicep)
     for name, module in main["modules"].items():
         # A module whose resources carry no tags of their own (easyauth: child configuration) takes none.
         if "tags" in bicep[module["detail"]["path"]]["parameters"]:
-            assert module["config"]["params"]["tags"] == "tags", name
+            assert body(module)["params"]["tags"] == "tags", name
     assert sum(json.dumps(d).count("azd-service-name") for d in bicep.values()) == 1
 
 

@@ -228,3 +228,18 @@ def test_reread_that_fails_does_not_retry(caplog):
 
     assert asyncio.run(scenario()) is False
     assert "event=credentials.reread_failed" in caplog.text
+
+
+def test_each_endpoint_has_its_own_credential():
+    """Several Voice Live resources (issue 23): keys in the order of the endpoints, or Key Vault secrets
+    <name>, <name>-2, … (the names infra/ gives the extra regions' keys)."""
+    endpoints = "https://one.services.ai.azure.com/,https://two.services.ai.azure.com/"
+    keyed = Settings(endpoint=endpoints, api_key="key-one,key-two")
+    assert [keyed.api_key_for(i) for i in (0, 1)] == ["key-one", "key-two"]
+    assert Settings(endpoint=endpoints, api_key="shared").api_key_for(1) == "shared"
+    second = build_provider(vault_settings(endpoint=endpoints), index=1)
+    try:
+        assert isinstance(second, KeyVaultProvider)
+        assert "secret 'voice-live-api-key-2'" in second.source
+    finally:
+        asyncio.run(second.close())

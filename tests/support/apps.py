@@ -35,7 +35,10 @@ class AppProcess:
         base.pop("PORT", None)
         # Tests stream speech faster than real time (the emulator's VAD runs in audio time), which the
         # audio-rate limit would cut: off unless a test sets it (tests/bridge/test_limits.py does).
-        self.env = {**base, "VOICEBRIDGE_LOG_LEVEL": "INFO", "VOICEBRIDGE_MAX_AUDIO_RATE": "0", **(env or {})}
+        # Likewise the service's connection quota (pacer.py): a module's tests open more than 30 sessions a
+        # minute; tests/bridge/test_capacity.py sets a quota of its own.
+        self.env = {**base, "VOICEBRIDGE_LOG_LEVEL": "INFO", "VOICEBRIDGE_MAX_AUDIO_RATE": "0",
+                    "VOICEBRIDGE_UPSTREAM_CONNECTS_PER_MINUTE": "0", **(env or {})}
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(

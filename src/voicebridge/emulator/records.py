@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
+from .quota import QuotaMeter
+
 
 def new_id(prefix: str) -> str:
     """Ids of sessions, items and responses, shaped like the service's."""
@@ -48,6 +50,10 @@ class EmulatorConfig:
     transcription_fails: bool = False
     # Bring-your-own-model deployments: deployment name -> the model it runs, whose rules then apply.
     deployments: dict = field(default_factory=dict)
+    # The resource's quota (quota.py): new connections and billed tokens per window; 0 = unlimited.
+    connects_per_window: int = 0
+    tokens_per_window: int = 0
+    quota_window_s: float = 60.0
 
     def __post_init__(self):
         if self.reply_outcome not in REPLY_OUTCOMES:
@@ -56,7 +62,8 @@ class EmulatorConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"EmulatorConfig.{name} must be true or false")
         for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events",
-                     "record_max_sessions", "cancel_latency_ms", "session_max_s"):
+                     "record_max_sessions", "cancel_latency_ms", "session_max_s",
+                     "connects_per_window", "tokens_per_window", "quota_window_s"):
             value = getattr(self, name)
             if value is None and name == "drop_after_s":
                 continue
@@ -206,6 +213,9 @@ class EmulatorHost(Protocol):
     @property
     def calls(self) -> Any:
         """What the emulator is told its responses to user input call (calls.CallScript, its `mcp`)."""
+
+    @property
+    def quota(self) -> QuotaMeter: ...
 
     def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
         """The calls the next response to user input makes instead of speaking, if any."""

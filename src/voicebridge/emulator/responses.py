@@ -51,7 +51,7 @@ class Responder(FunctionCallResponses, McpResponses):
         self._items = conversation.items
         self._tasks = tasks
         self.active: Response | None = None
-        self._usage = Usage()
+        self._usage = Usage(spend=lambda tokens: host.quota.spend(tokens, host.config.quota_window_s))
         self._start_after = False  # a turn ended while the active response was still being cancelled
         self._init_mcp(mcp, Response)
 
@@ -65,9 +65,12 @@ class Responder(FunctionCallResponses, McpResponses):
     def start(self, said: str | None = None) -> None:
         """A response to the latest input (Conversation.reply_to): function calls, if the emulator was told
         to make them and this answers a user turn, else a reply spoken, or written in a text-only session;
-        or `said` (a pre-generated message), which answers nothing."""
+        or `said` (a pre-generated message), which answers nothing. Beyond the resource's tokens for the
+        window (quota.py) it fails, as the reply_outcome `failed` does."""
         kind, subject, user_turn = self._conversation.next_reply(said)
-        if user_turn:
+        config = self._host.config
+        throttled = not self._host.quota.tokens_left(config.tokens_per_window, config.quota_window_s)
+        if user_turn and not throttled:
             if self._mcp_turn(subject if kind == "text" else None):
                 return
             calls = self._host.function_calls_for(self._record, subject if kind == "text" else None)
@@ -84,7 +87,7 @@ class Responder(FunctionCallResponses, McpResponses):
             transcript = f"Echoing {seconds:.1f} s of audio back to you: your speech and the pauses around it."
         else:
             pcm, transcript = _tone(), "Nothing was said yet, so here is a short test tone."
-        outcome = self._host.config.reply_outcome
+        outcome = "failed" if throttled else config.reply_outcome
         context = self._usage.context(self._record.config.get("instructions"), self._items)
         # Text only: a session without the audio modality, or the text_only reply outcome.
         text_only = outcome == "text_only" or "audio" not in (self._record.config.get("modalities") or ("text", "audio"))
@@ -168,7 +171,9 @@ class Responder(FunctionCallResponses, McpResponses):
     def _end(self, response: Response, status: str, details: dict | None, output: list, reason: str | None = None,
              ) -> None:
         self.active = None
-        usage = self._usage.report(response.context, response.audio_bytes, "".join(response.sent_text))
+        # A failed (throttled) response ran no model: nothing re-read, nothing billed.
+        usage = (Usage.failed() if status == "failed"
+                 else self._usage.report(response.context, response.audio_bytes, "".join(response.sent_text)))
         self._emit("response.done", response={"object": "realtime.response", "id": response.id, "status": status,
                                               "status_details": details, "output": output, "usage": usage})
         with self._host.registry.changing(self._record):

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ..protocol import BYTES_PER_MS
 from .calls import CallScript
+from .quota import QuotaMeter, retry_after_header
 from .records import EmulatorConfig, Registry, SessionRecord, new_id
 from .session import EmulatedSession, default_session
 from .vad import sum_of_squares
@@ -43,6 +44,7 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._stopping = False
         self.calls = CallScript()
+        self.quota = QuotaMeter()  # the resource's connections and tokens in the window (quota.py)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -175,6 +177,10 @@ class Emulator:
                             "to provide a valid key for an active subscription and use a correct regional API "
                             "endpoint for your resource.")
         agent = _agent(request.query)
+        if (wait := self.quota.connect(config.connects_per_window, config.quota_window_s)) is not None:
+            return _refused(429, "Requests to the Voice Live API have exceeded the rate limit of your current "
+                            "pricing tier. Please retry after the time in the Retry-After header.",
+                            {"Retry-After": retry_after_header(wait)})
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
@@ -249,10 +255,11 @@ def _agent(query) -> dict | None:
             "thread_id": query.get("conversation-id") or new_id("conv")}
 
 
-def _refused(status: int, message: str) -> web.Response:
-    """A handshake refused over HTTP, in the service's shape; logged, as no session line will tell of it."""
+def _refused(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A handshake refused over HTTP, in the service's shape; logged, as no session line will tell of it.
+    429: the resource's connections per window are spent (quota.py), Retry-After says when one is free."""
     log.info("event=emulator.handshake_refused status=%d message=%r", status, message)
-    return web.json_response({"error": {"code": str(status), "message": message}}, status=status)
+    return web.json_response({"error": {"code": str(status), "message": message}}, status=status, headers=headers)
 
 
 def _credential(request: web.Request) -> tuple[str, str] | None:

@@ -31,6 +31,7 @@ class UpstreamLink:
         self.expires_at: float | None = None  # session.created's expires_at (unix seconds), if it said
         self.rolled = False  # this connection replaced one that was about to expire: the tab is not told
         self._opened_at = 0.0
+        self.endpoint = 0  # which of AZURE_VOICE_LIVE_ENDPOINT the current connection spends
 
     def connecting(self, reconnect: bool) -> None:
         self._opened_at = time.monotonic()

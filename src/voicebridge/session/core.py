@@ -17,7 +17,7 @@ import secrets
 from .. import protocol
 from ..identity import UserKey
 from ..logs import event
-from ..protocol import Approval, Audio, ErrorCode, Playback, ProtocolError, Resume, Start, State, Stop, Text
+from ..protocol import Approval, Audio, ErrorCode, Playback, ProtocolError, Resume, Start, Stop, Text
 from ..tasks import TaskOwner
 from .host import SessionHost
 from .run import Run
@@ -60,6 +60,7 @@ class BridgeSession:
                 model=options.model,
                 approval_s=options.approval_s,
                 approval_arguments=options.approval_arguments,
+                tokens_used=host.tokens_used,
             )
 
         self.supervisor = Supervisor(
@@ -209,11 +210,13 @@ class BridgeSession:
 
     # --- what the bridge asks ---------------------------------------------------------------------
 
-    def drain(self) -> None:
-        """The process is going away: tell the tab to reconnect elsewhere, end the run, close the tab."""
-        self.tab.send(protocol.state(State.RECONNECTING))
+    def drain(self, reconnect_within_s: int = 0) -> None:
+        """The process is going away: tell the tab to reconnect elsewhere, spread over
+        `reconnect_within_s` so the quota takes every tab (issue 23), end the run, close the tab."""
+        self.tab.send(protocol.reconnecting(reconnect_within_s))
         self.supervisor.stop("drain")
-        self.tab.close(protocol.CloseCode.SERVICE_RESTART, "service restart")
+        reason = f"service restart; reconnect within {reconnect_within_s} s" if reconnect_within_s else "service restart"
+        self.tab.close(protocol.CloseCode.SERVICE_RESTART, reason)
 
     async def close(self, timeout: float) -> bool:
         """Stop, let the run close its upstream, then end (bounded) whatever task of this session is left."""

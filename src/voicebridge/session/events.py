@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .. import protocol
 from ..logs import event as log_event
 from ..protocol import ErrorCode, State
-from ..telemetry import SessionTelemetry
+from ..telemetry import SessionTelemetry, billed_tokens
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .mcpevents import SideEvents
@@ -52,6 +52,7 @@ class UpstreamEvents:
         on_ready: Callable[[], None] = lambda: None,
         on_speech: Callable[[], None] = lambda: None,
         on_rejected: Callable[[], None] = lambda: None, side: SideEvents | None = None,
+        on_usage: Callable[[int], None] = lambda tokens: None,
     ):
         self._id = self.session_id = session_id
         self._status = status
@@ -68,6 +69,7 @@ class UpstreamEvents:
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
         self._on_rejected = on_rejected  # the service refused the configuration: the run ends
         self._side = side or SideEvents()  # after this module's handlers: the agent conversation, MCP calls
+        self._on_usage = on_usage  # response.done's billed tokens: the quota's and the session's token budgets
 
     def dispatch(self, raw: bytes) -> None:
         try:
@@ -169,7 +171,9 @@ class UpstreamEvents:
         current = self._turns.is_current(response_id)
         dropped = self._turns.dropped(response_id)
         self._upstream.gate.done(response_id)
-        self._telemetry.usage(response.get("usage"))
+        counts = self._telemetry.usage(response.get("usage"))
+        if counts:
+            self._on_usage(billed_tokens(counts))
         failure = failed_reply(response)
         if failure is not None and not dropped:  # the person was answered with silence: say why
             report_failed(failure, self._id, self._status, self._telemetry)

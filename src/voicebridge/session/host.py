@@ -78,10 +78,18 @@ class NoResumes:
         return None
 
 
+class Opened(Protocol):
+    """An upstream connection, and which endpoint of AZURE_VOICE_LIVE_ENDPOINT it spends (endpoints.Opened)."""
+
+    conn: VoiceLiveConnection
+    endpoint: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionHost:
-    # A new upstream connection; in agent mode, continuing the agent conversation named, if any.
-    open_upstream: Callable[[str | None], Awaitable[VoiceLiveConnection]]
+    # (continues a live conversation?, told each expected wait in seconds, in agent mode the agent
+    # conversation to continue or None) → a connection and its endpoint, after its turn in the pacer
+    open_upstream: Callable[[bool, Callable[[float], None], str | None], Awaitable[Opened]]
     admit: Callable[[Any], Refusal | None]  # this session may open one more upstream now? None: yes
     forget: Callable[[Any], None]  # the session is gone for good (its tab, and any parked upstream)
     options: SessionOptions
@@ -89,3 +97,4 @@ class SessionHost:
     # Pass the tab's socket, with frames already read from it and whom it counts for, to a sibling worker.
     hand_over: Callable[[Any, int, list[str], Any], bool] = lambda channel, slot, frames, user: False
     ended: Callable[[Any], None] = lambda session: None  # the session's upstream is closed
+    tokens_used: Callable[[int, int], None] = lambda endpoint, tokens: None  # response.done's usage, per endpoint

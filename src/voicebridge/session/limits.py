@@ -23,6 +23,8 @@ WARN_BEFORE_S = 60.0
 # Uplink audio: a bucket of this many seconds of audio, refilled at this many seconds of audio per second.
 AUDIO_ALLOWANCE_S = 2.0
 AUDIO_RATE = 1.5
+# The token limit is announced once this share of it is used.
+WARN_AT_TOKENS = 0.8
 _BYTES_PER_S = BYTES_PER_MS * 1000
 
 
@@ -32,6 +34,7 @@ class Limits:
     idle_s: float = 0.0  # 0: no idle limit
     audio_rate: float = AUDIO_RATE  # 0: any rate
     audio_allowance_s: float = AUDIO_ALLOWANCE_S
+    max_tokens: int = 0  # 0: no token limit (the tokens response.done's usage bills, across reconnects)
 
 
 def _duration(seconds: float) -> str:
@@ -56,13 +59,16 @@ class RunLimits:
         self._tokens = limits.audio_allowance_s
         self._refilled: float | None = None
         self._told_rate = False
+        self._tokens_used = 0
+        self._told_tokens = False
+        self._started = 0.0
         self.ended_by: ErrorCode | None = None
 
     def start(self, end: Callable[[str], None]) -> None:
         """The run began: `end(reason)` stops it when a limit is reached."""
         loop = self._loop = asyncio.get_running_loop()
         self._end = end
-        now = self._last_activity = loop.time()
+        now = self._last_activity = self._started = loop.time()
         limit = self._limits.max_session_s
         if limit > 0:
             warn_in = max(0.0, limit - WARN_BEFORE_S)
@@ -107,6 +113,29 @@ class RunLimits:
                 "the excess is not sent to the voice service."
             ))
         return False
+
+    def tokens(self, count: int) -> None:
+        """A reply was billed `count` tokens: past the limit the run ends, with a warning at WARN_AT_TOKENS
+        of it giving the time left at the run's pace so far (each reply re-reads the conversation, so
+        later replies cost more: the estimate errs on the late side, like the warning of the time limit)."""
+        limit = self._limits.max_tokens
+        if limit <= 0 or self._loop is None or self.ended_by is not None:
+            return
+        self._tokens_used += count
+        if self._tokens_used >= limit:
+            self._reached(ErrorCode.SESSION_TOKEN_LIMIT, (
+                f"The session used its budget of {limit:,} tokens; press Start session to begin a new one."
+            ))
+        elif self._tokens_used >= WARN_AT_TOKENS * limit and not self._told_tokens:
+            self._told_tokens = True
+            elapsed = max(1.0, self._loop.time() - self._started)
+            seconds = max(1, round((limit - self._tokens_used) / (self._tokens_used / elapsed)))
+            self._tab.send(protocol.warning(
+                ErrorCode.SESSION_TOKEN_LIMIT,
+                f"The session has used {self._tokens_used * 100 // limit}% of its token budget; "
+                f"at this pace it ends in about {_duration(seconds)}.",
+                seconds,
+            ))
 
     # --- timers ------------------------------------------------------------------------------------
 

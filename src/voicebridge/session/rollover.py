@@ -9,6 +9,10 @@ uplink queue for the new connection.
 
 If no quiet moment comes before the expiry, the service closes the connection and the ordinary reconnect
 restores the conversation.
+
+The next session's connection waits its turn in the connection pacer like any other (pacer.py, issue 23:
+starts, reconnects and rollovers draw from it), as a continuing conversation and without telling the tab:
+the old connection serves on meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..logs import event
 from ..protocol import State
 from ..tasks import TaskOwner
 from .connection import quiet_close
+from .host import Opened
 
 log = logging.getLogger("voicebridge.session")
 
@@ -43,7 +48,7 @@ class Rollover:
         self,
         session_id: str,
         tasks: TaskOwner,
-        open_upstream: Callable[[], Awaitable[VoiceLiveConnection]],
+        open_upstream: Callable[[], Awaitable[Opened]],
         quiet: Callable[[], bool],
         margin_s: float,
     ):
@@ -55,7 +60,7 @@ class Rollover:
         self._timer: asyncio.TimerHandle | None = None
         self._due = False
         self._opening: asyncio.Task[None] | None = None
-        self.next_conn: VoiceLiveConnection | None = None  # open and waiting for the quiet moment
+        self.next: Opened | None = None  # open and waiting for the quiet moment
         self._old: VoiceLiveConnection | None = None
         self.swapped = False
 
@@ -76,7 +81,7 @@ class Rollover:
         """After every upstream event (and when due): open the next session, or move over to it, if quiet."""
         if not self._due or self.swapped or not self._quiet():
             return
-        if self.next_conn is None:
+        if self.next is None:
             if self._opening is None:
                 self._opening = self._tasks.spawn(self._open_next(), "rollover-open")
             return
@@ -84,22 +89,22 @@ class Rollover:
         old, self._old = self._old, None
         event("upstream.rollover", self._id)
         if old is not None:
-            # Its relay ends on the close; the run loop then relays next_conn (runloop.py).
+            # Its relay ends on the close; the run loop then relays the next connection (runloop.py).
             self._tasks.spawn(quiet_close(old), "rollover-close")
 
     async def _open_next(self) -> None:
         try:
-            self.next_conn = await self._open()
+            self.next = await self._open()
         except Exception as exc:  # the old connection serves on; at its expiry the reconnect takes over
             log.warning("event=upstream.rollover_failed session=%s cause=%s: %s", self._id, type(exc).__name__, exc)
             return
         self.check()
 
-    def take(self) -> VoiceLiveConnection | None:
+    def take(self) -> Opened | None:
         """The connection to relay next, if this rollover swapped to one."""
-        conn = self.next_conn if self.swapped else None
-        self.next_conn = None if self.swapped else self.next_conn
-        return conn
+        opened = self.next if self.swapped else None
+        self.next = None if self.swapped else self.next
+        return opened
 
     async def close(self) -> None:
         """The connection's relay is over: nothing more to arm; a next session not moved to is closed."""
@@ -107,9 +112,9 @@ class Rollover:
             self._timer.cancel()
         if self._opening is not None and not self._opening.done():
             await self._tasks.cancel(self._opening, 1.0)
-        if self.next_conn is not None and not self.swapped:
-            await quiet_close(self.next_conn)
-            self.next_conn = None
+        if self.next is not None and not self.swapped:
+            await quiet_close(self.next.conn)
+            self.next = None
 
 
 def quiet(state: State, gate_busy: bool, playing: bool, tools_running: bool) -> bool:

@@ -53,7 +53,9 @@ class Run:
         model: str = "",
         approval_s: float = 30.0,
         approval_arguments: bool = False,
+        tokens_used: Callable[[int, int], None] = lambda endpoint, tokens: None,
     ):
+        self._tokens_used = tokens_used  # the endpoint's tokens per minute, for the pacer
         self._tab = tab
         self._stats = stats
         self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user, model=model)
@@ -99,6 +101,7 @@ class Run:
             on_speech=self._activity,
             on_rejected=self._rejected,
             side=mcpevents.side_events(self.approvals, self.mcp, self._conversation),
+            on_usage=self._usage,
         )
         self.uplink = Uplink()
 
@@ -206,6 +209,11 @@ class Run:
 
     def _conversation(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
+
+    def _usage(self, tokens: int) -> None:
+        """A reply's billed tokens (telemetry.token_counts): the endpoint's quota, and the session's budget."""
+        self._tokens_used(self.upstream.endpoint, tokens)
+        self.limits.tokens(tokens)
 
     def _transcript(self, role: str, item_id: str, text: str, final: bool, **extra: object) -> None:
         self._tab.send(protocol.transcript(role, item_id, text, final, **extra))

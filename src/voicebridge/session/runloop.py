@@ -19,7 +19,7 @@ from ..protocol import ErrorCode, State
 from ..tasks import TaskOwner
 from ..upstream import UpstreamError, with_tools
 from .connection import quiet_close
-from .host import SessionHost
+from .host import Opened, SessionHost
 from .rollover import Rollover
 from .run import Run
 
@@ -48,35 +48,41 @@ class RunLoop:
         window = self._host.options.reconnect_window_s
         deadline: float | None = None  # set while recovering a lost upstream
         attempt = 0
-        handed: VoiceLiveConnection | None = None  # a rollover's next connection, already open
+        handed: Opened | None = None  # a rollover's next connection, already open
         while True:
             reconnect = deadline is not None
             if handed is not None:
-                conn, handed = handed, None  # a rollover opened it, continuing the agent conversation if any
+                opened, handed = handed, None  # a rollover opened it, continuing the agent conversation if any
                 continued = run.conversation_id is not None
                 run.upstream.connecting(reconnect=True)
             else:
                 run.status.show(run.status.machine.connecting(reconnect))
                 run.upstream.connecting(reconnect)
                 continues = run.conversation_id
+                # A continuing conversation (a lost upstream, or a start carrying its history after a deploy)
+                # goes before new starts when the quota makes connections wait (pacer.py).
+                continuing = reconnect or continues is not None or bool(run.transcripts.replayable())
                 try:
                     self._session = await self._session_config()  # before a paid connection opens
-                    conn = await self._host.open_upstream(continues)
+                    opened = await self._host.open_upstream(continuing, run.status.waiting, continues)
                 except UpstreamError as exc:
-                    conn = None
+                    opened = None
                     run.telemetry.failure(exc.code)
                     if deadline is None or exc.code == ErrorCode.UPSTREAM_AUTH:
                         run.status.fail(exc.code, exc.message)
                         return exc.code
                     event("upstream.retry_failed", self._id, code=exc.code, attempt=attempt)
+                else:
+                    run.limits.activity()  # a wait for the quota is nobody's silence: the idle clock starts now
                 continued = continues is not None
-            if conn is not None:
-                was_ready, handed = await self._relay(run, conn, continued)
+            if opened is not None:
+                run.upstream.endpoint = opened.endpoint
+                was_ready, handed = await self._relay(run, opened.conn, continued)
                 if run.rejected:
                     return ErrorCode.UPSTREAM_REJECTED  # the same configuration would be refused again
                 if not self._wanted():
                     if handed is not None:
-                        await quiet_close(handed)
+                        await quiet_close(handed.conn)
                     return "stopped"
                 if handed is not None:
                     deadline, attempt = None, 0
@@ -108,7 +114,7 @@ class RunLoop:
         return with_tools(options.session_config, await options.mcp_entries())  # type: ignore[arg-type]
 
     async def _relay(self, run: Run, conn: VoiceLiveConnection,
-                     continued: bool = False) -> tuple[bool, VoiceLiveConnection | None]:
+                     continued: bool = False) -> tuple[bool, Opened | None]:
         """Relay until the upstream ends. Returns whether the session got ready on this connection, and the
         connection a rollover moved to (None: the connection was lost or the run ended)."""
         rolled = run.upstream.conn is None and run.rolling
@@ -119,8 +125,10 @@ class RunLoop:
         )
         options = self._host.options
         # The next connection continues the agent conversation (agent mode); its configuration is this one's.
-        rollover = Rollover(self._id, self._tasks, lambda: self._host.open_upstream(run.conversation_id), run.quiet,
-                            options.rollover_margin_s)
+        # It waits its turn in the pacer as a continuing conversation, unseen by the tab (the old one serves on).
+        rollover = Rollover(self._id, self._tasks,
+                            lambda: self._host.open_upstream(True, lambda seconds: None, run.conversation_id),
+                            run.quiet, options.rollover_margin_s)
         try:
             # Named, so that the service's refusal of it (message, param) fails the start at once.
             update_id = run.upstream.gate.sent({}, "session_update")["event_id"]
@@ -152,9 +160,9 @@ class RunLoop:
                     await self._tasks.cancel(sender, SENDER_STOP_S)
             finally:
                 await quiet_close(conn)
-                next_conn = rollover.take()
+                following = rollover.take()
                 await rollover.close()
-        return run.upstream.ready, next_conn
+        return run.upstream.ready, following
 
     def _ready_timeout(self, run: Run, conn: VoiceLiveConnection) -> None:
         if run.upstream.conn is not conn or run.status.state not in (State.CONNECTING, State.RECONNECTING):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Protocol
 
 from .. import protocol
 from ..logs import event
-from ..protocol import ErrorCode, State
+from ..protocol import ErrorCode, State, WarningCode
 from ..telemetry import SessionTelemetry
 from .machine import StateMachine
 
@@ -93,6 +94,16 @@ class TabStatus:
     def error(self, code: ErrorCode, message: str, **extra: object) -> None:
         self._telemetry.error(code)
         self._tab.send(protocol.error(code, message, **extra))
+
+    def waiting(self, seconds: float) -> None:
+        """The connection waits its turn in the service's quota (pacer.py): the tab stays connecting."""
+        if seconds >= 1.0:
+            n = math.ceil(seconds)
+            self._tab.send(protocol.warning(
+                WarningCode.UPSTREAM_BUSY,
+                f"Every line to the voice service is busy; waiting for a free one (about {n} s).",
+                n,
+            ))
 
     def fail(self, code: ErrorCode, message: str, **extra: object) -> None:
         event("session.error", self._session_id, code=code)

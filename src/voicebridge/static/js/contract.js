@@ -85,13 +85,20 @@ export const ErrorCode = Object.freeze({
   RESUME_EXPIRED: "resume_expired",
   TOO_MANY_SESSIONS_FOR_USER: "too_many_sessions_for_user",
   SESSION_TIME_LIMIT: "session_time_limit",
+  SESSION_TOKEN_LIMIT: "session_token_limit",
   IDLE_TIMEOUT: "idle_timeout",
   AUDIO_RATE: "audio_rate",
   INTERNAL: "internal",
 });
 
+export const WarningCode = Object.freeze({
+  SESSION_TIME_LIMIT: "session_time_limit",
+  SESSION_TOKEN_LIMIT: "session_token_limit",
+  UPSTREAM_BUSY: "upstream_busy",
+});
+
 // After these the server has ended (or never started) the session: retrying would only repeat them.
-export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "upstream_rejected", "too_many_sessions", "resume_expired", "too_many_sessions_for_user", "session_time_limit", "idle_timeout", "internal"]);
+export const FATAL_ERRORS = Object.freeze(["upstream_auth", "upstream_unavailable", "upstream_timeout", "upstream_lost", "upstream_rejected", "too_many_sessions", "resume_expired", "too_many_sessions_for_user", "session_time_limit", "session_token_limit", "idle_timeout", "internal"]);
 
 export const CloseCode = Object.freeze({
   GOING_AWAY: 1001,
