@@ -170,17 +170,9 @@ class Emulator:
     async def _realtime(self, request: web.Request) -> web.StreamResponse:
         config = self.config
         credential = _credential(request)
-        accepted = credential is not None and not config.reject_auth and (
-            config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
-        if not accepted:
-            return _refused(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
-                            "to provide a valid key for an active subscription and use a correct regional API "
-                            "endpoint for your resource.")
+        if (refused := _handshake_refusal(credential, config, self.quota)) is not None:
+            return refused
         agent = _agent(request.query)
-        if (wait := self.quota.connect(config.connects_per_window, config.quota_window_s)) is not None:
-            return _refused(429, "Requests to the Voice Live API have exceeded the rate limit of your current "
-                            "pricing tier. Please retry after the time in the Retry-After header.",
-                            {"Retry-After": retry_after_header(wait)})
         ws = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE, timeout=2.0, compress=False)
         if not ws.can_prepare(request).ok:
             return web.json_response({"error": {"code": "400", "message": "Expected a WebSocket upgrade."}},
@@ -253,6 +245,24 @@ def _agent(query) -> dict | None:
     return {"type": "agent", "name": name,
             "agent_id": f"{name}:{version}" if version else name,
             "thread_id": query.get("conversation-id") or new_id("conv")}
+
+
+def _handshake_refusal(
+    credential: tuple[str, str] | None, config: EmulatorConfig, quota: QuotaMeter
+) -> web.Response | None:
+    """What the service answers a handshake it does not take: 401 for a bad credential, then 429 with
+    Retry-After when the resource's new connections in the window are spent (quota.py)."""
+    accepted = credential is not None and not config.reject_auth and (
+        config.required_key is None or hmac.compare_digest(credential[1], config.required_key))
+    if not accepted:
+        return _refused(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+                        "to provide a valid key for an active subscription and use a correct regional API "
+                        "endpoint for your resource.")
+    if (wait := quota.connect(config.connects_per_window, config.quota_window_s)) is not None:
+        return _refused(429, "Requests to the Voice Live API have exceeded the rate limit of your current "
+                        "pricing tier. Please retry after the time in the Retry-After header.",
+                        {"Retry-After": retry_after_header(wait)})
+    return None
 
 
 def _refused(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

@@ -13,12 +13,13 @@ from collections.abc import Callable
 
 from .. import protocol
 from ..logs import event as log_event
-from ..protocol import ErrorCode, State
+from ..protocol import State
 from ..telemetry import SessionTelemetry, billed_tokens
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .mcpevents import SideEvents
 from .replies import failed_reply, report_failed
+from .serviceerrors import service_error
 from .stats import SessionStats
 from .tab import TabLink, TabStatus
 from .tools import ToolCalls
@@ -218,28 +219,8 @@ class UpstreamEvents:
             self._tools.requested(event)
 
     def _error(self, event: dict) -> None:
-        error = event.get("error") if isinstance(event.get("error"), dict) else {}
-        verdict = self._upstream.gate.judge(error)
-        message = str(error.get("message") or "no details")
-        param = error.get("param") if isinstance(error.get("param"), str) else None
-        if verdict.benign:
-            log.info("event=upstream.benign_error session=%s code=%s kind=%s", self._id, verdict.code, verdict.kind)
-            return
-        log.warning("event=upstream.error session=%s code=%s kind=%s param=%s message=%s", self._id, verdict.code,
-                    verdict.kind, param, message[:300])
-        extra = {"upstream_code": verdict.code, **({"param": param} if param else {})}
-        if verdict.kind in ("replay", "truncate"):
-            # Bookkeeping of what was said and heard: logged above (replay.py counts the item as settled);
-            # nothing the person hears changes, so the tab is not told.
-            return
-        if verdict.kind == "session_update" or (
-                verdict.kind is None and not self._upstream.configured and (param or "").startswith("session.")):
-            self._telemetry.failure(ErrorCode.UPSTREAM_REJECTED)
-            self._status.fail(ErrorCode.UPSTREAM_REJECTED, f"Voice Live refused the session configuration: {message}",
-                              **extra)
+        if service_error(event, self._id, upstream=self._upstream, status=self._status, telemetry=self._telemetry):
             self._on_rejected()
-            return
-        self._status.error(ErrorCode.UPSTREAM_ERROR, f"Voice Live reported a problem: {message}", **extra)
 
 
 def _skip(events: UpstreamEvents, event: dict) -> None:
