@@ -141,12 +141,16 @@ def test_two_endpoints_one_refusing_every_tab_lands_on_the_other(request, refusi
 
 
 def test_the_session_token_limit_ends_the_session_after_a_warning(request, quota_emulator):
-    app = start_app(request, _env(quota_emulator, connects=0, VOICEBRIDGE_MAX_SESSION_TOKENS="25"))
+    # With these instructions the emulator bills about 25, 40, 55 tokens for the first three replies (each
+    # re-reads the conversation): the second reply leaves less than the next one costs, so the warning comes
+    # then (before 80 % is used), and the third ends the session.
+    env = _env(quota_emulator, connects=0, VOICEBRIDGE_MAX_SESSION_TOKENS="100", VOICE_LIVE_INSTRUCTIONS="Answer briefly.")
+    app = start_app(request, env)
     tab = Tab(app.url)
     tab.start()
     tab.wait_state("ready")
     limit_reached = lambda m: m.get("type") == "error" and m.get("code") == "session_token_limit"  # noqa: E731
-    for _turn in range(5):  # each reply re-reads the conversation: 25 tokens last two short replies at most
+    for _turn in range(5):
         mark = tab.mark()
         tab.send({"type": "text", "text": "hello there"})
         reply = tab.wait_for(lambda m: limit_reached(m) or (m.get("role") == "assistant" and m.get("final")), start=mark)
