@@ -68,6 +68,7 @@ def launch(playwright: Playwright, request: pytest.FixtureRequest) -> Iterator[C
         route_ws: Callable[[WebSocketRoute], None] | None = None,
         color_scheme: str = "light",
         viewport: dict | None = None,
+        before_goto: Callable[[Page], None] | None = None,
     ) -> Page:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav, allow_mic))
         context = browser.new_context(
@@ -84,6 +85,8 @@ def launch(playwright: Playwright, request: pytest.FixtureRequest) -> Iterator[C
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
         opened.append((browser, page, console))
+        if before_goto is not None:
+            before_goto(page)  # init scripts, a fake clock: what must be in place before the page's own code runs
         page.goto(url)
         return page
 

@@ -88,6 +88,51 @@ def test_after_a_server_restart_the_next_session_carries_the_transcript(launch, 
     assert shown(page) == conversation, "the page keeps showing the conversation"
 
 
+# Every WebSocket the page opens is counted the moment it is made (the page makes one in a timer's callback).
+COUNT_SOCKETS = """{
+  window.__sockets = 0;
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__sockets += 1;
+    }
+  };
+}"""
+
+
+def test_after_a_drain_the_page_waits_its_share_of_the_quota_time(launch, app, wavs):
+    # A drain tells each tab how long the instance's tabs need to fit the voice service's connection
+    # quota (issue 23); each waits a uniform random share of it. Math.random is 0.5 here, and the page's
+    # clock is Playwright's, so "half of 600 s" is checked without waiting for it.
+    tabs: list[WebSocketRoute] = []
+
+    def through(route: WebSocketRoute) -> None:
+        route.connect_to_server()
+        tabs.append(route)
+
+    def prepare(page) -> None:
+        page.add_init_script(COUNT_SOCKETS)
+        page.add_init_script("Math.random = () => 0.5;")
+        page.clock.install()
+
+    page = launch(app.url + RAW_MIC, wavs["turn"], route_ws=through, before_goto=prepare)
+    start(page)
+    wait_state(page, "ready")
+    assert page.evaluate("window.__sockets") == 1
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+
+    tabs[0].send('{"type":"state","state":"reconnecting","reconnect_within_s":600}')
+    tabs[0].close(code=1012, reason="service restart; reconnect within 600 s")
+    wait_state(page, "reconnecting")
+    page.clock.run_for(299_000)
+    assert page.evaluate("window.__sockets") == 1, "the page waits its share, not the 0.5 s backoff"
+    page.clock.run_for(2_000)
+    assert page.evaluate("window.__sockets") == 2
+    page.clock.resume()
+    wait_state(page, "ready")
+
+
 def test_after_a_reload_start_continues_the_conversation(launch, app, emulator, wavs):
     page = launch(app.url + RAW_MIC, wavs["turn"])
     start(page)

@@ -2,7 +2,7 @@
 // Audio never touches the main thread sample by sample: the worklets exchange base64 with it.
 import { Approvals } from "./approval.js";
 import { AudioEngine, AudioUnsupported } from "./audio.js";
-import { backoffDelay, base64ByteLength, median } from "./bookkeeping.js";
+import { backoffDelay, base64ByteLength, median, reconnectWithin, restartDelay } from "./bookkeeping.js";
 import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerType, State } from "./contract.js";
 import { Conversation } from "./conversation.js";
 import { WIRE_RATE } from "./dsp.js";
@@ -57,6 +57,7 @@ class Run {
     this.ws = null;
     this.stopping = false;
     this.terminal = false; // the server ended the session: do not reconnect unless it asks (1012)
+    this.restartWithin = 0; // seconds a drain's `reconnecting` spreads the reconnect over (issue 23)
     this.attempt = 0;
     this.retryTimer = null;
     this.token = null; // the server's resume token: a new socket may take this session over with it
@@ -202,7 +203,12 @@ class Run {
     this.terminal = false;
     this.recovering = true;
     this.setState(State.RECONNECTING);
-    this.retryTimer = setTimeout(() => this.connect(), backoffDelay(this.attempt++));
+    // A drain spreads the instance's tabs over the time the voice service's quota needs for them all.
+    const within = event.code === CloseCode.SERVICE_RESTART ? this.restartWithin || reconnectWithin(event.reason) : 0;
+    this.restartWithin = 0;
+    const delay = within > 0 ? restartDelay(within) : backoffDelay(this.attempt);
+    this.attempt++;
+    this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
   stop() {
@@ -230,6 +236,7 @@ class Run {
   onServer(message) {
     switch (message.type) {
       case ServerType.STATE:
+        if (message.state === State.RECONNECTING) this.restartWithin = Number(message.reconnect_within_s) || 0;
         return this.onState(message.state);
       case ServerType.AUDIO:
         return this.onAudio(message);
