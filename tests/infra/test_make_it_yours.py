@@ -26,6 +26,7 @@ NOT_TUNABLE = {
     "VOICEBRIDGE_TRUST_EASY_AUTH": "follows VOICEBRIDGE_AUTH",
     "VOICEBRIDGE_TRUST_FORWARDED": "always true behind App Service's front end",
     "VOICEBRIDGE_EMULATOR_PORT": "the emulator runs locally only",
+    "VOICEBRIDGE_UPSTREAM_QUOTA_WINDOW_SECONDS": "the service counts per minute; shorter windows scale the quota down for tests and benchmarks",
     "VOICEBRIDGE_IMAGE_TAG": "baked into the image by the build",
     "CODESPACE_NAME": "set by GitHub Codespaces for local development only",
     "GITHUB_CODESPACES_PORT_FORWARDING_DOMAIN": "set by GitHub Codespaces for local development only",
