@@ -8,6 +8,7 @@ import pytest
 
 from support.apps import AppProcess, start_app
 from support.tab import Tab
+from support.upstreams import emulator_env
 from voicebridge.emulator import Emulator, EmulatorConfig
 
 
@@ -21,15 +22,7 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def app(request: pytest.FixtureRequest, emulator: Emulator) -> AppProcess:
-    """The app pointed at the in-test emulator exactly as it would point at Azure (endpoint + key)."""
-    return start_app(
-        request,
-        {
-            "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-            "AZURE_VOICE_LIVE_API_KEY": "test-key",
-            "VOICEBRIDGE_RECONNECT_SECONDS": "10",
-        },
-    )
+    return start_app(request, emulator_env(emulator, VOICEBRIDGE_RECONNECT_SECONDS="10"))
 
 
 @pytest.fixture

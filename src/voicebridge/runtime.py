@@ -205,6 +205,7 @@ class TabConnection(asyncio.Protocol):
         attach: Callable[[TabConnection], TabHandler],
         limits: TabLimits | None = None,
         on_lost: Callable[[TabConnection], None] | None = None,
+        *,
         replay: list[str] | None = None,
     ):
         self._attach = attach
@@ -231,7 +232,7 @@ class TabConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
         self._watch = Keepalive(self, self._limits, self._loop)
-        self._reader = PacedReader(self._transport, self._loop, self._process, self._end_of_input)
+        self._reader = PacedReader(self._transport, self._loop, self._process, end_of_input=self._end_of_input)
         self.open = True
         self._handler = self._attach(self)
         for text in self._replay:
@@ -451,6 +452,7 @@ class PacedReader:
         transport: asyncio.Transport,
         loop: asyncio.AbstractEventLoop,
         process: Callable[[bytes], None],
+        *,
         end_of_input: Callable[[], None],
     ):
         self._transport, self._loop = transport, loop

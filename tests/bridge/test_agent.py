@@ -6,30 +6,21 @@ id of its own, instructions refused). Continuity uses the agent conversation, no
 from __future__ import annotations
 
 import pytest
-from test_continuity import new_upstream, ready_tab, record, token_of, turn, upstream_ids
+from test_continuity import ready_tab, token_of, turn
 
 from support.apps import start_app
-from voicebridge.emulator import Emulator, EmulatorConfig
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    emu = Emulator(EmulatorConfig(pace=1.0))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
+from support.upstreams import emulator_env, new_upstream, record, upstream_ids
 
 
 @pytest.fixture(scope="module")
 def app(request, emulator):
-    return start_app(request, {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-        "VOICE_LIVE_AGENT_NAME": "support-agent",
-        "VOICE_LIVE_AGENT_PROJECT": "contoso-project",
-        "VOICE_LIVE_AGENT_VERSION": "2",
-        "VOICEBRIDGE_RECONNECT_SECONDS": "10",
-    })
+    return start_app(request, emulator_env(
+        emulator,
+        VOICE_LIVE_AGENT_NAME="support-agent",
+        VOICE_LIVE_AGENT_PROJECT="contoso-project",
+        VOICE_LIVE_AGENT_VERSION="2",
+        VOICEBRIDGE_RECONNECT_SECONDS="10",
+    ))
 
 
 def conversation_of(rec) -> str:

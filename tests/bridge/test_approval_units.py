@@ -42,7 +42,7 @@ def build(show_arguments: bool = False, timeout_s: float = 60.0):
     conn = RecordingConnection()
     upstream.use(conn)  # type: ignore[arg-type]
     tab = RecordingTab()
-    return Approvals("s1", upstream, tab, timeout_s, show_arguments), tab, conn, tasks  # type: ignore[arg-type]
+    return Approvals("s1", upstream, tab, timeout_s=timeout_s, show_arguments=show_arguments), tab, conn, tasks  # type: ignore[arg-type]
 
 
 def test_arguments_reach_the_page_only_when_the_operator_allows_it():

@@ -1,4 +1,5 @@
-"""The package's shape, checked: layers only import downwards, no import cycles, no class over ~200 lines."""
+"""The package's shape, checked: layers only import downwards, no import cycles, no class over ~200 lines,
+and collaborators past the third passed by name."""
 
 from __future__ import annotations
 
@@ -88,6 +89,25 @@ def long_classes() -> list[str]:
     return out
 
 
+def positional_constructors(tree: ast.AST | None = None, prefix: str = "") -> list[str]:
+    """Classes whose __init__ takes more than three arguments by position: past three, a call site reads
+    as a row of values whose meaning depends on their order (the style's "keyword arguments past three")."""
+    trees = [(prefix, tree)] if tree is not None else [
+        (name, ast.parse(path.read_text(encoding="utf-8"))) for name, path in modules().items()
+    ]
+    out = []
+    for name, parsed in trees:
+        for node in ast.walk(parsed):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for init in node.body:
+                if isinstance(init, ast.FunctionDef) and init.name == "__init__":
+                    positional = len(init.args.posonlyargs) + len(init.args.args) - 1  # without self
+                    if positional > 3:
+                        out.append(f"{name}.{node.name}: {positional} positional")
+    return out
+
+
 def test_no_module_imports_upwards():
     assert upward_imports(graph()) == []
 
@@ -100,7 +120,15 @@ def test_no_class_is_over_200_lines():
     assert long_classes() == []
 
 
+def test_constructors_take_collaborators_past_the_third_by_name():
+    assert positional_constructors() == []
+
+
 def test_the_checks_catch_what_they_target():
+    four = ast.parse("class A:\n    def __init__(self, a, b, c, d):\n        pass\n")
+    three_and_named = ast.parse("class A:\n    def __init__(self, a, b, c, *, d):\n        pass\n")
+    assert positional_constructors(four, "m") == ["m.A: 4 positional"]
+    assert positional_constructors(three_and_named, "m") == []
     edges = graph()
     assert "voicebridge.protocol" in edges["voicebridge.bridge"], "imports are found"
     assert upward_imports({**edges, "voicebridge.protocol": {"voicebridge.bridge"}}) == ["voicebridge.protocol -> voicebridge.bridge"]

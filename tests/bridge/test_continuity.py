@@ -16,6 +16,7 @@ import pytest
 from support.apps import http_get, start_app
 from support.audio import silence, speech
 from support.tab import Tab
+from support.upstreams import new_upstream, record, upstream_ids
 from support.waiting import until
 
 
@@ -24,20 +25,6 @@ def ready_tab(tabs, **start):
     tab.send({"type": "session.start", **start})
     tab.wait_state("ready")
     return tab
-
-
-def upstream_ids(emulator) -> set[str]:
-    return {r.id for r in emulator.sessions()}
-
-
-def record(emulator, session_id):
-    return next(r for r in emulator.sessions() if r.id == session_id)
-
-
-def new_upstream(emulator, known: set[str]):
-    found = [r for r in emulator.sessions() if r.id not in known]
-    assert len(found) == 1, f"expected one new upstream session, got {len(found)}"
-    return found[0]
 
 
 def replayed(rec) -> list[tuple[str, str, str]]:

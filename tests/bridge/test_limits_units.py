@@ -116,7 +116,7 @@ class Recorder:
 
 def run_limits(clock: Clock, limits: Limits) -> tuple[RunLimits, Recorder]:
     rec = Recorder()
-    run = RunLimits(limits, rec, rec, rec)  # type: ignore[arg-type]  # tab, status and telemetry in one
+    run = RunLimits(limits, rec, rec, telemetry=rec)  # type: ignore[arg-type]  # tab, status and telemetry in one
 
     async def start() -> None:
         run.start(rec.ended.append)

@@ -15,7 +15,8 @@ import pytest
 from support import mcpserver
 from support.apps import start_app
 from support.audio import silence, speech
-from voicebridge.emulator import Emulator, EmulatorConfig
+from support.upstreams import emulator_env, record
+from support.upstreams import ready as ready_tab
 
 APPROVAL = {"always": ["delete_order"], "never": ["lookup_order"]}
 
@@ -27,23 +28,10 @@ def mcp():
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    emu = Emulator(EmulatorConfig(pace=1.0))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
-
-
 def app_env(emulator, mcp, **extra) -> dict[str, str]:
     servers = [{"label": "orders", "url": mcp.url, "allowed_tools": ["lookup_order", "delete_order"],
                 "require_approval": APPROVAL}]
-    return {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-        "VOICEBRIDGE_MCP_SERVERS": json.dumps(servers),
-        **extra,
-    }
+    return emulator_env(emulator, VOICEBRIDGE_MCP_SERVERS=json.dumps(servers), **extra)
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +41,9 @@ def app(request, emulator, mcp):
 
 def ready(tabs, emulator):
     """A ready tab whose upstream has listed the MCP server's tools, and that upstream's record."""
-    known = {r.id for r in emulator.sessions()}
-    tab = tabs()
-    tab.start()
-    tab.wait_state("ready")
-    (rec,) = [r for r in emulator.sessions() if r.id not in known]
-    assert emulator.wait_until(lambda: "tools" in str(record(emulator, rec.id).mcp.get("orders")), timeout=15)
-    return tab, rec.id
-
-
-def record(emulator, session_id):
-    return next(r for r in emulator.sessions() if r.id == session_id)
+    tab, upstream_id = ready_tab(tabs, emulator)
+    assert emulator.wait_until(lambda: "tools" in str(record(emulator, upstream_id).mcp.get("orders")), timeout=15)
+    return tab, upstream_id
 
 
 def approvals_sent(emulator, session_id) -> list[dict]:

@@ -13,6 +13,7 @@ import pytest
 from support.apps import start_app
 from support.audio import silence, speech
 from support.tab import Tab
+from support.upstreams import emulator_env, ready, record
 from voicebridge.emulator import Emulator, EmulatorConfig
 
 TURN = silence(200) + speech(900, seed=7) + silence(800)
@@ -35,23 +36,7 @@ def service_defaults(emulator):
 
 @pytest.fixture(scope="module")
 def app(request, emulator):
-    return start_app(request, {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-    })
-
-
-def ready(tabs, emulator):
-    known = {r.id for r in emulator.sessions()}
-    tab = tabs()
-    tab.start()
-    tab.wait_state("ready")
-    (record,) = [r for r in emulator.sessions() if r.id not in known]
-    return tab, record.id
-
-
-def record(emulator, session_id):
-    return next(r for r in emulator.sessions() if r.id == session_id)
+    return start_app(request, emulator_env(emulator))
 
 
 def reply(tab, start, timeout=15):

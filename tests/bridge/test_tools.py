@@ -14,42 +14,16 @@ import pytest
 
 from support.apps import start_app
 from support.audio import silence, speech
-from voicebridge.emulator import Emulator, EmulatorConfig
+from support.upstreams import emulator_env, ready, record
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    emu = Emulator(EmulatorConfig(pace=1.0))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
 def app(request, emulator):
-    return start_app(request, {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-        "VOICEBRIDGE_TOOLS": "tooldemo",
-        "VOICEBRIDGE_TOOL_TIMEOUT_SECONDS": "1",
-        "PYTHONPATH": str(SUPPORT),
-    })
-
-
-def ready(tabs, emulator):
-    """A ready tab and the emulator record of its own upstream session."""
-    known = {r.id for r in emulator.sessions()}
-    tab = tabs()
-    tab.start()
-    tab.wait_state("ready")
-    (record,) = [r for r in emulator.sessions() if r.id not in known]
-    return tab, record.id
-
-
-def record(emulator, session_id):
-    return next(r for r in emulator.sessions() if r.id == session_id)
+    return start_app(request, emulator_env(
+        emulator, VOICEBRIDGE_TOOLS="tooldemo", VOICEBRIDGE_TOOL_TIMEOUT_SECONDS="1", PYTHONPATH=str(SUPPORT)
+    ))
 
 
 def client_events(emulator, session_id, kind):

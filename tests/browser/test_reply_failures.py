@@ -9,26 +9,15 @@ import pytest
 from benchmarks.browser import RAW_MIC
 
 from support.apps import start_app
-from voicebridge.emulator import Emulator, EmulatorConfig
+from support.upstreams import emulator_env
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 30_000
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    emu = Emulator(EmulatorConfig(pace=1.0))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
-
-
 @pytest.fixture
 def app(request, emulator):
-    yield start_app(request, {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-    })
+    yield start_app(request, emulator_env(emulator))
     emulator.update_config(reply_outcome="completed")
 
 

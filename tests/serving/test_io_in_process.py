@@ -111,7 +111,7 @@ def test_a_flood_of_input_is_parsed_one_step_per_loop_iteration_with_reading_pau
         processed: list[bytes] = []
         ended = []
         transport = FakeTransport(asyncio.get_running_loop())
-        reader = PacedReader(transport, asyncio.get_running_loop(), processed.append, lambda: ended.append(True))
+        reader = PacedReader(transport, asyncio.get_running_loop(), processed.append, end_of_input=lambda: ended.append(True))
         reader.feed(b"small")
         assert processed == [b"small"] and transport.reading  # small input: at once, nothing paused
         flood = os.urandom(READ_STEP * 2 + 10)
@@ -130,7 +130,7 @@ def test_a_closing_transport_stops_the_reader_and_drops_the_backlog():
     async def main() -> None:
         processed: list[bytes] = []
         transport = FakeTransport(asyncio.get_running_loop())
-        reader = PacedReader(transport, asyncio.get_running_loop(), processed.append, lambda: None)
+        reader = PacedReader(transport, asyncio.get_running_loop(), processed.append, end_of_input=lambda: None)
         reader.feed(b"x" * (READ_STEP * 3))
         transport.close()
         await turns(3)

@@ -22,8 +22,8 @@ Emit = Callable[..., None]
 
 
 class InputAudio:
-    def __init__(self, emit: Emit, record: SessionRecord, conversation: Conversation, responses: Responder,
-                 *, host: EmulatorHost):
+    def __init__(self, emit: Emit, record: SessionRecord, conversation: Conversation, *, responses: Responder,
+                 host: EmulatorHost):
         self._emit = emit
         self._host = host
         self._record = record

@@ -77,7 +77,7 @@ class McpScript:
 class McpServers:
     """The MCP servers one emulated session declared, and the tools listed from each."""
 
-    def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, tasks: TaskOwner,
+    def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, *, tasks: TaskOwner,
                  items: dict[str, dict], last_item: Callable[[], str | None]):
         self._emit = emit
         self._host = host

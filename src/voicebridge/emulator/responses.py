@@ -42,7 +42,7 @@ class Response:
 
 
 class Responder(FunctionCallResponses, McpResponses):
-    def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, conversation: Conversation,
+    def __init__(self, emit: Emit, host: EmulatorHost, record: SessionRecord, *, conversation: Conversation,
                  tasks: TaskOwner, mcp: McpServers | None = None):
         self._emit = self.emit = emit
         self._host = host
@@ -137,7 +137,8 @@ class Responder(FunctionCallResponses, McpResponses):
         chunks = [pcm[i:i + DELTA_BYTES] for i in range(0, len(pcm), DELTA_BYTES)]
         words = response.transcript.split(" ")
         fragments = [w + " " for w in words[:-1]] + words[-1:]
-        stamps = WordStamps(self._emit, self._record.config, response.transcript, len(pcm) // BYTES_PER_MS, ids)
+        stamps = WordStamps(self._emit, self._record.config, response.transcript,
+                            audio_ms=len(pcm) // BYTES_PER_MS, ids=ids)
         started = loop.time()
         for index, chunk in enumerate(chunks):
             pace = self._host.config.pace

@@ -184,7 +184,7 @@ class Emulator:
         record = SessionRecord(id=session_id, config=default_session(session_id, model, expires_at, agent),
                                model=model, credential=credential[0], expires_at=expires_at)
         self.registry.add(record)
-        session = self._live[session_id] = EmulatedSession(self, ws, request.transport, record)
+        session = self._live[session_id] = EmulatedSession(self, ws, request.transport, record=record)
         try:
             await session.run()
         finally:

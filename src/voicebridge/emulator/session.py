@@ -76,7 +76,7 @@ def default_session(session_id: str, model: str | None, expires_at: int | None =
 
 
 class EmulatedSession:
-    def __init__(self, host: EmulatorHost, ws: web.WebSocketResponse, transport, record: SessionRecord):
+    def __init__(self, host: EmulatorHost, ws: web.WebSocketResponse, transport, *, record: SessionRecord):
         self.host = host
         self.ws = ws
         self.transport = transport
@@ -92,9 +92,11 @@ class EmulatedSession:
         self.family = capabilities.family_of(model, agent="agent" in record.config)
         self.tasks = TaskOwner(f"emulated-{record.id}")
         self.conversation = Conversation(self.emit, host, record)
-        self.mcp = McpServers(self.emit, host, record, self.tasks, self.conversation.items, self.conversation.last_id)
-        self.responses = Responder(self.emit, host, record, self.conversation, self.tasks, mcp=self.mcp)
-        self.input = InputAudio(self.emit, record, self.conversation, self.responses, host=host)
+        self.mcp = McpServers(self.emit, host, record, tasks=self.tasks, items=self.conversation.items,
+                              last_item=self.conversation.last_id)
+        self.responses = Responder(self.emit, host, record, conversation=self.conversation, tasks=self.tasks,
+                                   mcp=self.mcp)
+        self.input = InputAudio(self.emit, record, self.conversation, responses=self.responses, host=host)
         self.handlers = {
             "session.update": self.on_session_update,
             "input_audio_buffer.append": self.input.append,  # called with the decoded audio, see on_text

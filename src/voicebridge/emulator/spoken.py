@@ -117,7 +117,7 @@ class WordStamps:
     """The word timestamps of one audio part, each sent with the audio it starts in, as a synthesizer
     reports its word boundaries; nothing when the session did not ask for them or its voice makes none."""
 
-    def __init__(self, emit: Callable[..., None], config: dict, transcript: str, audio_ms: int, ids: dict):
+    def __init__(self, emit: Callable[..., None], config: dict, transcript: str, *, audio_ms: int, ids: dict):
         self._emit = emit
         self._ids = ids
         self._timings = word_timings(transcript, audio_ms) if wants_word_timings(config) else []

@@ -51,6 +51,7 @@ class Approvals:
         session_id: str,
         upstream: UpstreamLink,
         tab: TabLink,
+        *,
         timeout_s: float,
         show_arguments: bool = False,
         user_speaking: Callable[[], bool] = lambda: False,

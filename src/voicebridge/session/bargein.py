@@ -23,7 +23,7 @@ __all__ = ["INTERNAL_EVENT_PREFIX", "BargeIn", "internal_id"]
 class BargeIn:
     """The upstream side of a barge-in, once the tab has been cleared (see events.UpstreamEvents)."""
 
-    def __init__(self, session_id: str, upstream: UpstreamLink, transcripts: TranscriptKeeper, tasks: TaskOwner):
+    def __init__(self, session_id: str, upstream: UpstreamLink, transcripts: TranscriptKeeper, *, tasks: TaskOwner):
         self._session_id = session_id
         self._upstream = upstream
         self._transcripts = transcripts

@@ -43,6 +43,7 @@ class UpstreamEvents:
         session_id: str,
         status: TabStatus,
         tab: TabLink,
+        *,
         upstream: UpstreamLink,
         turns: TurnTracker,
         transcripts: TranscriptKeeper,

@@ -56,6 +56,7 @@ class Initiative:
         session_id: str,
         options: InitiativeOptions,
         upstream: UpstreamLink,
+        *,
         turns: TurnTracker,
         state: Callable[[], State],
         tools_running: Callable[[], bool],

@@ -46,7 +46,7 @@ def _duration(seconds: float) -> str:
 class RunLimits:
     """One run's clocks. Loop-thread only; `cancel` is idempotent."""
 
-    def __init__(self, limits: Limits, tab: TabLink, status: TabStatus, telemetry: SessionTelemetry):
+    def __init__(self, limits: Limits, tab: TabLink, status: TabStatus, *, telemetry: SessionTelemetry):
         self._limits = limits
         self._tab = tab
         self._status = status

@@ -25,7 +25,7 @@ MAX_TRACKED = 64
 
 
 class McpCalls:
-    def __init__(self, session_id: str, upstream: UpstreamLink, tab: TabLink, user_speaking: Callable[[], bool]):
+    def __init__(self, session_id: str, upstream: UpstreamLink, tab: TabLink, *, user_speaking: Callable[[], bool]):
         self._id = session_id
         self._upstream = upstream
         self._tab = tab

@@ -49,6 +49,7 @@ class Rollover:
         session_id: str,
         tasks: TaskOwner,
         open_upstream: Callable[[], Awaitable[Opened]],
+        *,
         quiet: Callable[[], bool],
         margin_s: float,
     ):

@@ -60,7 +60,7 @@ class Run:
         self._stats = stats
         self.telemetry = SessionTelemetry(session_id, record_transcripts, user=user, model=model)
         self.status = TabStatus(session_id, tab, self.telemetry, on_change=lambda state: self.initiative.state_changed(state))
-        self.limits = RunLimits(limits or Limits(), tab, self.status, self.telemetry)
+        self.limits = RunLimits(limits or Limits(), tab, self.status, telemetry=self.telemetry)
         self.upstream = UpstreamLink(tasks, session_id)
         self.rejected = False  # the service refused the session configuration: the run ends
         self.rolling = False  # between a rollover's old connection and its next (rollover.py)
@@ -68,21 +68,22 @@ class Run:
         self.transcripts = TranscriptKeeper(
             self._transcript, history_items, on_word=lambda *word: tab.send(protocol.word(*word))
         )
-        self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks)
+        self.barge_in = BargeIn(session_id, self.upstream, self.transcripts, tasks=tasks)
         self.tools = ToolCalls(
-            session_id, toolbox or Toolbox(), self.upstream, tab, tasks, self.telemetry,
+            session_id, toolbox or Toolbox(), self.upstream, tab=tab, tasks=tasks, telemetry=self.telemetry,
             user_speaking=lambda: self.status.state is State.LISTENING,
             on_started=lambda: self.initiative.tool_started(),
             on_all_done=lambda: self.initiative.tools_done(),
         )
         self.initiative = Initiative(
-            session_id, initiative or InitiativeOptions(), self.upstream, self.turns,
+            session_id, initiative or InitiativeOptions(), self.upstream, turns=self.turns,
             state=lambda: self.status.state,
             tools_running=lambda: self.tools.running,
         )
         user_speaking = lambda: self.status.state is State.LISTENING  # noqa: E731
-        self.approvals = Approvals(session_id, self.upstream, tab, approval_s, approval_arguments, user_speaking)
-        self.mcp = McpCalls(session_id, self.upstream, tab, user_speaking)
+        self.approvals = Approvals(session_id, self.upstream, tab, timeout_s=approval_s,
+                                   show_arguments=approval_arguments, user_speaking=user_speaking)
+        self.mcp = McpCalls(session_id, self.upstream, tab, user_speaking=user_speaking)
         # Agent mode: the agent conversation this run continues on every new connection (None: not yet known).
         self.conversation_id: str | None = None
         self.continued = False  # this connection continues the agent conversation: nothing to replay

@@ -33,6 +33,7 @@ class RunLoop:
         session_id: str,
         tasks: TaskOwner,
         host: SessionHost,
+        *,
         wanted: Callable[[], bool],
         stop: Callable[[str], None],
     ):
@@ -128,7 +129,7 @@ class RunLoop:
         # It waits its turn in the pacer as a continuing conversation, unseen by the tab (the old one serves on).
         rollover = Rollover(self._id, self._tasks,
                             lambda: self._host.open_upstream(True, lambda seconds: None, run.conversation_id),
-                            run.quiet, options.rollover_margin_s)
+                            quiet=run.quiet, margin_s=options.rollover_margin_s)
         try:
             # Named, so that the service's refusal of it (message, param) fails the start at once.
             update_id = run.upstream.gate.sent({}, "session_update")["event_id"]

@@ -62,7 +62,7 @@ class Supervisor:
         self.run = new_run()  # the current run, or the last one (finished); never None
         self._task: asyncio.Task[None] | None = None
         self._history: tuple[Turn, ...] = ()  # what the next run starts from (session.start's history)
-        self._loop = RunLoop(session_id, tasks, host, self._wanted, self.stop)
+        self._loop = RunLoop(session_id, tasks, host, wanted=self._wanted, stop=self.stop)
         self.no_upstream = asyncio.Event()  # set while no upstream session is open
         self.no_upstream.set()  # nothing upstream yet
 

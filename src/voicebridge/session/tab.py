@@ -74,6 +74,7 @@ class TabStatus:
         session_id: str,
         tab: TabLink,
         telemetry: SessionTelemetry,
+        *,
         on_change: Callable[[State], None] = lambda state: None,
     ):
         self._session_id = session_id

@@ -35,6 +35,7 @@ class ToolCalls:
         session_id: str,
         toolbox: Toolbox,
         upstream: UpstreamLink,
+        *,
         tab: TabLink,
         tasks: TaskOwner,
         telemetry: SessionTelemetry,
