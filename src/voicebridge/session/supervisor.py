@@ -157,15 +157,17 @@ class Supervisor:
         """The run is over. Every step is attempted; `closed` is set whatever the others met."""
         run.limits.cancel()
         run.initiative.cancel()
+        self._task = None
+        self.no_upstream.set()
+        if self.lifecycle is Lifecycle.PARKED:
+            self.lifecycle = Lifecycle.CLOSED  # ended by itself while its tab was away: nobody to tell
+        # The session's place is free (here and in the siblings' per-user counts) before the tab hears
+        # `stopped`: a start made the moment the person sees it, from any tab on any worker, is admitted.
+        self._attempt(self._run_ended)
         if run.status.state is not State.ERROR:
             self._attempt(run.status.show, run.status.machine.stopped())
         self._attempt(run.telemetry.ended, reason)
-        self._task = None
-        self.no_upstream.set()
         event("session.closed", self._id, reason=reason, **self._stats.fields())
-        if self.lifecycle is Lifecycle.PARKED:
-            self.lifecycle = Lifecycle.CLOSED  # ended by itself while its tab was away: nobody to tell
-        self._attempt(self._run_ended)
         if self.lifecycle is Lifecycle.RESTARTING:
             self.lifecycle = Lifecycle.IDLE
             self.start(self._history)
