@@ -46,6 +46,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     # What Voice Live bills: response.done's usage, by kind (TOKEN_KINDS) and model.
     "voicebridge.tokens": ("counter", "{token}", "Tokens Voice Live reported in response.done usage, by kind and model"),
     "voicebridge.reply.failures": ("counter", "{reply}", "Replies that ended failed or incomplete, by reason"),
+    "voicebridge.upstream.warnings": ("counter", "{warning}", "Warning events Voice Live sent, by code"),
 }
 # The kinds of voicebridge.tokens: input_cached is part of input_text + input_audio (the cached share,
 # billed at the lower cached rate), not in addition to them.
@@ -186,6 +187,7 @@ class _Instruments:
         self.tool_duration = made["voicebridge.tool.duration"]
         self.tokens = made["voicebridge.tokens"]
         self.reply_failures = made["voicebridge.reply.failures"]
+        self.upstream_warnings = made["voicebridge.upstream.warnings"]
 
 
 _instruments: _Instruments | None = None
@@ -298,6 +300,11 @@ class SessionTelemetry:
         span = self._turn_span or self._span
         if span is not None:
             span.add_event("reply_failed", {"reason": reason})
+
+    def upstream_warning(self, code: str) -> None:
+        instruments().upstream_warnings.add(1, {"code": code})
+        if self._span is not None:
+            self._span.add_event("upstream.warning", {"code": code})
 
     def playback_latency(self, ms: float) -> None:
         instruments().playback_latency.record(ms)

@@ -16,7 +16,8 @@ class Conversation:
         self._emit = emit
         self._host = host
         self._record = record
-        # id -> {"item", "audio_bytes"}; insertion order is conversation order.
+        # id -> {"item", "audio_bytes", "audio_index" (where its audio part is, if not 0)}; insertion order
+        # is conversation order.
         self.items: dict[str, dict] = {}
         # What the next response answers: ("audio", the last utterance), ("text", typed text) or
         # ("tool", [the outputs of function calls]).
@@ -41,9 +42,16 @@ class Conversation:
         content_index = require(event, "content_index", int)
         audio_end_ms = require(event, "audio_end_ms", int)
         item = entry["item"]
-        if item.get("role") != "assistant" or content_index != 0:
+        if item.get("role") != "assistant":
             raise RequestError("Only the audio content of an assistant message can be truncated.",
-                               "invalid_value", "content_index" if content_index else "item_id")
+                               "invalid_value", "item_id")
+        # [REF] content_index: the index of the content part to truncate, which must be the audio's (the
+        # one its response.audio.delta events named; 0 unless the item has a part before its audio).
+        audio_index = entry.get("audio_index", 0)
+        if content_index != audio_index:
+            raise RequestError(f"Invalid 'content_index': {content_index}. The audio content of item "
+                               f"'{item['id']}' is at content_index {audio_index}.", "invalid_value",
+                               "content_index")
         if audio_end_ms < 0:
             raise RequestError("Invalid 'audio_end_ms': expected a value >= 0.", "invalid_value", "audio_end_ms")
         have_ms = entry["audio_bytes"] // BYTES_PER_MS

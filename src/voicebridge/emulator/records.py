@@ -54,15 +54,22 @@ class EmulatorConfig:
     connects_per_window: int = 0
     tokens_per_window: int = 0
     quota_window_s: float = 60.0
+    # A response that calls functions stays active this long after its last call, until its response.done.
+    function_call_done_ms: float = 50
+    # True: a spoken reply's item has a text part (content_index 0) before its audio part (content_index 1).
+    reply_text_part: bool = False
+    # Set: every response.created is followed by rate_limits.updated with these
+    # [{"name": "tokens"|"requests", "limit", "remaining", "reset_seconds"}].
+    rate_limits: tuple[dict, ...] | None = None
 
     def __post_init__(self):
         if self.reply_outcome not in REPLY_OUTCOMES:
             raise ValueError(f"EmulatorConfig.reply_outcome must be one of {', '.join(REPLY_OUTCOMES)}")
-        for name in ("error_event_ids", "transcription_fails"):
+        for name in ("error_event_ids", "transcription_fails", "reply_text_part"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"EmulatorConfig.{name} must be true or false")
         for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events",
-                     "record_max_sessions", "cancel_latency_ms", "session_max_s",
+                     "record_max_sessions", "cancel_latency_ms", "session_max_s", "function_call_done_ms",
                      "connects_per_window", "tokens_per_window", "quota_window_s"):
             value = getattr(self, name)
             if value is None and name == "drop_after_s":
@@ -80,6 +87,8 @@ class EmulatorConfig:
             raise ValueError("EmulatorConfig.reject_auth must be true or false")
         if self.function_calls is not None:
             object.__setattr__(self, "function_calls", normalize_calls(self.function_calls))
+        if self.rate_limits is not None:
+            object.__setattr__(self, "rate_limits", normalize_rate_limits(self.rate_limits))
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -90,6 +99,22 @@ class EmulatorConfig:
         if unknown:
             raise ValueError(f"unknown emulator setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+def normalize_rate_limits(limits: object) -> tuple[dict, ...]:
+    """[{"name", "limit", "remaining", "reset_seconds"}, …], as rate_limits.updated carries them (the
+    Realtime API's RateLimits: name "tokens" or "requests", numbers >= 0)."""
+    if not isinstance(limits, list | tuple) or not limits:
+        raise ValueError("EmulatorConfig.rate_limits must be a non-empty list of {name, limit, remaining, reset_seconds}")
+    out = []
+    for limit in limits:
+        if not isinstance(limit, dict) or limit.get("name") not in ("tokens", "requests"):
+            raise ValueError("each rate limit needs a \"name\": tokens or requests")
+        numbers = {key: limit.get(key, 0) for key in ("limit", "remaining", "reset_seconds")}
+        if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in numbers.values()):
+            raise ValueError("a rate limit's limit, remaining and reset_seconds must be numbers >= 0")
+        out.append({"name": limit["name"], **numbers})
+    return tuple(out)
 
 
 def normalize_calls(calls: object) -> tuple[dict, ...]:

@@ -39,6 +39,8 @@ class Response:
     context: tuple[int, int] = (0, 0)  # (text, audio) tokens of the conversation this response re-read
     audio_bytes: int = 0
     finisher: Callable[..., None] | None = None  # how a cancellation ends it (an MCP call's is not a message)
+    output: list = field(default_factory=list)  # the output items of a response that is not one message
+    audio_index: int = 0  # the content index of the audio part (1 with the reply_text_part knob)
 
 
 class Responder(FunctionCallResponses, McpResponses):
@@ -110,12 +112,16 @@ class Responder(FunctionCallResponses, McpResponses):
             return
         previous = self._conversation.last_id()
         item = self._assistant_item(response, "in_progress")
-        self._items[item_id] = {"item": item, "audio_bytes": 0}
+        if not text_only and self._host.config.reply_text_part:
+            response.audio_index = 1
+        self._items[item_id] = {"item": item, "audio_bytes": 0, "audio_index": response.audio_index}
         self._emit("response.output_item.added", response_id=response_id, output_index=0, item=item)
         self._emit("conversation.item.created", previous_item_id=previous, item=item)
+        if response.audio_index:
+            _text_part(self, response)
         empty = {"type": "text", "text": ""} if text_only else {"type": "audio", "transcript": ""}
         self._emit("response.content_part.added", response_id=response_id, item_id=item_id, output_index=0,
-                   content_index=0, part=empty)
+                   content_index=response.audio_index, part=empty)
         if text_only:
             response.task = self._tasks.spawn(_stream_text(self, self._host, response), f"response-{response_id}")
         elif outcome == "content_filter":
@@ -128,12 +134,15 @@ class Responder(FunctionCallResponses, McpResponses):
         said = "".join(response.sent_text)
         content = [] if status == "in_progress" else [
             {"type": "text", "text": said} if response.part == "text" else {"type": "audio", "transcript": said}]
+        if content and response.audio_index:
+            content.insert(0, {"type": "text", "text": response.transcript})
         return {"id": response.item_id, "object": "realtime.item", "type": "message", "status": status,
                 "role": "assistant", "content": content}
 
     async def _stream(self, response: Response, pcm: bytes) -> None:
         loop = asyncio.get_running_loop()
-        ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
+        ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0,
+               "content_index": response.audio_index}
         chunks = [pcm[i:i + DELTA_BYTES] for i in range(0, len(pcm), DELTA_BYTES)]
         words = response.transcript.split(" ")
         fragments = [w + " " for w in words[:-1]] + words[-1:]
@@ -177,8 +186,11 @@ class Responder(FunctionCallResponses, McpResponses):
                  else self._usage.report(response.context, response.audio_bytes, "".join(response.sent_text)))
         self._emit("response.done", response={"object": "realtime.response", "id": response.id, "status": status,
                                               "status_details": details, "output": output, "usage": usage})
-        with self._host.registry.changing(self._record):
-            response.record.update(status=status, cancel_reason=reason, usage=usage)
+        with self._host.registry.changing(self._record) as rec:
+            # How many client events had arrived by this response.done: those recorded before it were sent
+            # while the response was still in progress.
+            response.record.update(status=status, cancel_reason=reason, usage=usage,
+                                   done_at_event=len(rec.events_received))
         if not self._run_approved() and self._start_after:
             self._start_after = False
             self.start()
@@ -235,3 +247,13 @@ async def _stream_text(responder: Responder, host: EmulatorHost, response: Respo
     responder.emit("response.text.done", text=response.transcript, **ids)
     responder.emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
     responder.finish(response, "completed", None)
+
+
+def _text_part(responder: Responder, response: Response) -> None:
+    """The reply_text_part knob: the reply's words as a text part (content_index 0) before its audio part,
+    as an item's content may hold ([SDK] ResponseTextContentPart, ResponseAudioContentPart)."""
+    ids = {"response_id": response.id, "item_id": response.item_id, "output_index": 0, "content_index": 0}
+    responder.emit("response.content_part.added", **ids, part={"type": "text", "text": ""})
+    responder.emit("response.text.delta", delta=response.transcript, **ids)
+    responder.emit("response.text.done", text=response.transcript, **ids)
+    responder.emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hmac
 import json
 import logging
@@ -54,8 +55,9 @@ class Emulator:
         app.router.add_get("/healthz", self._http_health)
         app.router.add_get("/emulator/sessions", self._http_sessions)
         app.router.add_post("/emulator/faults", self._http_faults)
-        app.router.add_post("/emulator/inject", self._http_inject)
-        app.router.add_post("/emulator/drop", self._http_drop)
+        app.router.add_post("/emulator/inject", functools.partial(_http_inject, self))
+        app.router.add_post("/emulator/warning", functools.partial(_http_warning, self))
+        app.router.add_post("/emulator/drop", functools.partial(_http_drop, self))
         self.calls.add_routes(app)  # POST /emulator/function-call, /emulator/mcp-call
         return app
 
@@ -137,6 +139,11 @@ class Emulator:
         """Send an `error` event to one or all open sessions; returns how many got it."""
         kind = error_type or ("server_error" if code == "server_error" else "invalid_request_error")
         return self._on_loop(lambda s: s.error(message, code, type_=kind), session_id)
+
+    def send_warning(self, message: str, code: str | None = None, param: str | None = None,
+                     session_id: str | None = None) -> int:
+        """Send a `warning` event to one or all open sessions; returns how many got it."""
+        return self._on_loop(lambda s: s.warn(message, code, param), session_id)
 
     def function_calls_for(self, record: SessionRecord, typed_text: str | None) -> list[dict] | None:
         return self.calls.next_for(record, typed_text, self.config)
@@ -220,16 +227,25 @@ class Emulator:
             raise web.HTTPBadRequest(text=str(exc)) from None
         return web.json_response(dataclasses.asdict(config))
 
-    async def _http_inject(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        count = self.inject_error(code=str(body.get("code", "server_error")),
-                                  message=str(body.get("message", "The server had an error.")),
-                                  session_id=body.get("session_id"), error_type=body.get("type"))
-        return web.json_response({"sessions": count})
 
-    async def _http_drop(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        return web.json_response({"dropped": self.drop(body.get("session_id"))})
+async def _http_inject(emu: Emulator, request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    count = emu.inject_error(code=str(body.get("code", "server_error")),
+                             message=str(body.get("message", "The server had an error.")),
+                             session_id=body.get("session_id"), error_type=body.get("type"))
+    return web.json_response({"sessions": count})
+
+
+async def _http_warning(emu: Emulator, request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    count = emu.send_warning(str(body.get("message", "Warning.")), code=body.get("code"),
+                             param=body.get("param"), session_id=body.get("session_id"))
+    return web.json_response({"sessions": count})
+
+
+async def _http_drop(emu: Emulator, request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    return web.json_response({"dropped": emu.drop(body.get("session_id"))})
 
 
 def _agent(query) -> dict | None:

@@ -117,6 +117,13 @@ class EmulatedSession:
         due = self.loop.time() + latency / 1000 if latency else 0.0
         event = {"type": type_, "event_id": f"{self._event_prefix}{next(self._event_ids):x}", **fields}
         self.outbox.put_nowait((due, json.dumps(event)))
+        if type_ == "response.created" and (limits := self.host.config.rate_limits) is not None:
+            # "Emitted at the beginning of a Response", the output tokens it reserves included [RT].
+            self.emit("rate_limits.updated", rate_limits=[dict(limit) for limit in limits])
+
+    def warn(self, message: str, code: str | None = None, param: str | None = None) -> None:
+        """A `warning` event ([SDK] ServerEventWarning: informational, the session continues)."""
+        self.emit("warning", warning={"message": message, "code": code, "param": param})
 
     def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None,
               type_: str = "invalid_request_error") -> None:

@@ -18,6 +18,7 @@ from ..telemetry import SessionTelemetry, billed_tokens
 from .bargein import BargeIn
 from .connection import UpstreamLink
 from .mcpevents import SideEvents
+from .notices import ServiceNotices
 from .replies import failed_reply, report_failed
 from .serviceerrors import service_error
 from .stats import SessionStats
@@ -67,6 +68,7 @@ class UpstreamEvents:
         self._tools = tools
         self._telemetry = telemetry
         self._stats = stats
+        self.notices = ServiceNotices(session_id, stats, telemetry)  # warning, rate_limits.updated
         self._on_ready = on_ready  # the run is ready (again) on a fresh connection: the tab gets a resume token
         self._on_speech = on_speech  # the user spoke: activity for the idle limit
         self._on_rejected = on_rejected  # the service refused the configuration: the run ends
@@ -212,9 +214,6 @@ class UpstreamEvents:
         interrupted = self._turns.dropped(event.get("response_id"))
         self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
 
-    def _output_item_added(self, event: dict) -> None:
-        self._tools.announced(event.get("item"))
-
     def _function_call(self, event: dict) -> None:
         if not self._turns.dropped(event.get("response_id")):
             self._tools.requested(event)
@@ -235,20 +234,8 @@ def _session_created(events: UpstreamEvents, event: dict) -> None:
         events.upstream.expires_at = float(expires_at)
 
 
-def _warning(events: UpstreamEvents, event: dict) -> None:
-    warning = event.get("warning") if isinstance(event.get("warning"), dict) else event
-    log.warning("event=upstream.warning session=%s code=%s message=%s", events.session_id,
-                warning.get("code"), str(warning.get("message") or "")[:200])
-
-
-def _rate_limits(events: UpstreamEvents, event: dict) -> None:
-    limits = event.get("rate_limits")
-    if not isinstance(limits, list):
-        return
-    for limit in limits:
-        if isinstance(limit, dict) and isinstance(limit.get("remaining"), int | float):
-            log.info("event=upstream.rate_limit session=%s name=%s remaining=%s limit=%s", events.session_id,
-                     limit.get("name"), limit.get("remaining"), limit.get("limit"))
+def _output_item_added(events: UpstreamEvents, event: dict) -> None:
+    events._tools.announced(event.get("item"))
 
 
 def _text_done(events: UpstreamEvents, event: dict) -> None:
@@ -280,13 +267,13 @@ _HANDLERS: dict[str, Callable[[UpstreamEvents, dict], None]] = {
     "response.output_text.delta": UpstreamEvents._assistant_transcript_delta,
     "response.text.done": _text_done,
     "response.output_text.done": _text_done,
-    "warning": _warning,
-    "rate_limits.updated": _rate_limits,
+    "warning": lambda events, event: events.notices.warning(event),
+    "rate_limits.updated": lambda events, event: events.notices.rate_limits(event),
     "response.audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.output_audio_transcript.delta": UpstreamEvents._assistant_transcript_delta,
     "response.audio_transcript.done": UpstreamEvents._assistant_transcript_done,
     "response.output_audio_transcript.done": UpstreamEvents._assistant_transcript_done,
-    "response.output_item.added": UpstreamEvents._output_item_added,
+    "response.output_item.added": _output_item_added,
     "response.audio_timestamp.delta": _word_timestamp,
     "response.function_call_arguments.done": UpstreamEvents._function_call,
     "error": UpstreamEvents._error,
