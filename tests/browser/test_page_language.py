@@ -3,12 +3,15 @@ built-in emulator: with VOICE_LIVE_LANGUAGES=de-DE,en-US the page is German from
 server's HTML) through every state the script draws (idle, ready, a notice, a warning with a duration, a
 tool line, the approval dialog, a problem), no English word of the page is left, and axe finds nothing
 serious; with a language the page has no words for, the words are English and say so (lang="en"), and
-only what is said in the conversation carries the configured language."""
+only what is said in the conversation carries the configured language. With VOICEBRIDGE_SCREENSHOTS=1 the
+German page with the approval dialog is written to docs/screenshot-german.png."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 from benchmarks.browser import RAW_MIC
@@ -20,6 +23,7 @@ from support.page import Wire, axe_violations
 from voicebridge.words import CATALOGS
 
 pytestmark = pytest.mark.browser
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 ENGLISH = json.loads((CATALOGS / "en.json").read_text(encoding="utf-8"))
 GERMAN = json.loads((CATALOGS / "de.json").read_text(encoding="utf-8"))
 # English words of the page, without their placeholders, that the German words do not use themselves
@@ -108,6 +112,8 @@ def test_the_page_speaks_german_in_every_state(launch, german_app, wavs):
                         dialog.locator(".approval-time").inner_text())
     assert english_left(page) == []
     found += axe_violations(page, "approval")
+    if os.environ.get("VOICEBRIDGE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / "screenshot-german.png"), full_page=True)
     wire.to_page({"type": "approval.done", "id": "a1", "approved": False, "reason": "timeout"})
     dialog.wait_for(state="detached", timeout=TIMEOUT_MS)
 
