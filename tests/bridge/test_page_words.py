@@ -12,7 +12,7 @@ import pytest
 
 from voicebridge import words
 from voicebridge.capabilities import SEMANTIC_LANGUAGES
-from voicebridge.protocol import State
+from voicebridge.protocol import FATAL_ERRORS, ErrorCode, State
 
 PACKAGE = Path(words.__file__).resolve().parent
 SCRIPTS = sorted((PACKAGE / "static" / "js").glob("*.js"))
@@ -46,6 +46,17 @@ def test_every_key_the_page_asks_for_is_in_the_source():
     # Keys built from a state's name: every state has a label and a hint.
     asked |= {f"state.{state}.{part}" for state in State for part in ("label", "hint")}
     assert sorted(asked - set(source)) == []
+
+
+def test_every_error_code_has_the_pages_own_words():
+    """Issue 22: the server's wording never reaches the page for a code it knows. A code that ends the
+    session is a problem (title and action); one after which it goes on, a notice. resume_expired is
+    answered by starting afresh, never shown."""
+    source = words.catalogs()[words.SOURCE]
+    missing = [f"problem.{code}" for code in sorted(FATAL_ERRORS - {ErrorCode.RESUME_EXPIRED})
+               if f"problem.{code}.title" not in source or f"problem.{code}.action" not in source]
+    missing += [f"notice.{code}" for code in sorted(set(ErrorCode) - FATAL_ERRORS) if f"notice.{code}" not in source]
+    assert missing == []
 
 
 @pytest.mark.parametrize(("languages", "lang", "conversation", "start"), [
