@@ -20,6 +20,7 @@ from .pacer import CapacityBoard, Pacer, Quota
 from .runtime import SOCK_SERVER_OPTIONS, LoopThread, adopt
 from .settings import Settings, spoken_voice
 from .upstream import Connector
+from .words import page_words
 
 log = logging.getLogger("voicebridge.app")
 
@@ -133,6 +134,7 @@ def create_app(
     app.config["SOCK_SERVER_OPTIONS"] = SOCK_SERVER_OPTIONS
     app.extensions["voicebridge"] = bridge
     sock = Sock(app)
+    words = page_words(settings.languages)
 
     def info() -> dict[str, object]:
         return {
@@ -140,14 +142,15 @@ def create_app(
             "model": settings.model,
             "voice": spoken_voice(settings)[1],  # the family's default when VOICE_LIVE_VOICE is unset
             "version": __version__,
-            # The page's language (its `lang`): the first of VOICE_LIVE_LANGUAGES.
-            "language": settings.languages[0] if settings.languages else "en",
+            # The language the page's words are in (its `lang`; words.py): the first of VOICE_LIVE_LANGUAGES
+            # when the page has a catalog for it, else English.
+            "language": words.lang,
         }
 
     @app.get("/")
     def index():
         signed_in = identity.principal_name(request.headers, settings.trust_easy_auth)
-        return render_template("index.html", signed_in=signed_in, **info())
+        return render_template("index.html", signed_in=signed_in, words=words, **info())
 
     @app.get("/api/info")
     def api_info():

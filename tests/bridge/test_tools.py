@@ -57,7 +57,7 @@ def test_the_session_offers_the_tools_with_automatic_choice(tabs, emulator):
     _, session_id = ready(tabs, emulator)
     config = record(emulator, session_id).config
     assert config["tool_choice"] == "auto"
-    assert {t["name"] for t in config["tools"]} == {"add", "shout", "explode", "hang", "wait_for_file"}
+    assert {t["name"] for t in config["tools"]} == {"add", "shout", "explode", "hang", "wait_for_file", "look_up_order"}
     add = next(t for t in config["tools"] if t["name"] == "add")
     assert add["type"] == "function" and add["description"] == "Add two whole numbers."
     assert add["parameters"]["required"] == ["a"]

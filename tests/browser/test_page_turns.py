@@ -76,7 +76,7 @@ def test_a_typed_turn_is_timed_from_its_send(launch, app, wavs):
     assert sent_after <= since <= seen_by, (turn, sent_after, seen_by)
     assert turn["typed"] is True
     assert sent_after <= turn["heardAt"] - turn["responseMs"], (turn, sent_after)
-    assert page.locator("#lat-response").inner_text() == f"{round(turn['responseMs'])} ms"
+    assert page.locator("#lat-response").inner_text() == f"{round(turn['responseMs']):,} ms"  # English grouping
 
 
 def test_a_reply_cut_by_a_lost_connection_or_a_reload_keeps_its_text_and_mark(launch, app, wavs):
@@ -117,7 +117,7 @@ def test_upstream_busy_shows_the_wait_while_connecting(launch, app, wavs):
     wire.wait_connected(page, TIMEOUT_MS)
     wire.to_page({"type": "warning", "code": "upstream_busy", "seconds": 12, "message": "All lines are busy."})
     page.wait_for_function(
-        "() => document.getElementById('state-hint').textContent === 'Waiting for a free line — about 12 s'",
+        "() => document.getElementById('state-hint').textContent === 'Waiting for a free line — about 12 seconds'",
         timeout=TIMEOUT_MS,
     )
     assert page.evaluate("document.body.dataset.state") == "connecting"
@@ -128,7 +128,7 @@ def test_upstream_busy_shows_the_wait_while_connecting(launch, app, wavs):
     wire.to_page({"type": "state", "state": "connecting"})
     wire.to_page({"type": "warning", "code": "upstream_busy", "seconds": 5, "message": "All lines are busy."})
     page.wait_for_function(
-        "() => document.getElementById('state-hint').textContent.endsWith('about 5 s')", timeout=TIMEOUT_MS
+        "() => document.getElementById('state-hint').textContent.endsWith('about 5 seconds')", timeout=TIMEOUT_MS
     )
 
     wire.release()

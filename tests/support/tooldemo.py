@@ -41,3 +41,9 @@ def wait_for_file(path: str) -> bool:
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.01)
     return os.path.exists(path)
+
+
+@tool(label="Looking up your order")
+def look_up_order(path: str) -> str:
+    """Look up the caller's order (answers once a file exists: a tool that takes its time)."""
+    return "order A-1 ships tomorrow" if wait_for_file(path) else "the order system did not answer"

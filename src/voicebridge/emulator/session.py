@@ -121,8 +121,7 @@ class EmulatedSession:
             # "Emitted at the beginning of a Response", the output tokens it reserves included [RT].
             self.emit("rate_limits.updated", rate_limits=[dict(limit) for limit in limits])
 
-    def warn(self, message: str, code: str | None = None, param: str | None = None) -> None:
-        """A `warning` event ([SDK] ServerEventWarning: informational, the session continues)."""
+    def warn(self, message: str, code: str | None = None, param: str | None = None) -> None:  # [SDK] ServerEventWarning
         self.emit("warning", warning={"message": message, "code": code, "param": param})
 
     def error(self, message: str, code: str, param: str | None = None, event_id: str | None = None,

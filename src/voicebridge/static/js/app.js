@@ -7,7 +7,8 @@ import { ACTIVE_STATES, ClientType, CloseCode, ErrorCode, FATAL_ERRORS, ServerTy
 import { Conversation } from "./conversation.js";
 import { WIRE_RATE } from "./dsp.js";
 import { SpokenWords } from "./spoken.js";
-import { NOTICES, PageProblem, REPLY_FAILED, REPLY_FAILED_REASONS, UPSTREAM_BUSY, View } from "./ui.js";
+import { PageProblem, UPSTREAM_BUSY, View, noticeWords, warningWords } from "./ui.js";
+import { t } from "./words.js";
 
 const SENDING = new Set(ACTIVE_STATES);
 // Errors after which the server ends the session: reconnecting would only repeat them.
@@ -28,7 +29,6 @@ const spoken = new SpokenWords(); // the word being played, highlighted (Azure v
 const approvals = new Approvals((message) => run?.send(message) ?? false);
 // What was said survives reloads, deploys and lost sockets (issue 12); only Stop forgets it.
 const conversation = new Conversation(window.sessionStorage);
-const REMEMBERED = "Reconnected — the assistant remembers the conversation";
 
 function problemOf(err) {
   if (err instanceof AudioUnsupported) return PageProblem.UNSUPPORTED;
@@ -266,8 +266,9 @@ class Run {
   onWarning({ code, seconds, message }) {
     // The upstream has no free line yet: how long the server expects, while the session keeps connecting.
     if (code === UPSTREAM_BUSY && (this.state === State.CONNECTING || this.state === State.RECONNECTING)) return view.waiting(seconds);
-    // Warnings are written for a person (the time limit's is one); an unknown code's message is shown too.
-    if (message) view.showNotice(message, { kind: "warning", code });
+    // The page's words for a warning it knows (the time limit's); the server's, written for a person, else.
+    const text = warningWords(code, seconds, message);
+    if (text) view.showNotice(text, { kind: "warning", code });
   }
 
   onError({ code, message, reason }) {
@@ -285,7 +286,7 @@ class Run {
     }
     // The session goes on (the states that follow say so); a code this page does not know yet is told
     // in the server's words, which is all the page has.
-    const text = (code === REPLY_FAILED && REPLY_FAILED_REASONS[reason]) || (NOTICES[code] ?? message);
+    const text = noticeWords(code, reason, message);
     if (text) view.showNotice(text, { kind: "warning", code });
   }
 
@@ -308,7 +309,7 @@ class Run {
     if (next === State.RECONNECTING) this.recovering = true; // the server is restoring its upstream
     if (next === State.READY && this.recovering) {
       this.recovering = false;
-      if (!conversation.empty) view.showNotice(REMEMBERED);
+      if (!conversation.empty) view.showNotice(t("notice.remembered"));
     }
     if (next === State.LISTENING && this.state !== State.LISTENING) {
       view.clearNotice();

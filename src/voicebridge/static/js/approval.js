@@ -4,6 +4,7 @@
 // server settles it (approval.done: answered, timed out, interrupted by speech, or ended), whatever
 // settled it; the page never decides on its own.
 import { ClientType } from "./contract.js";
+import { seconds as inSeconds, t } from "./words.js";
 
 const STYLE = new URL("../css/approval.css", import.meta.url).href;
 
@@ -29,10 +30,12 @@ export class Approvals {
     root.setAttribute("aria-describedby", `approval-text-${id}`);
     const title = root.appendChild(document.createElement("h2"));
     title.id = `approval-title-${id}`;
-    title.textContent = "Allow this tool?";
+    title.textContent = t("approval.title");
     const text = root.appendChild(document.createElement("p"));
     text.id = `approval-text-${id}`;
-    text.textContent = summary || `The assistant wants to use ${tool} on ${server}`;
+    // The page's own sentence from the tool and server named (the server's summary is English); the
+    // summary only when they are missing.
+    text.textContent = tool && server ? t("approval.summary", { tool, server }) : summary ?? "";
     if (typeof args === "string" && args) {
       const pre = root.appendChild(document.createElement("pre"));
       pre.className = "approval-arguments";
@@ -45,11 +48,11 @@ export class Approvals {
     const allow = buttons.appendChild(document.createElement("button"));
     allow.type = "button";
     allow.className = "primary";
-    allow.textContent = "Allow";
+    allow.textContent = t("approval.allow");
     const deny = buttons.appendChild(document.createElement("button"));
     deny.type = "button";
     deny.className = "secondary";
-    deny.textContent = "Deny";
+    deny.textContent = t("approval.deny");
     const answer = (approve) => {
       if (this.send({ type: ClientType.APPROVAL, id, approve })) {
         allow.disabled = deny.disabled = true;
@@ -66,7 +69,7 @@ export class Approvals {
     });
     let left = Math.max(0, Math.round(seconds ?? 0));
     const tick = () => {
-      time.textContent = left > 0 ? `Answer within ${left} s, or it is denied.` : "Waiting for the answer…";
+      time.textContent = left > 0 ? t("approval.time_left", { seconds: inSeconds(left) }) : t("approval.waiting");
       left -= 1;
     };
     tick();

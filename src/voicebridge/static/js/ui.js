@@ -1,27 +1,18 @@
 // Everything the page shows. State lives in app.js; this module only renders it.
 import { median } from "./bookkeeping.js";
 import { ACTIVE_STATES, ErrorCode, State, ToolStatus } from "./contract.js";
+import { CONVERSATION_LANG, LANG, duration, has, milliseconds, number, seconds, t } from "./words.js";
 
-export const STATES = {
-  [State.IDLE]: ["Not started", "Press Start session and allow the microphone when asked."],
-  [State.CONNECTING]: ["Connecting…", "Opening a voice session."],
-  [State.READY]: ["Ready", "Go ahead and speak."],
-  [State.LISTENING]: ["Listening", "Pause when you are done and the assistant will answer."],
-  [State.PROCESSING]: ["Thinking", "Working on a reply."],
-  [State.SPEAKING]: ["Speaking", "Talk over the assistant at any time to interrupt."],
-  [State.RECONNECTING]: ["Reconnecting…", "The connection dropped. Trying again."],
-  [State.STOPPED]: ["Session ended", "Press Start session to talk again."],
-  [State.ERROR]: ["Stopped by a problem", "See the message below."],
-};
+// The page's words live in static/words/ (one catalog per language, English the source); here they are
+// named by what they are for.
+const label = (state) => t(`state.${state}.label`);
+const hint = (state) => t(`state.${state}.hint`);
 
 // A session without a microphone says what to do with the keyboard instead.
-const TYPING_HINTS = {
-  [State.READY]: "Type a message below and press Enter.",
-  [State.SPEAKING]: "Type a new message at any time to interrupt.",
-};
+const TYPING_HINTS = new Set([State.READY, State.SPEAKING]);
 
 // The page's own problem before anything started (the microphone, the browser): nothing was stopped.
-const NOT_STARTED = ["Could not start", "See the message below."];
+const NOT_STARTED = "not_started";
 
 // Problems the page finds itself (the server's come as ErrorCode).
 export const PageProblem = Object.freeze({
@@ -43,60 +34,28 @@ export const UPSTREAM_BUSY = ErrorCode.UPSTREAM_BUSY ?? "upstream_busy";
 export const WITHOUT_MICROPHONE = new Set([
   PageProblem.MIC_DENIED, PageProblem.MIC_ABSENT, PageProblem.MIC_BUSY, PageProblem.UNSUPPORTED, PageProblem.AUDIO_FAILED,
 ]);
-const OR_TYPE = " Or type instead: the assistant answers typed messages too.";
 
-// What a person can do about each failure. The server's own wording (which may name hosts, keys or
-// identities) goes to the browser console, never onto the page (issue 22).
-const CONTINUE = "Press Start session to continue the conversation.";
-export const PROBLEMS = {
-  [PageProblem.MIC_DENIED]: [
-    "Microphone access is blocked",
-    "Allow the microphone for this site (the icon in the address bar or the browser's site settings), then press Start session again." + OR_TYPE,
-  ],
-  [PageProblem.MIC_ABSENT]: ["No microphone found", "Connect a microphone or headset, then press Start session again." + OR_TYPE],
-  [PageProblem.MIC_BUSY]: ["The microphone is in use", "Another app is holding the microphone. Close it, then press Start session again." + OR_TYPE],
-  [PageProblem.UNSUPPORTED]: [
-    "This browser cannot stream audio here",
-    "The page needs AudioWorklet, microphone access and a secure (https) address. Use a current Chrome, Edge, Firefox or Safari." + OR_TYPE,
-  ],
-  [PageProblem.AUDIO_FAILED]: ["The microphone or speakers could not be opened", "Press Start session to try again." + OR_TYPE],
-  [PageProblem.UNREACHABLE]: ["Cannot reach the voicebridge server", "Check your network connection, then press Start session again."],
-  [ErrorCode.UPSTREAM_AUTH]: [
-    "The voice service did not accept this server",
-    "This is a setup problem on the server, not on your side. Tell the operator; the details are in the server's log.",
-  ],
-  [ErrorCode.UPSTREAM_UNAVAILABLE]: ["The voice service is unreachable", "It may be a short outage. Try again in a minute."],
-  [ErrorCode.UPSTREAM_TIMEOUT]: ["The voice service did not answer in time", "Try again in a minute."],
-  [ErrorCode.UPSTREAM_LOST]: ["The connection to the voice service was lost", CONTINUE],
-  [ErrorCode.TOO_MANY_SESSIONS]: ["The server is busy", "Too many conversations are running. Try again in a few minutes."],
-  [ErrorCode.TOO_MANY_SESSIONS_FOR_USER]: [
-    "You have too many sessions open",
-    "Stop a session in another tab or window (or close it), then press Start session again.",
-  ],
-  [ErrorCode.SESSION_TIME_LIMIT]: ["The session reached its time limit", CONTINUE],
-  [ErrorCode.IDLE_TIMEOUT]: ["The session ended because nothing was said", "Press Start session when you want to talk again."],
-  [PageProblem.ENDED_BY_SERVER]: ["The session was ended by the server", CONTINUE],
-  [ErrorCode.INTERNAL]: ["The server hit an unexpected error", "Press Start session to try again. If it keeps happening, tell the operator."],
-};
+// What a person can do about each failure (`problem.<code>` in the catalog). The server's own wording
+// (which may name hosts, keys or identities) goes to the browser console, never onto the page (issue 22).
+export function problemWords(code) {
+  const key = has(`problem.${code}.title`) ? code : "unknown";
+  return [t(`problem.${key}.title`), t(`problem.${key}.action`)];
+}
 
-// A reply the service could not give, in the page's words by the reason the server names.
-export const REPLY_FAILED_REASONS = {
-  rate_limit_exceeded: "The assistant is busy right now and could not answer. Say or type it again in a moment.",
-  content_filter: "The content filter stopped that reply. Try putting it another way.",
-};
+// An error after which the session goes on, in the page's words: a reply the service could not give by
+// the reason the server names, else by its code (`notice.<code>`). A code this page does not know yet is
+// told in the server's words, which is all the page has.
+export function noticeWords(code, reason, message) {
+  if (code === REPLY_FAILED && has(`reply_failed.${reason}`)) return t(`reply_failed.${reason}`);
+  return has(`notice.${code}`) ? t(`notice.${code}`) : message;
+}
 
-// Errors after which the session goes on: a line in the notice, not the problem box.
-export const NOTICES = {
-  [REPLY_FAILED]: "The assistant could not answer that. Say or type it again.",
-  [ErrorCode.UPSTREAM_ERROR]: "The voice service reported a problem with the last request. The session goes on.",
-  [ErrorCode.AUDIO_RATE]: "Audio is arriving faster than a microphone sends it; the excess is not passed on.",
-  [ErrorCode.SERVER_DRAINING]: "The server is restarting. Reconnecting automatically; nothing to do.",
-  [ErrorCode.NOT_STARTED]: "The session was not ready yet. Try again in a moment.",
-  [ErrorCode.BAD_JSON]: "The server could not read something this page sent. The session goes on.",
-  [ErrorCode.BAD_MESSAGE]: "The server could not use something this page sent. The session goes on.",
-  [ErrorCode.UNKNOWN_TYPE]: "The server could not use something this page sent. The session goes on.",
-  [ErrorCode.BAD_AUDIO]: "The server could not use some of the microphone audio. The session goes on.",
-};
+// A warning: the page's words for the codes it knows (the time limit's says how long is left), else the
+// server's, which are written for a person.
+export function warningWords(code, seconds, message) {
+  if (has(`warning.${code}`) && Number.isFinite(seconds)) return t(`warning.${code}`, { duration: duration(seconds) });
+  return message;
+}
 
 const $ = (id) => document.getElementById(id);
 const ENDED = [State.IDLE, State.STOPPED, State.ERROR];
@@ -116,15 +75,15 @@ export class View {
 
   // `started`: false when the page's own check failed before any session began.
   setState(state, { started = true } = {}) {
-    const [label, hint] = state === State.ERROR && !started ? NOT_STARTED : STATES[state];
+    const shown = state === State.ERROR && !started ? NOT_STARTED : state;
     const changed = state !== this.state;
     this.state = state;
     document.body.dataset.state = state;
-    $("state-text").textContent = label;
+    $("state-text").textContent = label(shown);
     // A wait for a free line is shown for as long as the state it was announced in lasts.
     if (changed || !document.body.dataset.waiting) {
       delete document.body.dataset.waiting;
-      $("state-hint").textContent = (this.typing && TYPING_HINTS[state]) || hint;
+      $("state-hint").textContent = this.typing && TYPING_HINTS.has(state) ? t(`hint.typing.${state}`) : hint(shown);
     }
     const focused = document.activeElement;
     const live = !ENDED.includes(state);
@@ -135,7 +94,7 @@ export class View {
     const talking = ACTIVE_STATES.includes(state);
     this.say.disabled = !talking;
     $("send").disabled = !talking;
-    if (changed) this.announce(`${label}. ${$("state-hint").textContent}`);
+    if (changed) this.announce(t("announce.state", { label: label(shown), hint: $("state-hint").textContent }));
     // A control that goes away under the keyboard focus hands it on, never to the page body (also when
     // the browser already moved it there: a session beginning or ending flips the two buttons).
     const lost = !focused || focused === document.body || focused.disabled || Boolean(focused.closest("[hidden]"));
@@ -155,9 +114,8 @@ export class View {
   }
 
   // The server waits for a free line upstream: how long it expects, instead of the connecting pulse.
-  waiting(seconds) {
-    const about = Number.isFinite(seconds) && seconds > 0 ? ` — about ${Math.round(seconds)} s` : "…";
-    const text = `Waiting for a free line${about}`;
+  waiting(wait) {
+    const text = Number.isFinite(wait) && wait > 0 ? t("waiting.about", { seconds: seconds(Math.round(wait)) }) : t("waiting");
     document.body.dataset.waiting = "true";
     $("state-hint").textContent = text;
     this.announce(text);
@@ -166,7 +124,7 @@ export class View {
   // Known codes get a title and an action for the user; anything else a generic line. Nothing of the
   // server's own wording is shown: that is for the log.
   showProblem(code) {
-    const [title, action] = PROBLEMS[code] ?? ["Something went wrong", "Press Start session to try again."];
+    const [title, action] = problemWords(code);
     $("error-title").textContent = title;
     $("error-action").textContent = action;
     $("error").dataset.code = code;
@@ -226,8 +184,11 @@ export class View {
       entry.dataset.role = role;
       const who = document.createElement("span");
       who.className = "who";
-      who.textContent = role === "user" ? "You" : "Assistant";
-      entry.append(who, document.createElement("p"));
+      who.textContent = role === "user" ? t("turn.user") : t("turn.assistant");
+      const body = document.createElement("p");
+      // What was said is in the conversation's language, which is not the words' when they fell back.
+      if (CONVERSATION_LANG !== LANG) body.lang = CONVERSATION_LANG;
+      entry.append(who, body);
       this.entries.set(item, entry);
       $("transcript-empty").hidden = true;
     }
@@ -251,9 +212,11 @@ export class View {
       this.entries.set(key, entry);
       $("transcript-empty").hidden = true;
     }
-    const what = label || `Using ${name.replaceAll("_", " ")}${server ? ` on ${server}` : ""}`;
+    const tool = name.replaceAll("_", " ");
+    const what = label || (server ? t("tool.using_on", { name: tool, server }) : t("tool.using", { name: tool }));
     entry.dataset.status = status;
-    entry.textContent = status === ToolStatus.RUNNING ? `${what}…` : status === ToolStatus.DONE ? `${what} — done` : `${what} — failed`;
+    const shown = status === ToolStatus.RUNNING ? "tool.running" : status === ToolStatus.DONE ? "tool.done" : "tool.failed";
+    entry.textContent = t(shown, { what });
     this.reveal();
   }
 
@@ -286,13 +249,13 @@ export class View {
   }
 
   latency(turns) {
-    const fmt = (v) => (v == null ? "–" : `${Math.round(v)} ms`);
+    const fmt = (v) => (v == null ? "–" : milliseconds(Math.round(v)));
     const column = (key) => turns.map((t) => t[key]).filter((v) => v != null);
     const last = turns.at(-1) ?? {};
     $("lat-response").textContent = fmt(last.responseMs);
     $("lat-response-median").textContent = fmt(median(column("responseMs")));
     $("lat-interrupt").textContent = fmt(last.interruptMs);
     $("lat-interrupt-median").textContent = fmt(median(column("interruptMs")));
-    $("lat-turns").textContent = String(turns.length);
+    $("lat-turns").textContent = number(turns.length);
   }
 }
