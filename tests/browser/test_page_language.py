@@ -34,10 +34,14 @@ ENGLISH_ONLY = sorted({
     and not any(re.search(rf"(?<!\w){re.escape(part.strip())}(?!\w)", german) for german in GERMAN.values())
 })
 
-# Everything a person or a screen reader gets from the page: its text, titles, placeholders, labels.
+# Everything a person or a screen reader gets from the page: its text, titles, placeholders, labels,
+# and the words a style sheet adds (generated content is seen and read too, and no catalog reaches it).
 PAGE_WORDS = """() => [document.title, document.body.innerText,
   ...[...document.querySelectorAll('[title], [placeholder], [aria-label]')].flatMap(
-    (el) => [el.title, el.placeholder, el.getAttribute('aria-label')].filter(Boolean))].join('\\n')"""
+    (el) => [el.title, el.placeholder, el.getAttribute('aria-label')].filter(Boolean)),
+  ...[...document.querySelectorAll('body *')].flatMap((el) => ['::before', '::after'].map(
+    (pseudo) => getComputedStyle(el, pseudo).content)).filter((c) => c && c !== 'none' && c !== 'normal'),
+].join('\\n')"""
 
 
 def english_left(page) -> list[str]:
@@ -94,6 +98,12 @@ def test_the_page_speaks_german_in_every_state(launch, german_app, wavs):
     page.wait_for_function("() => document.getElementById('notice').dataset.code === 'session_time_limit'",
                            timeout=TIMEOUT_MS)
     assert notice.inner_text() == "Die Sitzung endet in 2 Minuten (Zeitlimit)."
+    # A reply cut short is marked so in the page's words, beside the speaker (not in what was said).
+    wire.to_page({"type": "transcript", "role": "assistant", "item_id": "cut1", "text": "Die Gezeiten",
+                  "final": True, "interrupted": True})
+    cut = page.locator(".turn.assistant[data-item=cut1]")
+    cut.locator(".cut").wait_for(timeout=TIMEOUT_MS)
+    assert (cut.locator(".cut").inner_text(), cut.locator("p").inner_text()) == ("unterbrochen", "Die Gezeiten")
     wire.to_page({"type": "tool", "call_id": "c1", "name": "look_up_order", "status": "done"})
     page.wait_for_selector(".turn.tool[data-status=done]", timeout=TIMEOUT_MS)
     assert page.locator(".turn.tool").inner_text() == "look up order wird verwendet – erledigt"

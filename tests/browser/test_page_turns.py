@@ -33,17 +33,27 @@ def replying(page) -> None:
     page.wait_for_selector(".turn.assistant[data-final=false] p:not(:empty)", timeout=TIMEOUT_MS)
 
 
+def heard_some(page, ms: int = 600) -> None:
+    """The server has been told that `ms` of the reply were heard, so a cut keeps its first words (with
+    nothing heard yet it is cut to nothing: tests/js/conversation.test.mjs covers that case)."""
+    page.wait_for_function(
+        "ms => window.voicebridge.reports.some((r) => r.played_ms >= ms)", arg=ms, timeout=TIMEOUT_MS
+    )
+
+
 def test_a_typed_interruption_keeps_the_order_through_a_reload(launch, app, emulator, wavs):
     page = launch(app.url + RAW_MIC, wavs["quiet"])
     start(page)
     send(page, LONG)
     replying(page)
+    heard_some(page)
     send(page, "Stop, a question instead.")
     page.wait_for_selector(".turn.assistant[data-final=true]:not([data-interrupted])", timeout=TIMEOUT_MS)
     wait_state(page, "ready")
     before = shown(page)
     assert [role for role, _ in before] == ["user", "assistant", "user", "assistant"], before
     assert before[0][1] == LONG and before[2][1] == "Stop, a question instead."
+    assert before[1][1], "the interrupted reply keeps the words that were heard"
     assert page.locator(".turn.assistant").first.get_attribute("data-interrupted") == "true"
 
     page.reload()

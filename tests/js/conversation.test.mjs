@@ -97,6 +97,21 @@ test("a reply still arriving when the page went away comes back marked interrupt
   assert.deepEqual(reloaded.history(), [{ role: "user", text: "Hello" }, { role: "assistant", text: "Hello, I am " }]);
 });
 
+test("a reply cut before any of it was heard stays shown, marked, through a reload, and is not sent back", () => {
+  const storage = new MemoryStorage();
+  const kept = new Conversation(storage);
+  kept.add({ ...final("user", "u1", "Tell me a story"), typed: true });
+  kept.add(partial("assistant", "a1", "Once upon"));
+  kept.add({ ...final("user", "u2", "Stop"), typed: true });
+  kept.add({ ...final("assistant", "a1", "", true), heard: true }); // truncated at 0 ms: nothing heard
+  kept.add(final("assistant", "a2", "Yes?"));
+  const order = [["user", "Tell me a story", false], ["assistant", "", true], ["user", "Stop", false], ["assistant", "Yes?", false]];
+  const seen = (c) => c.shown.map((i) => [i.role, i.text, i.interrupted]);
+  assert.deepEqual(seen(kept), order);
+  assert.deepEqual(seen(new Conversation(storage)), order, "and so after a reload");
+  assert.deepEqual(new Conversation(storage).history().map((h) => h.text), ["Tell me a story", "Stop", "Yes?"]);
+});
+
 test("a lost connection cuts the replies still arriving, and a late fragment does not reopen them", () => {
   const kept = new Conversation(new MemoryStorage());
   kept.add(partial("assistant", "a1", "Part"));

@@ -14,6 +14,11 @@ const KEY = "voicebridge.conversation";
 const KEEP = 200; // what the page shows back after a reload; the history sent is bounded below
 const utf8 = new TextEncoder();
 
+// Worth showing: what has words, and a reply cut before any of it was heard (the server truncates it
+// to nothing, and the page still shows that the assistant began and was interrupted). Only words go
+// back as history: the model remembers nothing of a reply truncated to nothing.
+const shows = (i) => !i.pending && (Boolean(i.text.trim()) || (i.role === "assistant" && i.interrupted));
+
 export class Conversation {
   constructor(storage) {
     this.storage = storage;
@@ -27,13 +32,14 @@ export class Conversation {
       const items = JSON.parse(this.storage?.getItem(KEY) ?? "[]");
       if (!Array.isArray(items)) return [];
       return items
-        .filter((i) => i && typeof i.text === "string" && typeof i.role === "string" && i.text.trim())
+        .filter((i) => i && typeof i.text === "string" && typeof i.role === "string")
         .map((i) => ({
           ...i,
           pending: false,
           final: true,
           interrupted: Boolean(i.interrupted) || (i.final === false && i.role === "assistant"),
-        }));
+        }))
+        .filter(shows);
     } catch {
       return [];
     }
@@ -94,9 +100,9 @@ export class Conversation {
     return !this.items.some((i) => i.text.trim());
   }
 
-  // What the page shows: every item with text, in the order the items began.
+  // What the page shows, in the order the items began.
   get shown() {
-    return this.items.filter((i) => !i.pending && i.text.trim());
+    return this.items.filter(shows);
   }
 
   // The most recent items that fit session.start's limits, oldest first.

@@ -192,9 +192,9 @@ export class View {
       this.entries.set(item, entry);
       $("transcript-empty").hidden = true;
     }
-    const body = entry.lastChild;
+    const body = entry.querySelector("p");
     body.textContent = final ? text : body.textContent + text;
-    if (interrupted) entry.dataset.interrupted = "true";
+    if (interrupted) this.cut(entry);
     // Once cut short it stays cut: a late fragment does not make it look as if still arriving.
     entry.dataset.final = String(Boolean(final) || entry.dataset.interrupted === "true");
     this.reveal();
@@ -232,8 +232,19 @@ export class View {
   interrupted(item) {
     const entry = this.entries.get(item);
     if (!entry) return;
-    entry.dataset.interrupted = "true";
+    this.cut(entry);
     entry.dataset.final = "true";
+  }
+
+  // The mark is text in the page's words beside the speaker's name, not generated CSS content: it is
+  // translated, a screen reader reads it, and it is not mistaken for words of the conversation.
+  cut(entry) {
+    if (entry.dataset.interrupted === "true") return;
+    entry.dataset.interrupted = "true";
+    const mark = document.createElement("span");
+    mark.className = "cut";
+    mark.textContent = t("turn.interrupted");
+    entry.querySelector(".who").after(mark);
   }
 
   // Every reply still arriving is cut where it stands (the connection went away).
