@@ -8,6 +8,8 @@
 - 9c: truncate's `content_index` is the audio's own (from its deltas), not 0: with `reply_text_part` the
   reply's item has a text part first, its audio at content_index 1, and the emulator refuses a
   truncate of any other part, as the service names the part to truncate.
+- An item's words come once: with `reply_text_part` they are in its text part and in its audio part's
+  transcript; the tab is shown them once, and a new upstream session is told them once.
 - 4 (tail): `warning` and `rate_limits.updated` have handlers: logged for the operator (without a line
   per reply), the session goes on.
 """
@@ -109,6 +111,28 @@ def test_a_barge_in_truncates_the_audio_part_the_deltas_named(tabs, emulator):
     (truncation,) = record(emulator, session_id).truncations
     assert (truncation["item_id"], truncation["content_index"]) == (first["item_id"], 1)
     assert tab.of_type("error") == []
+
+
+def test_an_item_with_a_text_part_and_an_audio_part_says_its_words_once(tabs, emulator):
+    tab, session_id = ready(tabs, emulator)
+    emulator.update_config(reply_text_part=True)
+    mark = tab.mark()
+    tab.send({"type": "text", "text": "Only once"})
+    final = reply(tab, mark)
+    assert final["text"] == "You wrote: Only once"
+    tab.wait_state("ready", 15, mark)
+    tab.report(final["item_id"], len(tab.audio(final["item_id"])) // 48)  # heard in full
+    shown = [m for m in tab.messages[mark:] if m["type"] == "transcript" and m.get("item_id") == final["item_id"]]
+    assert "".join(m["text"] for m in shown if not m["final"]) == final["text"], shown
+    assert [m["text"] for m in shown if m["final"]] == [final["text"]], shown
+    # What the bridge keeps of the conversation is what a new upstream session is told.
+    known, mark = {r.id for r in emulator.sessions()}, tab.mark()
+    emulator.drop(session_id)
+    tab.wait_state("ready", 15, mark)
+    (second,) = [r for r in emulator.sessions() if r.id not in known]
+    told = [(e["item"]["role"], e["item"]["content"][0]["text"]) for e in second.events_received
+            if e.get("type") == "conversation.item.create"]
+    assert told == [("user", "Only once"), ("assistant", "You wrote: Only once")]
 
 
 def test_a_warning_is_logged_for_the_operator_and_the_session_goes_on(app, tabs, emulator):

@@ -208,11 +208,13 @@ class UpstreamEvents:
     def _assistant_transcript_delta(self, event: dict) -> None:
         response_id = event.get("response_id")
         if not self._turns.dropped(response_id):
-            self._transcripts.assistant_delta(event.get("item_id"), response_id, event.get("delta"))
+            self._transcripts.assistant_delta(event.get("item_id"), response_id, event.get("delta"),
+                                              event.get("content_index"))
 
     def _assistant_transcript_done(self, event: dict) -> None:
         interrupted = self._turns.dropped(event.get("response_id"))
-        self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted)
+        self._transcripts.assistant_done(event.get("item_id"), event.get("transcript"), interrupted,
+                                         event.get("content_index"))
 
     def _function_call(self, event: dict) -> None:
         if not self._turns.dropped(event.get("response_id")):

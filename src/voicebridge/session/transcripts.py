@@ -17,6 +17,7 @@ DEFAULT_HISTORY = 40  # finished entries; the oldest go first, so a day-long ses
 MAX_PENDING = 8  # places held for items whose final has not come (a VAD false start never gets one)
 # Word timings kept (Azure voices report them, issue 24): for this many recent items, this many words each.
 MAX_TIMED_ITEMS, MAX_TIMED_WORDS = 4, 2000
+MAX_PART_ITEMS = 16  # recent assistant items whose shown content part is remembered
 
 Emit = Callable[..., None]  # (role, item_id, text, final, **extra) -> None
 WordEmit = Callable[[str, str, int, int], None]
@@ -39,6 +40,7 @@ class TranscriptKeeper:
         self._heard: dict[str, Callable[[str], str]] = {}  # interrupted item id -> cuts its text to what was heard
         self._exact: set[str] = set()  # items whose cut comes from word timings: the tab gets the cut text too
         self._words: dict[str, list[int]] = {}  # assistant item id -> where each word's audio ends (ms)
+        self._parts: dict[str, int] = {}  # assistant item id -> the content part its words are shown from
         self._limit = limit
         self.history: deque[Entry] = deque()
 
@@ -63,6 +65,7 @@ class TranscriptKeeper:
         self._heard.clear()
         self._exact.clear()
         self._words.clear()
+        self._parts.clear()
         for entry in [e for e in self.history if not e.final]:
             self.history.remove(entry)
 
@@ -70,16 +73,16 @@ class TranscriptKeeper:
         if isinstance(text, str) and isinstance(item_id, str):
             self._send("user", item_id, text, final, **extra)
 
-    def assistant_delta(self, item_id: object, response_id: object, text: object) -> None:
-        if isinstance(text, str) and isinstance(item_id, str):
+    def assistant_delta(self, item_id: object, response_id: object, text: object, part: object = 0) -> None:
+        if isinstance(text, str) and isinstance(item_id, str) and self._shown_part(item_id, part):
             if item_id not in self._streaming:
                 self.began("assistant", item_id)
             _, so_far = self._streaming.get(item_id, (response_id, ""))
             self._streaming[item_id] = (response_id, so_far + text)
             self._send("assistant", item_id, text, False)
 
-    def assistant_done(self, item_id: object, transcript: object, interrupted: bool) -> None:
-        if not isinstance(item_id, str):
+    def assistant_done(self, item_id: object, transcript: object, interrupted: bool, part: object = 0) -> None:
+        if not isinstance(item_id, str) or not self._shown_part(item_id, part):
             return
         _, streamed = self._streaming.pop(item_id, (None, ""))
         if interrupted:
@@ -87,6 +90,16 @@ class TranscriptKeeper:
             self._send("assistant", item_id, streamed, True, interrupted=True)
         elif isinstance(transcript, str):
             self._send("assistant", item_id, transcript, True)
+
+    def _shown_part(self, item_id: str, part: object) -> bool:
+        """An item's words are shown from one content part, the first with words: a text part and an
+        audio part's transcript of one item carry the same words, and both would say them twice."""
+        index = part if isinstance(part, int) and not isinstance(part, bool) else 0
+        if item_id not in self._parts:
+            while len(self._parts) >= MAX_PART_ITEMS:
+                del self._parts[next(iter(self._parts))]
+            self._parts[item_id] = index
+        return self._parts[item_id] == index
 
     def response_done(self, response_id: object, interrupted: bool) -> None:
         """Every streamed assistant transcript ends with a final, even when the service sends none
