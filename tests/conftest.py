@@ -8,16 +8,14 @@ import pytest
 
 from support.apps import AppProcess, start_app
 from support.tab import Tab
-from support.upstreams import emulator_env
+from support.upstreams import emulator_env, running
 from voicebridge.emulator import Emulator, EmulatorConfig
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    emu = Emulator(EmulatorConfig(pace=1.0))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
+    with running(EmulatorConfig(pace=1.0)) as emu:
+        yield emu
 
 
 @pytest.fixture(scope="module")

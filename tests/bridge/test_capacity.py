@@ -13,16 +13,15 @@ import pytest
 from support.apps import Deployments, start_app
 from support.sdk_client import client, run
 from support.tab import Tab
+from support.upstreams import running
 from voicebridge.emulator import Emulator, EmulatorConfig
 
 WINDOW_S = 3.0  # the quota's "minute"
 
 
 def _emulator(**quota) -> Iterator[Emulator]:
-    emu = Emulator(EmulatorConfig(pace=0.0, **quota))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
+    with running(EmulatorConfig(pace=0.0, **quota)) as emu:
+        yield emu
 
 
 @pytest.fixture

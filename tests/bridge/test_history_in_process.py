@@ -3,11 +3,8 @@ said and what the assistant said, an interrupted reply only as far as the user h
 
 from __future__ import annotations
 
-import threading
-
-from werkzeug.serving import make_server
-
 from support.audio import silence, speech
+from support.inprocess import serve
 from support.tab import Tab
 from voicebridge.app import create_app
 from voicebridge.settings import Settings
@@ -17,11 +14,7 @@ def test_history_holds_both_sides_and_cuts_an_interrupted_reply_to_what_was_hear
     # max_audio_rate=0: the test streams speech faster than real time (the emulator VAD runs in audio time).
     app = create_app(Settings(endpoint=f"http://127.0.0.1:{emulator.port}", api_key="test-key", max_audio_rate=0))
     bridge = app.extensions["voicebridge"]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    request.addfinalizer(lambda: (server.shutdown(), bridge.shutdown(timeout=2.0)))
-
-    tab = Tab(f"http://127.0.0.1:{server.server_port}")
+    tab = Tab(serve(request, app))
     request.addfinalizer(tab.close)
     tab.start()
     tab.wait_state("ready")

@@ -54,13 +54,6 @@ def client_events(emulator, session_id, kind):
     return [e for e in record(emulator, session_id).events_received if e.get("type") == kind]
 
 
-def reply(tab, start):
-    return tab.wait_for(
-        lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"] and not m.get("interrupted"),
-        15, start,
-    )
-
-
 def ask(tab, emulator, session_id, tool, order):
     """Script the model's next response as a call of `tool`, and ask by typing."""
     emulator.calls.mcp.queue("orders", tool, {"order_id": order}, session_id)
@@ -89,7 +82,7 @@ def test_the_session_declares_the_mcp_server_and_its_tools_are_listed(tabs, emul
 def test_a_call_without_approval_is_shown_like_a_tool_call_and_its_result_spoken(tabs, emulator, mcp):
     tab, session_id = ready(tabs, emulator)
     mark = ask(tab, emulator, session_id, "lookup_order", "A-1")
-    answer = reply(tab, mark)
+    answer = tab.wait_reply(mark)
     assert "Order A-1 has shipped." in answer["text"]
     assert ("lookup_order", {"order_id": "A-1"}) in mcp.called()
     tools = [m for m in tab.messages[mark:] if m["type"] == "tool"]
@@ -110,7 +103,7 @@ def test_a_call_after_allow_reaches_the_server_and_is_answered(tabs, emulator, m
     tab.send({"type": "approval", "id": request["id"], "approve": True})
     done = settled(tab, request["id"], mark)
     assert (done["approved"], done["reason"]) == (True, "answered")
-    answer = reply(tab, tab.messages.index(done))
+    answer = tab.wait_reply(tab.messages.index(done))
     assert "Order B-2 is deleted." in answer["text"]
     assert ("delete_order", {"order_id": "B-2"}) in mcp.called()
     assert approvals_sent(emulator, session_id)[-1]["approve"] is True
@@ -123,7 +116,7 @@ def test_a_call_after_deny_never_reaches_the_server_and_the_assistant_answers(ta
     tab.send({"type": "approval", "id": request["id"], "approve": False})
     done = settled(tab, request["id"], mark)
     assert (done["approved"], done["reason"]) == (False, "answered")
-    reply(tab, tab.messages.index(done))  # the assistant speaks after the denial
+    tab.wait_reply(tab.messages.index(done))  # the assistant speaks after the denial
     assert [a["approve"] for a in approvals_sent(emulator, session_id)] == [False]
     assert ("delete_order", {"order_id": "C-3"}) not in mcp.called()
     assert any(e["event_id"].startswith("vb-approval-reply") for e in client_events(emulator, session_id, "response.create"))
@@ -173,7 +166,7 @@ def test_no_answer_in_time_is_a_denial_the_assistant_is_told_about(request, emul
         assert pending["seconds"] == 1
         done = settled(tab, pending["id"], mark)
         assert (done["approved"], done["reason"]) == (False, "timeout")
-        reply(tab, tab.messages.index(done))
+        tab.wait_reply(tab.messages.index(done))
         items = record(emulator, rec.id).items_received
         assert [i["approve"] for i in items if i["type"] == "mcp_approval_response"] == [False]
         notes = [i for i in items if i["type"] == "message" and i["role"] == "system"]
@@ -188,7 +181,7 @@ def test_a_failing_call_is_shown_failed_and_the_assistant_still_answers(tabs, em
     emulator.calls.mcp.queue("orders", "lookup_order", {}, session_id)  # order_id missing: the tool errs
     mark = tab.mark()
     tab.send({"type": "text", "text": "Where is it?"})
-    answer = reply(tab, mark)
+    answer = tab.wait_reply(mark)
     assert "the tool failed" in answer["text"]
     tools = [(m["name"], m["server"], m["status"]) for m in tab.messages[mark:] if m["type"] == "tool"]
     assert tools == [("lookup_order", "orders", "running"), ("lookup_order", "orders", "failed")]

@@ -23,8 +23,9 @@ import pytest
 
 from support.apps import start_app
 from support.audio import silence, speech
+from support.upstreams import emulator_env, new_upstream, ready, record, running, upstream_ids
 from support.waiting import until
-from voicebridge.emulator import Emulator, EmulatorConfig
+from voicebridge.emulator import EmulatorConfig
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 CALLS_DONE_MS = 1500  # how long the calling response stays active after its calls: far longer than `add` takes
@@ -32,10 +33,8 @@ CALLS_DONE_MS = 1500  # how long the calling response stays active after its cal
 
 @pytest.fixture(scope="module")
 def emulator():
-    emu = Emulator(EmulatorConfig(pace=1.0, function_call_done_ms=CALLS_DONE_MS))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
+    with running(EmulatorConfig(pace=1.0, function_call_done_ms=CALLS_DONE_MS)) as emu:
+        yield emu
 
 
 @pytest.fixture(autouse=True)
@@ -46,30 +45,7 @@ def service_defaults(emulator):
 
 @pytest.fixture(scope="module")
 def app(request, emulator):
-    return start_app(request, {
-        "AZURE_VOICE_LIVE_ENDPOINT": f"http://127.0.0.1:{emulator.port}",
-        "AZURE_VOICE_LIVE_API_KEY": "test-key",
-        "VOICEBRIDGE_TOOLS": "tooldemo",
-        "PYTHONPATH": str(SUPPORT),
-    })
-
-
-def ready(tabs, emulator):
-    known = {r.id for r in emulator.sessions()}
-    tab = tabs()
-    tab.start()
-    tab.wait_state("ready")
-    (record,) = [r for r in emulator.sessions() if r.id not in known]
-    return tab, record.id
-
-
-def record(emulator, session_id):
-    return next(r for r in emulator.sessions() if r.id == session_id)
-
-
-def reply(tab, start, timeout=15):
-    return tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"]
-                        and not m.get("interrupted"), timeout, start)
+    return start_app(request, emulator_env(emulator, VOICEBRIDGE_TOOLS="tooldemo", PYTHONPATH=str(SUPPORT)))
 
 
 def log_lines(app, pattern: str) -> list[str]:
@@ -83,7 +59,7 @@ def test_tool_outputs_go_after_the_asking_responses_done(tabs, emulator):
     emulator.calls.queue([{"name": "add", "arguments": {"a": 2, "b": 3}}], session_id)
     mark = tab.mark()
     tab.send({"type": "text", "text": "Please add."})
-    assert reply(tab, mark)["text"].startswith("The tool answered: 5")
+    assert tab.wait_reply(mark)["text"].startswith("The tool answered: 5")
     rec = record(emulator, session_id)
     (asking,) = [r for r in rec.responses if r.get("function_calls")]
     assert asking["status"] == "completed"
@@ -106,7 +82,7 @@ def test_a_barge_in_truncates_the_audio_part_the_deltas_named(tabs, emulator):
     mark = tab.mark()
     tab.send({"type": "text", "text": "Sorry, one thing"})
     tab.send({"type": "playback", "item_id": first["item_id"], "played_ms": 100, "cleared": True})
-    assert reply(tab, mark)["text"] == "You wrote: Sorry, one thing"
+    assert tab.wait_reply(mark)["text"] == "You wrote: Sorry, one thing"
     assert emulator.wait_until(lambda: record(emulator, session_id).truncations, 10), "no truncation was accepted"
     (truncation,) = record(emulator, session_id).truncations
     assert (truncation["item_id"], truncation["content_index"]) == (first["item_id"], 1)
@@ -118,7 +94,7 @@ def test_an_item_with_a_text_part_and_an_audio_part_says_its_words_once(tabs, em
     emulator.update_config(reply_text_part=True)
     mark = tab.mark()
     tab.send({"type": "text", "text": "Only once"})
-    final = reply(tab, mark)
+    final = tab.wait_reply(mark)
     assert final["text"] == "You wrote: Only once"
     tab.wait_state("ready", 15, mark)
     tab.report(final["item_id"], len(tab.audio(final["item_id"])) // 48)  # heard in full
@@ -126,10 +102,10 @@ def test_an_item_with_a_text_part_and_an_audio_part_says_its_words_once(tabs, em
     assert "".join(m["text"] for m in shown if not m["final"]) == final["text"], shown
     assert [m["text"] for m in shown if m["final"]] == [final["text"]], shown
     # What the bridge keeps of the conversation is what a new upstream session is told.
-    known, mark = {r.id for r in emulator.sessions()}, tab.mark()
+    known, mark = upstream_ids(emulator), tab.mark()
     emulator.drop(session_id)
     tab.wait_state("ready", 15, mark)
-    (second,) = [r for r in emulator.sessions() if r.id not in known]
+    second = new_upstream(emulator, known)
     told = [(e["item"]["role"], e["item"]["content"][0]["text"]) for e in second.events_received
             if e.get("type") == "conversation.item.create"]
     assert told == [("user", "Only once"), ("assistant", "You wrote: Only once")]
@@ -145,7 +121,7 @@ def test_a_warning_is_logged_for_the_operator_and_the_session_goes_on(app, tabs,
     assert " WARNING " in line and "param=session.input_audio_format" in line and "will change soon" in line
     mark = tab.mark()
     tab.send({"type": "text", "text": "Still there?"})
-    assert reply(tab, mark)["text"] == "You wrote: Still there?"
+    assert tab.wait_reply(mark)["text"] == "You wrote: Still there?"
     assert tab.of_type("error") == [] and "error" not in tab.states()
 
 
@@ -159,7 +135,7 @@ def test_rate_limits_are_kept_and_tokens_running_out_is_one_warning(app, tabs, e
     for text in ("One", "Two", "Three"):
         mark = tab.mark()
         tab.send({"type": "text", "text": text})
-        assert reply(tab, mark)["text"] == f"You wrote: {text}"
+        assert tab.wait_reply(mark)["text"] == f"You wrote: {text}"
     tab.stop()
     closed = until(lambda: log_lines(app, r"event=session.closed session=\S+ .*tokens_remaining=0"), 10,
                    "the session's closing line with the rate limits")

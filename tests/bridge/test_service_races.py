@@ -13,18 +13,16 @@ import pytest
 from support.apps import start_app
 from support.audio import silence, speech
 from support.tab import Tab
-from support.upstreams import emulator_env, ready, record
-from voicebridge.emulator import Emulator, EmulatorConfig
+from support.upstreams import emulator_env, ready, record, running
+from voicebridge.emulator import EmulatorConfig
 
 TURN = silence(200) + speech(900, seed=7) + silence(800)
 
 
 @pytest.fixture(scope="module")
 def emulator():
-    emu = Emulator(EmulatorConfig(pace=1.0, deployments={"contoso-voice": "gpt-realtime"}))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
+    with running(EmulatorConfig(pace=1.0, deployments={"contoso-voice": "gpt-realtime"})) as emu:
+        yield emu
 
 
 @pytest.fixture(autouse=True)
@@ -39,11 +37,6 @@ def app(request, emulator):
     return start_app(request, emulator_env(emulator))
 
 
-def reply(tab, start, timeout=15):
-    return tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"]
-                        and not m.get("interrupted"), timeout, start)
-
-
 @pytest.mark.parametrize("event_ids", [True, False], ids=["errors-name-the-event", "errors-without-event-id"])
 def test_a_typed_turn_during_a_reply_is_answered_after_the_cancelled_reply_is_done(tabs, emulator, event_ids):
     """Finding 3 (and 9: error.event_id "if applicable"): cancel and create back to back meet an active
@@ -55,7 +48,7 @@ def test_a_typed_turn_during_a_reply_is_answered_after_the_cancelled_reply_is_do
     mark = tab.mark()
     tab.send({"type": "text", "text": "Actually, a question"})
     tab.send({"type": "playback", "item_id": first["item_id"], "played_ms": 100, "cleared": True})
-    answer = reply(tab, mark)
+    answer = tab.wait_reply(mark)
     assert answer["text"] == "You wrote: Actually, a question"
     assert tab.of_type("error") == []
     responses = record(emulator, session_id).responses
@@ -83,7 +76,7 @@ def test_a_failed_or_filtered_reply_reaches_the_tab_and_the_next_turn_works(tabs
     emulator.update_config(reply_outcome="completed")
     again = tab.mark()
     tab.send({"type": "text", "text": "Hello again"})
-    assert reply(tab, again)["text"] == "You wrote: Hello again"
+    assert tab.wait_reply(again)["text"] == "You wrote: Hello again"
 
 
 def test_a_text_only_reply_is_shown_as_the_assistants_words(tabs, emulator):
@@ -92,7 +85,7 @@ def test_a_text_only_reply_is_shown_as_the_assistants_words(tabs, emulator):
     emulator.update_config(reply_outcome="text_only")
     mark = tab.mark()
     tab.send({"type": "text", "text": "Are you there"})
-    assert reply(tab, mark)["text"] == "You wrote: Are you there"
+    assert tab.wait_reply(mark)["text"] == "You wrote: Are you there"
     tab.wait_state("ready", 10, mark)
 
 
@@ -105,7 +98,7 @@ def test_a_failed_transcription_leaves_a_placeholder_in_the_conversation(tabs, e
     tab.speak(TURN)
     user = tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"], 10, mark)
     assert user["text"] == "(inaudible)" and user.get("untranscribed") is True
-    reply(tab, mark)
+    tab.wait_reply(mark)
 
 
 @pytest.mark.parametrize("event_ids", [True, False], ids=["errors-name-the-event", "errors-without-event-id"])
@@ -142,7 +135,7 @@ def test_a_session_near_its_expiry_rolls_over_between_turns_unseen_by_the_tab(ta
     tab, first_id = ready(tabs, emulator)
     mark = tab.mark()
     tab.send({"type": "text", "text": "Remember the word lighthouse"})
-    reply(tab, mark)
+    tab.wait_reply(mark)
     assert emulator.wait_until(lambda: not record(emulator, first_id).open, 15), "the first session never closed"
     first = record(emulator, first_id)
     assert first.closed_by_client, "the service cut the session: no rollover happened before expires_at"
@@ -157,7 +150,7 @@ def test_a_session_near_its_expiry_rolls_over_between_turns_unseen_by_the_tab(ta
     assert [i["role"] for i in replayed] == ["user", "assistant"], "the conversation was not replayed"
     again = tab.mark()
     tab.send({"type": "text", "text": "What was the word"})
-    assert reply(tab, again)["text"] == "You wrote: What was the word"
+    assert tab.wait_reply(again)["text"] == "You wrote: What was the word"
     assert any(e.get("type") == "conversation.item.create" and "What was the word" in str(e)
                for e in record(emulator, second.id).events_received)
     assert "reconnecting" not in tab.states() and tab.of_type("error") == []

@@ -34,21 +34,12 @@ def outputs(emulator, session_id):
     return [i for i in record(emulator, session_id).items_received if i["type"] == "function_call_output"]
 
 
-def reply(tab, start):
-    """The next assistant reply spoken in full (an interrupted one is not a reply)."""
-    return tab.wait_for(
-        lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"] and not m.get("interrupted"),
-        15,
-        start,
-    )
-
-
 def call_tools(tab, emulator, session_id, calls):
     """Script the model's next response as these calls, ask by typing, and wait for the spoken answer."""
     emulator.calls.queue(calls, session_id)
     mark = tab.mark()
     tab.send({"type": "text", "text": "Please use your tools."})
-    answer = reply(tab, mark)
+    answer = tab.wait_reply(mark)
     tools = [m for m in tab.messages[mark:] if m["type"] == "tool"]
     return answer, tools
 
@@ -123,7 +114,7 @@ def test_a_slow_sync_tool_does_not_hold_other_tabs(tabs, emulator, tmp_path):
     other.stop()
     other.wait_state("stopped")
     marker.touch()
-    answer = reply(tab, mark)
+    answer = tab.wait_reply(mark)
     assert "true" in answer["text"]
 
 
@@ -133,7 +124,7 @@ def test_typed_turn_goes_upstream_as_a_user_message_and_gets_an_answer(tabs, emu
     tab.send({"type": "text", "text": "  Hello there  "})
     user = tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "user", 10, mark)
     assert (user["text"], user["final"]) == ("Hello there", True)
-    answer = reply(tab, mark)
+    answer = tab.wait_reply(mark)
     assert answer["text"] == "You wrote: Hello there"
     (item,) = record(emulator, session_id).items_received
     assert item["role"] == "user" and item["content"] == [{"type": "input_text", "text": "Hello there"}]
@@ -151,7 +142,7 @@ def test_typing_while_the_assistant_speaks_is_a_barge_in(tabs, emulator):
     tab.wait_for(lambda m: m["type"] == "audio.clear", 5, mark)
     tab.report(item_id, 100)
     tab.send({"type": "playback", "item_id": item_id, "played_ms": 100, "cleared": True})
-    answer = reply(tab, mark)
+    answer = tab.wait_reply(mark)
     assert answer["text"] == "You wrote: Stop, I have a question"
     assert emulator.wait_until(lambda: record(emulator, session_id).truncations, 5)
     assert record(emulator, session_id).truncations[0]["item_id"] == item_id
@@ -172,7 +163,7 @@ def test_bad_text_is_refused_and_the_session_goes_on(tabs, emulator, text):
     assert error["code"] == "bad_message"
     assert record(emulator, session_id).items_received == []
     tab.send({"type": "text", "text": "x" * 4000})
-    reply(tab, mark)
+    tab.wait_reply(mark)
 
 
 def test_text_before_the_session_is_started_is_answered_not_lost(tabs, emulator):

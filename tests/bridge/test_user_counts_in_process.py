@@ -5,10 +5,8 @@ admitted. In-process, so the order is seen on the bridge's own loop, not guessed
 from __future__ import annotations
 
 import tempfile
-import threading
 
-from werkzeug.serving import make_server
-
+from support.inprocess import serve
 from support.tab import Tab
 from voicebridge.app import create_app
 from voicebridge.balance import UserBoard
@@ -39,11 +37,7 @@ def test_a_stopped_session_frees_its_place_for_the_siblings_before_the_tab_hears
     settings = Settings(endpoint=f"http://127.0.0.1:{emulator.port}", api_key="test-key", max_sessions_per_address=2)
     app = create_app(settings, siblings=siblings)
     bridge = board.bridge = app.extensions["voicebridge"]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    request.addfinalizer(lambda: (server.shutdown(), bridge.shutdown(timeout=2.0)))
-
-    tab = Tab(f"http://127.0.0.1:{server.server_port}")
+    tab = Tab(serve(request, app))
     request.addfinalizer(tab.close)
     tab.start()
     tab.wait_state("ready")

@@ -6,7 +6,6 @@ emulator, tabs over real WebSockets."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -15,8 +14,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from werkzeug.serving import make_server
 
+from support.inprocess import serving
 from support.tab import Tab
 from voicebridge import telemetry
 from voicebridge.app import create_app
@@ -35,13 +34,10 @@ def served(emulator) -> Iterator[tuple[str, InMemoryMetricReader, InMemorySpanEx
     settings = Settings(endpoint=f"http://127.0.0.1:{emulator.port}", api_key="test-key", trust_easy_auth=True,
                         max_sessions_per_user=1, max_audio_rate=0)
     app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", reader, spans
+        with serving(app) as url:
+            yield url, reader, spans
     finally:
-        server.shutdown()
-        app.extensions["voicebridge"].shutdown(timeout=2.0)
         telemetry.reset_instruments()
 
 

@@ -13,9 +13,9 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from werkzeug.serving import make_server
 
 from support.audio import silence, speech
+from support.inprocess import serving
 from support.tab import Tab
 from voicebridge import telemetry
 from voicebridge.app import create_app
@@ -76,13 +76,10 @@ def observed(emulator) -> Iterator[Observed]:
                         max_audio_rate=0)
     app = create_app(settings)
     telemetry.instrument_app(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield Observed(f"http://127.0.0.1:{server.server_port}", spans, reader, app.extensions["voicebridge"])
+        with serving(app) as url:
+            yield Observed(url, spans, reader, app.extensions["voicebridge"])
     finally:
-        server.shutdown()
-        app.extensions["voicebridge"].shutdown(timeout=2.0)
         telemetry.reset_instruments()
 
 

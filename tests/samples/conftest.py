@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.sdk_client import KEY, silence, speech
+from support.upstreams import running
 from support.watched import WatchedProcess, clean_env
 from voicebridge.emulator import Emulator, EmulatorConfig
 
@@ -70,10 +71,8 @@ def microphone(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fresh_emulator() -> Iterator[Emulator]:
-    emu = Emulator(EmulatorConfig(pace=0, required_key=KEY))
-    emu.start(host="127.0.0.1", port=0)
-    yield emu
-    emu.stop()
+    with running(EmulatorConfig(pace=0, required_key=KEY)) as emu:
+        yield emu
 
 
 @pytest.fixture

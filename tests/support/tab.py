@@ -91,6 +91,11 @@ class Tab:
     def wait_state(self, state: str, timeout: float = 10.0, start: int = 0) -> Message:
         return self.wait_for(lambda m: m.get("type") == "state" and m.get("state") == state, timeout, start)
 
+    def wait_reply(self, start: int = 0, timeout: float = 15.0) -> Message:
+        """The next assistant reply's final transcript, spoken in full (an interrupted one is no reply)."""
+        return self.wait_for(lambda m: m.get("type") == "transcript" and m.get("role") == "assistant"
+                             and m.get("final") and not m.get("interrupted"), timeout, start)
+
     def wait_count(self, kind: str, count: int, timeout: float = 10.0) -> list[Message]:
         self.wait_for(lambda _: len(self.of_type(kind)) >= count, timeout)
         return self.of_type(kind)

@@ -3,7 +3,10 @@ recorded (SessionRecord), found by what a tab did."""
 
 from __future__ import annotations
 
-from voicebridge.emulator import Emulator
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from voicebridge.emulator import Emulator, EmulatorConfig
 
 
 def emulator_env(emulator: Emulator, **extra: str) -> dict[str, str]:
@@ -37,3 +40,14 @@ def ready(tabs, emulator: Emulator):
     tab.start()
     tab.wait_state("ready")
     return tab, new_upstream(emulator, known).id
+
+
+@contextmanager
+def running(config: EmulatorConfig) -> Iterator[Emulator]:
+    """The real emulator serving on a free port of 127.0.0.1 while the block runs."""
+    emu = Emulator(config)
+    emu.start(host="127.0.0.1", port=0)
+    try:
+        yield emu
+    finally:
+        emu.stop()
