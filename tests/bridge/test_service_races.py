@@ -14,6 +14,7 @@ from support.apps import start_app
 from support.audio import silence, speech
 from support.tab import Tab
 from support.upstreams import emulator_env, ready, record, running
+from support.waiting import until
 from voicebridge.emulator import EmulatorConfig
 
 TURN = silence(200) + speech(900, seed=7) + silence(800)
@@ -29,12 +30,34 @@ def emulator():
 def service_defaults(emulator):
     yield
     emulator.update_config(reply_outcome="completed", error_event_ids=True, transcription_fails=False,
-                           session_max_s=3600)
+                           session_max_s=3600, audio_short_ms=0)
 
 
 @pytest.fixture(scope="module")
 def app(request, emulator):
     return start_app(request, emulator_env(emulator))
+
+
+@pytest.mark.parametrize("event_ids", [True, False], ids=["errors-name-the-event", "errors-without-event-id"])
+def test_a_refused_truncate_is_bookkeeping_not_a_problem_for_the_person(app, tabs, emulator, event_ids):
+    """Finding 9: the service may count an item's audio shorter than what it streamed and refuse a
+    truncate at what was heard ("already shorter than"), naming the event or not. It changes nothing the
+    person hears: logged for the operator, never shown, and the barge-in's answer comes."""
+    emulator.update_config(error_event_ids=event_ids, audio_short_ms=60_000)  # every truncate past 0 ms refused
+    logged = len(app.log_path.read_text().splitlines())
+    tab, session_id = ready(tabs, emulator)
+    tab.speak(silence(200) + speech(2500, seed=42) + silence(900))
+    first = tab.wait_for(lambda m: m["type"] == "audio", 15)
+    tab.wait_for(lambda m: len(tab.audio(first["item_id"])) >= 400 * 48, 10)
+    mark = tab.mark()
+    tab.send({"type": "text", "text": "Wait, another thing"})
+    tab.send({"type": "playback", "item_id": first["item_id"], "played_ms": 300, "cleared": True})
+    assert tab.wait_reply(mark)["text"] == "You wrote: Wait, another thing"
+    refused = until(lambda: [line for line in app.log_path.read_text().splitlines()[logged:]
+                             if "event=upstream.error" in line], 10, "the refusal in the log")
+    assert tab.of_type("error") == []
+    assert "code=invalid_value kind=truncate param=audio_end_ms" in refused[0], refused
+    assert record(emulator, session_id).truncations == []
 
 
 @pytest.mark.parametrize("event_ids", [True, False], ids=["errors-name-the-event", "errors-without-event-id"])

@@ -54,7 +54,7 @@ class Conversation:
                                "content_index")
         if audio_end_ms < 0:
             raise RequestError("Invalid 'audio_end_ms': expected a value >= 0.", "invalid_value", "audio_end_ms")
-        have_ms = entry["audio_bytes"] // BYTES_PER_MS
+        have_ms = max(0, entry["audio_bytes"] // BYTES_PER_MS - int(self._host.config.audio_short_ms))
         if audio_end_ms > have_ms:
             raise RequestError(f"Audio content of {have_ms}ms is already shorter than {audio_end_ms}ms",
                                "invalid_value", "audio_end_ms")

@@ -61,6 +61,9 @@ class EmulatorConfig:
     # Set: every response.created is followed by rate_limits.updated with these
     # [{"name": "tokens"|"requests", "limit", "remaining", "reset_seconds"}].
     rate_limits: tuple[dict, ...] | None = None
+    # The service's own length of an item's audio is this much shorter than the audio it streamed (on the
+    # Realtime API it is: pipecat-ai/pipecat#2106), so a truncate at all that was played is refused.
+    audio_short_ms: int = 0
 
     def __post_init__(self):
         if self.reply_outcome not in REPLY_OUTCOMES:
@@ -70,7 +73,7 @@ class EmulatorConfig:
                 raise ValueError(f"EmulatorConfig.{name} must be true or false")
         for name in ("drop_after_s", "latency_ms", "pace", "record_max_audio_s", "record_max_events",
                      "record_max_sessions", "cancel_latency_ms", "session_max_s", "function_call_done_ms",
-                     "connects_per_window", "tokens_per_window", "quota_window_s"):
+                     "connects_per_window", "tokens_per_window", "quota_window_s", "audio_short_ms"):
             value = getattr(self, name)
             if value is None and name == "drop_after_s":
                 continue

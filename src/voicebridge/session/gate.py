@@ -8,7 +8,7 @@ sent at once when nothing is active, else held until the active response's `resp
 or not); one held request answers everything added meanwhile, so at most one is held.
 
 Errors are matched to the event that provoked them by `event_id` when the service names it, and by code
-otherwise (`event_id` is only there "if applicable"). Only the expected refusals are benign: a cancel that
+or parameter otherwise (`event_id` is only there "if applicable"). Only the expected refusals are benign: a cancel that
 found nothing to cancel, a create that met an active response (it is sent again after that response).
 Every other error is reported, whatever sent the event.
 """
@@ -28,6 +28,7 @@ ACTIVE_RESPONSE = "conversation_already_has_active_response"
 CANCEL_NOT_ACTIVE = "response_cancel_not_active"
 # (kind of the event we sent, code) pairs that are expected and change nothing for the person.
 BENIGN = frozenset((("cancel", CANCEL_NOT_ACTIVE), ("create", ACTIVE_RESPONSE), ("line", ACTIVE_RESPONSE)))
+TRUNCATE_PARAMS = frozenset(("audio_end_ms", "content_index", "item_id"))  # what our truncate alone names
 SENT_REMEMBERED = 64  # event ids kept for matching errors; the service answers within moments
 
 
@@ -122,8 +123,11 @@ class ResponseGate:
         source = error.get("event_id")
         kind = self._sent.get(source) if isinstance(source, str) else None
         if kind is None and not source:
-            # No event_id: only the code can say. These two codes name an event kind on their own.
+            # No event_id: only the code can say (two codes name an event kind on their own), or the
+            # parameter (only a truncate carries these).
             kind = {CANCEL_NOT_ACTIVE: "cancel", ACTIVE_RESPONSE: "create"}.get(code)
+            if kind is None and error.get("param") in TRUNCATE_PARAMS:
+                kind = "truncate"
             if kind == "create" and self._requested is not None and self._sent.get(self._requested) == "line":
                 kind = "line"  # the create in flight is a line of the agent's own
         if kind == "line":
