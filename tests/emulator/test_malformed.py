@@ -27,6 +27,17 @@ CASES = [
     ('{"type": "conversation.item.truncate", "item_id": "item_x", "content_index": 0, "audio_end_ms": 5}', None,
      "item_not_found"),
     ('{"type": "conversation.item.create", "item": {"type": "telepathy"}}', None, "invalid_value"),
+    # Message content by role ([REF] ContentPartType): an assistant's words are `text`, a user's `input_text`.
+    ('{"type": "conversation.item.create", "item": {"type": "message", "role": "assistant", '
+     '"content": [{"type": "input_text", "text": "Hi"}]}}', None, "invalid_value"),
+    ('{"type": "conversation.item.create", "item": {"type": "message", "role": "user", '
+     '"content": [{"type": "text", "text": "Hi"}]}}', None, "invalid_value"),
+    ('{"type": "conversation.item.create", "item": {"type": "message", "role": "assistant", '
+     '"content": [{"type": "audio", "audio": ""}]}}', None, "invalid_value"),
+    ('{"type": "conversation.item.create", "item": {"type": "message", "role": "system"}}', None,
+     "missing_required_parameter"),
+    ('{"type": "conversation.item.create", "item": {"type": "message", "role": "user", '
+     '"content": [{"type": "input_text"}]}}', None, "missing_required_parameter"),
     (b"\x00\x01binary", None, "invalid_request_format"),
 ]
 

@@ -74,6 +74,8 @@ class Conversation:
         if item.get("type") == "message" and item.get("role") not in ("user", "assistant", "system"):
             raise RequestError("Invalid 'item.role': supported values are user, assistant, system.",
                                "invalid_value", "item.role")
+        if item["type"] == "message":
+            _check_content(item)
         item_id = item.get("id") or new_id("item")
         if item_id in self.items:
             raise RequestError(f"Item with item_id '{item_id}' already exists.", "duplicate_item_id", "item.id")
@@ -148,3 +150,27 @@ class Conversation:
 
     def on_retrieve(self, event: dict) -> None:
         self._emit("conversation.item.retrieved", item=self._known(event)["item"])
+
+
+# [REF] MessageItem needs `content`; ContentPartType: input_text, input_audio, input_image, text, audio. Per
+# role, as the Realtime API's item reference has it: a system message holds input_text, a user message
+# input_text / input_audio / input_image, an assistant message text (an assistant's audio cannot be added).
+MESSAGE_PARTS = {"system": ("input_text",), "user": ("input_text", "input_audio", "input_image"),
+                 "assistant": ("text",)}
+TEXT_PARTS = ("input_text", "text")
+
+
+def _check_content(item: dict) -> None:
+    content = item.get("content")
+    if not isinstance(content, list) or not content:
+        raise RequestError("Missing required parameter: 'item.content'.", "missing_required_parameter",
+                           "item.content")
+    allowed = MESSAGE_PARTS[item["role"]]
+    for index, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in allowed:
+            raise RequestError(f"Invalid 'item.content[{index}].type': a {item['role']} message holds parts of "
+                               f"type {', '.join(allowed)}.", "invalid_value", f"item.content[{index}].type")
+        if kind in TEXT_PARTS and not isinstance(part.get("text"), str):
+            raise RequestError(f"Missing required parameter: 'item.content[{index}].text'.",
+                               "missing_required_parameter", f"item.content[{index}].text")
