@@ -81,7 +81,7 @@ param voiceLiveNoiseReduction string = 'azure_deep_noise_suppression'
 ])
 param voiceLiveEchoCancellation string = 'false'
 
-@description('Model temperature, 0.6 to 1.2; empty: the service default')
+@description('Model temperature, 0.0 to 1.0 (the realtime models 0.6 to 1.0); empty: the service default')
 param voiceLiveTemperature string = ''
 
 @description('Comma-separated Python modules whose @tool functions the agent may call, e.g. voicebridge.tools.clock; empty: none')

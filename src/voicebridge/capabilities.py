@@ -13,7 +13,8 @@ Sources (docs/emulator.md lists them with every rule):
 - [HOWTO] Voice Live how-to, session properties: end-of-utterance detection "can be used with either VAD
   selection" and "currently doesn't support gpt-realtime, gpt-4o-mini-realtime, and phi4-mm-realtime".
 - [SDK] azure-ai-voicelive 1.3.1 models: AzureRealtimeNativeVoice "only valid when using the azure-realtime
-  model"; AzureSemanticDetection / ...En / ...Multilingual; OpenAIVoiceName.
+  model"; AzureSemanticDetection / ...En / ...Multilingual; OpenAIVoiceName; RequestSession.temperature
+  "Range: 0.0 to 1.0", Response.temperature "limited to [0.6, 1.2]" (the realtime models' own range).
 
 To extend the table (languages, phrase lists, MCP, interim responses, ...): add a field to `Family` with
 the value for every family, a check to `problems()`, and the rule's source to docs/emulator.md; both the
@@ -52,6 +53,8 @@ SEMANTIC_LANGUAGES = ("en", "es", "fr", "it", "de", "ja", "pt", "zh", "ko", "hi"
 PHRASE_LIST_TRANSCRIPTION = AZURE_TRANSCRIPTION
 # [REF] ServerVad.threshold: 0.01 <= threshold < 1.0.
 VAD_THRESHOLD = (0.01, 1.0)
+# [SDK] RequestSession.temperature (what session.update sets): "Range: 0.0 to 1.0".
+TEMPERATURE = (0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,8 @@ class Family:
     interim_response: bool = False
     # MCP servers in session.update (issue 25): the phi models take no tools, so no MCP either.
     mcp: bool = True
+    # The lowest session temperature the family's models take (the session's own range is TEMPERATURE).
+    temperature_min: float = TEMPERATURE[0]
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -84,6 +89,9 @@ FAMILIES: tuple[Family, ...] = (
         default_voice=(AZURE_STANDARD, "en-US-AvaNeural"),
         end_of_utterance=False,
         source="[REF] RealtimeAudioInputTranscriptionSettings, RealtimeOpenAINoiseReduction; [HOWTO] end of utterance",
+        # [SDK] Response.temperature "limited to [0.6, 1.2]", the Realtime API's range for these models;
+        # within the session's 0.0 to 1.0 that leaves 0.6 to 1.0.
+        temperature_min=0.6,
     ),
     Family(
         name="cascaded",
@@ -191,6 +199,7 @@ class Choice:
     phrase_list: bool = False  # a phrase list is sent with the transcription settings
     languages: tuple[str, ...] = ()  # BCP-47 tags the semantic turn detection is told to expect
     interim_response: bool = False
+    temperature: float | None = None
 
 
 def problems(fam: Family | None, choice: Choice) -> list[Problem]:
@@ -200,6 +209,9 @@ def problems(fam: Family | None, choice: Choice) -> list[Problem]:
     if choice.vad_threshold is not None and not VAD_THRESHOLD[0] <= choice.vad_threshold < VAD_THRESHOLD[1]:
         found.append(Problem("vad_threshold", "the VAD threshold must be at least 0.01 and below 1.0",
                              ("0.01 to 0.99",)))
+    low, high = TEMPERATURE
+    if choice.temperature is not None and not low <= choice.temperature <= high:
+        found.append(Problem("temperature", f"the temperature must be between {low} and {high}", (f"{low} to {high}",)))
     if choice.end_of_utterance and choice.end_of_utterance not in END_OF_UTTERANCE_MODELS:
         found.append(Problem("end_of_utterance", "unknown end-of-utterance model", END_OF_UTTERANCE_MODELS))
     if choice.phrase_list and choice.transcription_model and choice.transcription_model not in PHRASE_LIST_TRANSCRIPTION:
@@ -225,6 +237,9 @@ def problems(fam: Family | None, choice: Choice) -> list[Problem]:
     if choice.interim_response and not (fam.interim_response and choice.voice_kind in AZURE_VOICES):
         found.append(Problem("interim_response", f"interim responses are not supported with {label} and "
                              f"{choice.voice_kind or 'this'} voices", ("cascaded models with an Azure voice",)))
+    if choice.temperature is not None and low <= choice.temperature < fam.temperature_min:
+        found.append(Problem("temperature", f"temperatures below {fam.temperature_min} are not supported with "
+                             f"{label}", (f"{fam.temperature_min} to {high}",)))
     if choice.end_of_utterance and not fam.end_of_utterance:
         found.append(Problem("end_of_utterance", f"end-of-utterance detection is not supported with {label}",
                              ("(empty: off)",)))

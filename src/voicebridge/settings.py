@@ -34,6 +34,7 @@ _CAPABILITY_VARIABLES = {
     "vad_threshold": "VOICE_LIVE_VAD_THRESHOLD",
     "phrase_list": "VOICE_LIVE_PHRASE_LIST",
     "languages": "VOICE_LIVE_LANGUAGES",
+    "temperature": "VOICE_LIVE_TEMPERATURE",
 }
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Conversation (issue 24): BCP-47 tags like en-US, de-DE, zh-Hans-CN; the end-of-utterance sensitivity.
@@ -286,7 +287,7 @@ def _read(environ: Mapping[str, str]) -> Settings:
         end_of_utterance=env.choice("VOICE_LIVE_END_OF_UTTERANCE", END_OF_UTTERANCE_MODELS, d.end_of_utterance),
         noise_reduction=env.choice("VOICE_LIVE_NOISE_REDUCTION", NOISE_REDUCTION_TYPES, d.noise_reduction),
         echo_cancellation=env.flag("VOICE_LIVE_ECHO_CANCELLATION", d.echo_cancellation),
-        temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, 0.6, 1.2),
+        temperature=env.number("VOICE_LIVE_TEMPERATURE", float, None, *capabilities.TEMPERATURE),
         max_response_tokens=env.number("VOICE_LIVE_MAX_RESPONSE_TOKENS", int, d.max_response_tokens, 0, 4096),
         tools=env.modules("VOICEBRIDGE_TOOLS"),
         tool_timeout_s=env.number("VOICEBRIDGE_TOOL_TIMEOUT_SECONDS", float, d.tool_timeout_s, 0.1, 300.0),
@@ -408,6 +409,7 @@ def capability_problems(settings: Settings) -> list[capabilities.Problem]:
         vad_threshold=settings.vad_threshold,
         phrase_list=bool(settings.phrase_list),
         languages=settings.languages,
+        temperature=settings.temperature,
     ))
 
 

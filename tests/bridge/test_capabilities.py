@@ -69,6 +69,9 @@ def test_end_of_utterance_variants_serialize_as_themselves_also_on_server_vad(va
         ({"VOICE_LIVE_END_OF_UTTERANCE": "semantic_detection_v1_en"}, "VOICE_LIVE_END_OF_UTTERANCE", "empty"),
         ({"VOICE_LIVE_VAD_THRESHOLD": "1.0"}, "VOICE_LIVE_VAD_THRESHOLD", "0.99"),
         ({"VOICE_LIVE_VAD_THRESHOLD": "0"}, "VOICE_LIVE_VAD_THRESHOLD", "0.01"),
+        # The session's temperature is 0.0 to 1.0; the realtime models take 0.6 and more of it.
+        ({"VOICE_LIVE_TEMPERATURE": "0.3"}, "VOICE_LIVE_TEMPERATURE", "0.6 to 1.0"),
+        ({"VOICE_LIVE_MODEL": "gpt-4.1", "VOICE_LIVE_TEMPERATURE": "1.1"}, "VOICE_LIVE_TEMPERATURE", "1.0"),
     ],
 )
 def test_impossible_combinations_are_refused_naming_the_variables_and_what_works(env, variable, hint):
@@ -76,7 +79,7 @@ def test_impossible_combinations_are_refused_naming_the_variables_and_what_works
         Settings.from_env(env)
     assert caught.value.variable == variable
     assert hint in str(caught.value)
-    if variable != "VOICE_LIVE_VAD_THRESHOLD":
+    if variable != "VOICE_LIVE_VAD_THRESHOLD" and env.get("VOICE_LIVE_TEMPERATURE") != "1.1":
         assert "VOICE_LIVE_MODEL=" in str(caught.value)
 
 
@@ -112,6 +115,8 @@ def test_the_default_configuration_is_accepted_by_the_strict_emulator(request, e
         ("azure-realtime", {"voice": {"type": "azure-standard", "name": "en-US-AvaNeural"}}, "session.voice"),
         ("gpt-realtime", {"turn_detection": {"type": "server_vad", "threshold": 1.0}},
          "session.turn_detection.threshold"),
+        ("gpt-realtime", {"temperature": 0.3}, "session.temperature"),
+        ("gpt-4.1", {"temperature": 1.1}, "session.temperature"),
         ("phi4-mm-realtime", {"turn_detection": {"type": "azure_semantic_vad",
                                                  "end_of_utterance_detection": {"model": "semantic_detection_v1"}}},
          "session.turn_detection.end_of_utterance_detection"),
@@ -133,6 +138,8 @@ def test_the_emulator_refuses_what_the_models_family_does_not_support(emulator, 
     ("gpt-4.1", {"turn_detection": {"type": "server_vad",
                                     "end_of_utterance_detection": {"model": "semantic_detection_v1_multilingual"}}}),
     ("azure-realtime", {"voice": {"type": "azure-realtime-native", "name": "ava"}}),
+    ("gpt-4.1", {"temperature": 0.2}),
+    ("gpt-realtime", {"temperature": 1.0}),
     ("gpt-realtime", {"input_audio_noise_reduction": {"type": "near_field"},
                       "input_audio_transcription": {"model": "gpt-4o-mini-transcribe"}}),
 ])

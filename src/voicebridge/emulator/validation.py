@@ -23,6 +23,7 @@ _CAPABILITY_PARAMS = {
     "vad_threshold": "session.turn_detection.threshold",
     "phrase_list": "session.input_audio_transcription.phrase_list",
     "interim_response": "session.interim_response",
+    "temperature": "session.temperature",
 }
 
 
@@ -80,6 +81,7 @@ def check_capabilities(update: dict, family: capabilities.Family | None) -> None
         vad_threshold=td.get("threshold") if isinstance(td, dict) and isinstance(td.get("threshold"), int | float)
         and not isinstance(td.get("threshold"), bool) else None,
         phrase_list=isinstance(transcription, dict) and transcription.get("phrase_list") is not None,
+        temperature=update.get("temperature"),
     )
     found = capabilities.problems(family, choice)
     if found:
@@ -127,10 +129,8 @@ def validate_session(update: dict, family: capabilities.Family | None = None) ->
     _check_typed_object(update, "input_audio_noise_reduction", NOISE_REDUCTION_TYPES)
     _check_typed_object(update, "input_audio_echo_cancellation", ("server_echo_cancellation",))
     temperature = update.get("temperature")
-    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)
-                                    or not 0.6 <= temperature <= 1.2):
-        raise RequestError("Invalid 'session.temperature': expected a number between 0.6 and 1.2.",
-                           "invalid_value", "session.temperature")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)):
+        raise RequestError("Invalid 'session.temperature': expected a number.", "invalid_type", "session.temperature")
     _check_tools(update)
     check_capabilities(update, family)
 
