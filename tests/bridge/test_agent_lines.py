@@ -4,7 +4,7 @@ the gate and is never retried as a plain response.create (that would make the mo
 
 from __future__ import annotations
 
-from voicebridge.session.gate import ACTIVE_RESPONSE, ResponseGate
+from voicebridge.session.gate import ACTIVE_RESPONSE, CREATE_PARAMS, ResponseGate
 from voicebridge.session.initiative import pre_generated
 
 
@@ -32,7 +32,23 @@ def test_a_reply_asked_for_during_a_line_goes_after_the_lines_response_done():
     g.create("tool")
     assert len(sent) == 1
     g.done("resp_line")
-    assert [e.get("response") for e in sent] == [pre_generated("One moment."), None]
+    assert [e.get("response") for e in sent] == [{**pre_generated("One moment."), "cancel_previous": False},
+                                                 {"cancel_previous": False}]
+
+
+def test_no_create_asks_the_service_to_cancel_what_it_is_saying():
+    """[SDK] cancel_previous defaults to true: every create says false, so one that meets a response the
+    service started itself is refused (the gate retries or drops it) and never cuts that response off."""
+    g, sent = gate()
+    g.say(None, "greeting")
+    g.created("resp_greeting")
+    g.create("text")
+    g.done("resp_greeting")
+    g.created("resp_text")
+    g.done("resp_text")
+    g.say(pre_generated("Are you still there?"), "reprompt")
+    assert len(sent) == 3 and all(e["response"]["cancel_previous"] is False for e in sent), sent
+    assert CREATE_PARAMS == {"cancel_previous": False}
 
 
 def test_a_line_refused_in_a_race_is_benign_and_not_retried_with_or_without_event_id():
@@ -54,4 +70,4 @@ def test_a_line_refused_for_another_reason_is_reported_and_unblocks_the_gate():
     assert verdict.kind == "line" and not verdict.benign
     assert not g.busy
     g.create("text")
-    assert len(sent) == 2 and "response" not in sent[1]
+    assert len(sent) == 2 and sent[1]["response"] == CREATE_PARAMS  # a reply of the model, not the line

@@ -226,7 +226,8 @@ def test_auto_lets_the_model_greet_and_a_cascaded_model_speaks_its_own_filler(re
         (session_id,) = [r.id for r in emulator.sessions() if r.id not in known]
         tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 15)
         creates = [e for e in record(emulator, session_id).events_received if e.get("type") == "response.create"]
-        assert len(creates) == 1 and "response" not in creates[0], "auto: the model's own greeting"
+        assert len(creates) == 1 and "pre_generated_assistant_message" not in creates[0]["response"], \
+            "auto: the model's own greeting"
         done_file = tmp_path / "tool-may-finish"
         emulator.calls.queue([{"name": "wait_for_file", "arguments": {"path": str(done_file)}}], session_id)
         mark = tab.mark()

@@ -212,6 +212,12 @@ class Responder(FunctionCallResponses, McpResponses):
             (response.finisher or self.finish)(response, "cancelled", reason)
 
     def on_create(self, event: dict) -> None:
+        params = event.get("response")
+        if isinstance(params, dict) and not isinstance(params.get("cancel_previous", False), bool):
+            raise RequestError("Invalid 'response.cancel_previous': expected a boolean.", "invalid_type",
+                               "response.cancel_previous")
+        # [NOTES] a create while a response is active is refused; cancel_previous (the SDK says it defaults
+        # to true) is not modelled: true is refused too, which is never kinder than the service.
         if self.active is not None:
             raise RequestError(
                 f"Conversation already has an active response in progress: {self.active.id}. Wait until the "

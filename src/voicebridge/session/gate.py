@@ -29,6 +29,10 @@ CANCEL_NOT_ACTIVE = "response_cancel_not_active"
 # (kind of the event we sent, code) pairs that are expected and change nothing for the person.
 BENIGN = frozenset((("cancel", CANCEL_NOT_ACTIVE), ("create", ACTIVE_RESPONSE), ("line", ACTIVE_RESPONSE)))
 TRUNCATE_PARAMS = frozenset(("audio_end_ms", "content_index", "item_id"))  # what our truncate alone names
+# [SDK] ResponseCreateParams.cancel_previous "Defaults to true": said explicitly, so a create that meets a
+# response the service started itself (server VAD) is refused (and retried, or dropped for a line) rather
+# than cancelling the answer to what the person just said.
+CREATE_PARAMS = {"cancel_previous": False}
 SENT_REMEMBERED = 64  # event ids kept for matching errors; the service answers within moments
 
 
@@ -82,9 +86,8 @@ class ResponseGate:
         time the active response is done it would be said at the wrong moment. Returns whether it went."""
         if self.busy:
             return False
-        event: dict = {"type": "response.create", "event_id": internal_id(kind)}
-        if response is not None:
-            event["response"] = response
+        event = {"type": "response.create", "event_id": internal_id(kind),
+                 "response": {**(response or {}), **CREATE_PARAMS}}
         self._requested = self.sent(event, "line")["event_id"]
         self._send(event, f"line-{kind}")
         return True
@@ -94,7 +97,8 @@ class ResponseGate:
         self._held = None
 
     def _send_create(self, reason: str) -> None:
-        event = self.sent({"type": "response.create", "event_id": internal_id(f"{reason}-reply")}, "create")
+        event = self.sent({"type": "response.create", "event_id": internal_id(f"{reason}-reply"),
+                           "response": dict(CREATE_PARAMS)}, "create")
         self._requested = event["event_id"]
         self._send(event, f"create-{reason}")
 
