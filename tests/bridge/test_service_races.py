@@ -13,7 +13,7 @@ import pytest
 from support.apps import start_app
 from support.audio import silence, speech
 from support.tab import Tab
-from support.upstreams import emulator_env, ready, record, running
+from support.upstreams import emulator_env, new_upstream, ready, record, running, upstream_ids
 from support.waiting import until
 from voicebridge.emulator import EmulatorConfig
 
@@ -100,6 +100,34 @@ def test_a_failed_or_filtered_reply_reaches_the_tab_and_the_next_turn_works(tabs
     again = tab.mark()
     tab.send({"type": "text", "text": "Hello again"})
     assert tab.wait_reply(again)["text"] == "You wrote: Hello again"
+
+
+def test_a_reply_cut_at_the_longest_allowed_is_said_so_and_the_conversation_goes_on(request, emulator):
+    """VOICE_LIVE_MAX_RESPONSE_TOKENS is the session's max_response_output_tokens; a reply that reaches it
+    ends `incomplete` (max_output_tokens) where it stands: the tab keeps the words that came and hears
+    `reply_failed` saying it was cut short, and the next (shorter) reply is given in full."""
+    app = start_app(request, emulator_env(emulator, VOICE_LIVE_MAX_RESPONSE_TOKENS="30"))
+    tab = Tab(app.url)
+    request.addfinalizer(tab.close)
+    known = upstream_ids(emulator)
+    tab.start()
+    tab.wait_state("ready")
+    rec = new_upstream(emulator, known)
+    assert rec.config["max_response_output_tokens"] == 30
+    long = "Tell me about the sea, the tides, the winds, the fish, the boats and the people who sail them."
+    mark = tab.mark()
+    tab.send({"type": "text", "text": long})
+    error = tab.wait_for(lambda m: m["type"] == "error", 15, mark)
+    assert (error["code"], error["reason"]) == ("reply_failed", "max_output_tokens")
+    assert "cut short" in error["message"]
+    cut = tab.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "assistant" and m["final"], 5, mark)
+    assert cut["text"] and f"You wrote: {long}".startswith(cut["text"].strip()) and cut["text"].strip() != f"You wrote: {long}"
+    (first,) = [r for r in record(emulator, rec.id).responses if r["status"] != "in_progress"]
+    assert first["status"] == "incomplete" and first["usage"]["output_tokens"] <= 30
+    tab.wait_state("ready", 10, mark)
+    again = tab.mark()
+    tab.send({"type": "text", "text": "Hi"})
+    assert tab.wait_reply(again)["text"] == "You wrote: Hi"
 
 
 def test_a_text_only_reply_is_shown_as_the_assistants_words(tabs, emulator):

@@ -38,6 +38,8 @@ CASES = [
      "missing_required_parameter"),
     ('{"type": "conversation.item.create", "item": {"type": "message", "role": "user", '
      '"content": [{"type": "input_text"}]}}', None, "missing_required_parameter"),
+    ('{"type": "session.update", "session": {"max_response_output_tokens": 0}}', None, "invalid_value"),
+    ('{"type": "session.update", "session": {"max_response_output_tokens": "lots"}}', None, "invalid_value"),
     (b"\x00\x01binary", None, "invalid_request_format"),
 ]
 

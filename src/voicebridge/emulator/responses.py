@@ -17,7 +17,7 @@ from .records import EmulatorHost, SessionRecord, new_id
 from .spoken import WordStamps, pre_generated_text
 from .tones import text_tone as _text_tone
 from .tones import tone as _tone
-from .usage import Usage
+from .usage import OUTPUT_AUDIO_TOKENS_PER_S, Usage, audio_tokens, text_tokens
 from .validation import RequestError
 
 DELTA_BYTES = 100 * BYTES_PER_MS  # 100 ms of PCM16 24 kHz mono
@@ -149,7 +149,11 @@ class Responder(FunctionCallResponses, McpResponses):
         stamps = WordStamps(self._emit, self._record.config, response.transcript,
                             audio_ms=len(pcm) // BYTES_PER_MS, ids=ids)
         started = loop.time()
+        limit = self._record.config.get("max_response_output_tokens")
         for index, chunk in enumerate(chunks):
+            if isinstance(limit, int) and _output_tokens(response, index, chunk, fragments, len(chunks)) > limit:
+                _end_at_limit(self, response, ids)
+                return
             pace = self._host.config.pace
             if index and pace:
                 await asyncio.sleep(max(0.0, started + index * 0.1 * pace - loop.time()))
@@ -263,3 +267,20 @@ def _text_part(responder: Responder, response: Response) -> None:
     responder.emit("response.text.delta", delta=response.transcript, **ids)
     responder.emit("response.text.done", text=response.transcript, **ids)
     responder.emit("response.content_part.done", **ids, part={"type": "text", "text": response.transcript})
+
+
+def _output_tokens(response: Response, index: int, chunk: bytes, fragments: list[str], chunks: int) -> int:
+    """The reply's output tokens once chunk `index` and the words streamed with it are out (usage.py's model)."""
+    words = -(-(index + 1) * len(fragments) // chunks)
+    return (audio_tokens(response.audio_bytes + len(chunk), OUTPUT_AUDIO_TOKENS_PER_S)
+            + text_tokens("".join(fragments[:words])))
+
+
+def _end_at_limit(responder: Responder, response: Response, ids: dict) -> None:
+    """The reply reached the session's max_response_output_tokens: what was streamed is all of it, and the
+    response ends incomplete ([SDK] ResponseIncompleteDetails reason max_output_tokens)."""
+    said = "".join(response.sent_text)
+    responder.emit("response.audio.done", **ids)
+    responder.emit("response.audio_transcript.done", transcript=said, **ids)
+    responder.emit("response.content_part.done", **ids, part={"type": "audio", "transcript": said})
+    responder.finish(response, "incomplete", None, {"type": "incomplete", "reason": "max_output_tokens"})

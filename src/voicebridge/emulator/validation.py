@@ -126,6 +126,12 @@ def validate_session(update: dict, family: capabilities.Family | None = None) ->
                                    f"values are {', '.join(EOU_MODELS)}.", "invalid_value",
                                    "session.turn_detection.end_of_utterance_detection.model")
     _check_hearing(update)
+    limit = update.get("max_response_output_tokens")
+    # [SDK] RequestSession.max_response_output_tokens: "an integer between 1 and 4096 ... or inf".
+    if limit is not None and limit != "inf" and (isinstance(limit, bool) or not isinstance(limit, int)
+                                                 or not 1 <= limit <= 4096):
+        raise RequestError("Invalid 'session.max_response_output_tokens': expected an integer between 1 and 4096, "
+                           "or 'inf'.", "invalid_value", "session.max_response_output_tokens")
     _check_typed_object(update, "input_audio_noise_reduction", NOISE_REDUCTION_TYPES)
     _check_typed_object(update, "input_audio_echo_cancellation", ("server_echo_cancellation",))
     temperature = update.get("temperature")

@@ -3,8 +3,8 @@
 `response.done` carries `status` completed, cancelled, failed or incomplete. Cancelled is a barge-in
 (or the bridge's own cancel) and needs no words. Failed carries `status_details.error` (throttling:
 `rate_limit_exceeded`); incomplete carries `status_details.reason` (`content_filter`, which Voice Live
-cannot switch off, or `max_output_tokens`). Either way the person was answered with silence, so the tab
-gets `error` code `reply_failed` and the conversation goes on.
+cannot switch off, or `max_output_tokens`). Either way the person got no reply, or (max_output_tokens)
+only the start of one, so the tab gets `error` code `reply_failed` and the conversation goes on.
 """
 
 from __future__ import annotations
