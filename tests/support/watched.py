@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+# Ctrl+C must reach the process as it reaches a person's: a test runner started in the background of a
+# non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and so would every sample it starts.
+# Reset it, then exec the real command (an exec keeps the default; a Python then installs its own handler).
+_DEFAULT_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"
 
 
 class WatchedProcess:
@@ -16,6 +22,7 @@ class WatchedProcess:
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str]):
         self.lines: list[str] = []
         self._cond = threading.Condition()
+        args = [sys.executable, "-c", _DEFAULT_SIGINT, *args]
         self.proc = subprocess.Popen(args, cwd=cwd, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, encoding="utf-8", errors="replace")
