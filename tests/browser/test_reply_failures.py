@@ -49,6 +49,21 @@ def test_a_throttled_reply_is_shown_and_the_next_turn_is_answered(launch, app, e
     )
 
 
+def test_a_reply_cut_at_the_longest_allowed_keeps_its_words_and_says_so(request, launch, emulator, wavs):
+    app = start_app(request, emulator_env(emulator, VOICE_LIVE_MAX_RESPONSE_TOKENS="30"))
+    page = launch(app.url + RAW_MIC, wavs["quiet"])
+    ready(page)
+    box = page.get_by_role("textbox", name="Type a message")
+    box.fill("Tell me about the sea, the tides, the winds, the fish, the boats and the people who sail them.")
+    box.press("Enter")
+    notice = page.locator("#notice[data-code=reply_failed]")
+    notice.wait_for(timeout=TIMEOUT_MS)
+    assert notice.inner_text() == "The reply was cut short: it reached the longest reply allowed."
+    cut = page.locator(".turn.assistant[data-final=true] p").first
+    assert cut.inner_text().startswith("You wrote: Tell me") and not cut.inner_text().endswith("sail them.")
+    page.wait_for_function("() => document.body.dataset.state === 'ready'", timeout=TIMEOUT_MS)
+
+
 def test_a_turn_typed_while_the_assistant_speaks_is_answered(launch, app, wavs):
     page = launch(app.url + RAW_MIC, wavs["turn"])
     ready(page)
