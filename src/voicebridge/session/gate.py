@@ -8,9 +8,9 @@ sent at once when nothing is active, else held until the active response's `resp
 or not); one held request answers everything added meanwhile, so at most one is held.
 
 Errors are matched to the event that provoked them by `event_id` when the service names it, and by code
-or parameter otherwise (`event_id` is only there "if applicable"). Only the expected refusals are benign: a cancel that
-found nothing to cancel, a create that met an active response (it is sent again after that response).
-Every other error is reported, whatever sent the event.
+or parameter otherwise (`event_id` is only there "if applicable"). Only the expected refusals are benign:
+a cancel that found nothing to cancel, a create that met an active response (it is sent again after that
+response). Every other error is reported, whatever sent the event; a refused truncate is logged, not shown.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class TranscriptKeeper:
             self._send("user", item_id, text, final, **extra)
 
     def assistant_delta(self, item_id: object, response_id: object, text: object, part: object = 0) -> None:
-        if isinstance(text, str) and isinstance(item_id, str) and self._shown_part(item_id, part):
+        if isinstance(text, str) and text and isinstance(item_id, str) and self._shown_part(item_id, part):
             if item_id not in self._streaming:
                 self.began("assistant", item_id)
             _, so_far = self._streaming.get(item_id, (response_id, ""))
