@@ -49,6 +49,15 @@ def _busy(tab: Tab) -> list[dict]:
     return [m for m in tab.of_type("warning") if m.get("code") == "upstream_busy"]
 
 
+def _started(request, url: str, count: int) -> list[Tab]:
+    """`count` tabs pressing Start at once (closed when the test ends)."""
+    tabs = [Tab(url) for _ in range(count)]
+    for tab in tabs:
+        request.addfinalizer(tab.close)
+        tab.start()
+    return tabs
+
+
 def _all_ready(tabs: list[Tab], timeout: float) -> None:
     for tab in tabs:
         tab.wait_state("ready", timeout=timeout)
@@ -58,9 +67,7 @@ def test_a_burst_beyond_the_quota_waits_its_turn_and_every_tab_gets_ready(reques
     """Seven tabs start at once on a resource that takes three per window: the pacer lets three through
     per window (all workers together), tells the others how long they wait, and nobody gets an error."""
     app = start_app(request, _env(quota_emulator, connects=3))
-    tabs = [Tab(app.url) for _ in range(7)]
-    for tab in tabs:
-        tab.start()
+    tabs = _started(request, app.url, 7)
     _all_ready(tabs, timeout=5 * WINDOW_S + 10)
     assert _errors(tabs) == []
     waited = [tab for tab in tabs if _busy(tab)]
@@ -77,9 +84,7 @@ def test_a_foreign_429_waits_its_retry_after_and_is_retried(request, quota_emula
     """The pacer does not know of the quota (someone else uses the resource too): the service's 429s
     are waited out (Retry-After) and retried; the tabs see upstream_busy, never upstream_unavailable."""
     app = start_app(request, _env(quota_emulator, connects=0))
-    tabs = [Tab(app.url) for _ in range(5)]
-    for tab in tabs:
-        tab.start()
+    tabs = _started(request, app.url, 5)
     _all_ready(tabs, timeout=4 * WINDOW_S + 10)
     assert _errors(tabs) == []
     assert quota_emulator.quota.refused >= 1
@@ -94,9 +99,7 @@ def test_a_deploy_with_more_tabs_than_a_windows_quota_brings_every_tab_back(requ
     deployments.env.update(_env(quota_emulator, connects=3))
     deployments.current.stop()
     deployments.current = deployments._start(deployments.current.port)
-    first = [Tab(deployments.current.url) for _ in range(6)]
-    for tab in first:
-        tab.start()
+    first = _started(request, deployments.current.url, 6)
     _all_ready(first, timeout=4 * WINDOW_S + 10)
 
     deployments.drain()
@@ -129,9 +132,7 @@ def test_two_endpoints_one_refusing_every_tab_lands_on_the_other(request, refusi
 
     run(foreign_use())
     app = start_app(request, _env(refusing_emulator, quota_emulator, connects=30))
-    tabs = [Tab(app.url) for _ in range(4)]
-    for tab in tabs:
-        tab.start()
+    tabs = _started(request, app.url, 4)
     _all_ready(tabs, timeout=20)
     assert _errors(tabs) == []
     # Skipped for its Retry-After after the first refusal (per worker at most: two workers may both try it).

@@ -116,8 +116,9 @@ class RunLimits:
 
     def tokens(self, count: int) -> None:
         """A reply was billed `count` tokens: past the limit the run ends, with a warning once WARN_AT_TOKENS
-        of it is used or the next such reply would reach it, giving the time left at the run's pace so far (each reply re-reads the conversation, so
-        later replies cost more: the estimate errs on the late side, like the warning of the time limit)."""
+        of it is used or the next such reply would reach it, giving the time left at the run's pace so far
+        (each reply re-reads the conversation, so later replies cost more: the estimate errs on the late
+        side, like the warning of the time limit)."""
         limit = self._limits.max_tokens
         if limit <= 0 or self._loop is None or self.ended_by is not None:
             return
@@ -126,7 +127,8 @@ class RunLimits:
             self._reached(ErrorCode.SESSION_TOKEN_LIMIT, (
                 f"The session used its budget of {limit:,} tokens; press Start session to begin a new one."
             ))
-        elif not self._told_tokens and (self._tokens_used >= WARN_AT_TOKENS * limit or self._tokens_used + count >= limit):
+        elif not self._told_tokens and (
+                self._tokens_used >= WARN_AT_TOKENS * limit or self._tokens_used + count >= limit):
             # Near the budget, or the next reply (which re-reads at least this one's context) would spend it.
             self._told_tokens = True
             elapsed = max(1.0, self._loop.time() - self._started)
